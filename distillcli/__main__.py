@@ -1,0 +1,3 @@
+from distillcli.cli import main
+
+main()

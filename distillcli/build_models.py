@@ -1,0 +1,88 @@
+"""Turn the recipe's teacher / student sections into models (ModelSpec -> ModelHandle)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from distillcli.artifact import FORMAT, load_foreign_weights, load_model, safe_torch_load
+from distillcli.data.bundle import DataBundle
+from distillcli.errors import ModelFileError, OptionError
+from distillcli.models.build import build_model
+from distillcli.models.classifier import ArchSpec, ModelHandle
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda, then mps, then cpu; an unavailable explicit device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError(f"device {name!r} was asked for, but this machine has no usable CUDA GPU",
+                              "use --device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise OptionError(f"device {name!r} does not exist: {torch.cuda.device_count()} GPU(s) visible",
+                              f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise OptionError("device 'mps' was asked for, but MPS is not available here", "use --device cpu (or auto)")
+    return device
+
+
+def _arch(spec, data: DataBundle) -> ArchSpec:
+    mean = spec.mean if spec.mean is not None else data.mean
+    std = spec.std if spec.std is not None else data.std
+    return ArchSpec(name=spec.arch, num_classes=spec.num_classes or data.num_classes,
+                    in_channels=data.input_shape[0], mean=list(mean), std=list(std), kwargs=dict(spec.args))
+
+
+def _is_own_file(path: Path) -> bool:
+    payload = safe_torch_load(path)
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def build_from_spec(spec, data: DataBundle) -> ModelHandle:
+    """A teacher or a standalone student: from a model file, a foreign checkpoint, or fresh."""
+    if spec.checkpoint:
+        path = Path(spec.checkpoint).expanduser()
+        if path.suffix != ".pt" or _is_own_file(path):
+            handle = load_model(path).handle
+            _check_fits(handle, data, str(path))
+            return handle
+        if not spec.arch:
+            raise ModelFileError(f"{path} is a plain checkpoint without an architecture",
+                                 "add arch: NAME (e.g. arch: resnet56) next to checkpoint:")
+        handle = ModelHandle(build_model(_arch(spec, data)), _arch(spec, data))
+        load_foreign_weights(handle.module, path, spec.strip_prefix, spec.key_map)
+        return handle
+    arch = _arch(spec, data)
+    return ModelHandle(build_model(arch), arch)
+
+
+def student_from_teacher(spec, teacher: ModelHandle, data: DataBundle) -> ModelHandle:
+    """A copy of the teacher, or its first ``keep_blocks`` feature blocks with a new head."""
+    if spec.keep_blocks is None:
+        return ModelHandle(copy.deepcopy(teacher.module), teacher.arch, teacher.kind, dict(teacher.info))
+    if teacher.kind != "eager":
+        raise OptionError("keep_blocks needs an ordinary (eager) teacher", "use a teacher before quantization")
+    arch = ArchSpec(**{**teacher.arch.to_dict(), "keep_blocks": spec.keep_blocks,
+                       "num_classes": spec.num_classes or teacher.arch.num_classes})
+    net = teacher.module.net.truncated(spec.keep_blocks, arch.num_classes)
+    from distillcli.models.classifier import ImageClassifier
+
+    return ModelHandle(ImageClassifier(net, arch.mean, arch.std), arch)
+
+
+def _check_fits(handle: ModelHandle, data: DataBundle, source: str) -> None:
+    if handle.arch.in_channels != data.input_shape[0]:
+        raise ModelFileError(f"{source} takes {handle.arch.in_channels}-channel images, the data has {data.input_shape[0]}",
+                             "use data the model was trained on (see `distill eval` --data)")
+    if handle.arch.num_classes != data.num_classes:
+        raise ModelFileError(f"{source} predicts {handle.arch.num_classes} classes, the data has {data.num_classes}",
+                             "use data the model was trained on, or a model for this dataset")

@@ -1,0 +1,6 @@
+"""Training objectives, registered by name in LOSSES."""
+
+from distillcli.losses import classification, kd  # noqa: F401  (register)
+from distillcli.losses.registry import LOSSES, Objective
+
+__all__ = ["LOSSES", "Objective"]

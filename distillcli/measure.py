@@ -1,0 +1,114 @@
+"""Accuracy, parameters, MACs, size and latency: the numbers every step is judged by."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor, Tensor]],
+             num_classes: int) -> dict[str, Any]:
+    """top-1 / top-5 accuracy (%), mean cross-entropy and per-class accuracy on ``batches``."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    k = min(5, num_classes)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    top1 = torch.zeros((), dtype=torch.int64)
+    topk = torch.zeros((), dtype=torch.int64)
+    hits = torch.zeros(num_classes, dtype=torch.int64)
+    seen = torch.zeros(num_classes, dtype=torch.int64)
+    n = 0
+    for images, labels, _ in batches:
+        logits = model(images).float()
+        labels = labels.to(logits.device)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double().cpu()
+        best = logits.topk(k, dim=1).indices
+        correct = best[:, 0] == labels
+        top1 += correct.sum().cpu()
+        topk += (best == labels[:, None]).any(dim=1).sum().cpu()
+        hits += torch.bincount(labels[correct].cpu(), minlength=num_classes)
+        seen += torch.bincount(labels.cpu(), minlength=num_classes)
+        n += labels.numel()
+    if n == 0:
+        return {"top1": None, "top5": None, "loss": None, "samples": 0, "per_class_top1": []}
+    per_class = [round(100.0 * h / s, 3) if s else None for h, s in zip(hits.tolist(), seen.tolist())]
+    return {"top1": 100.0 * top1.item() / n, "top5": 100.0 * topk.item() / n, "loss": loss_sum.item() / n,
+            "samples": n, "per_class_top1": per_class}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_nonzero_params(model: nn.Module) -> int:
+    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu") -> int | None:
+    """Multiply-accumulates of one forward pass on one image (FLOPs / 2, counted by torch)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training if isinstance(model, nn.Module) else False
+    try:
+        if isinstance(model, nn.Module):
+            model.eval()
+        x = torch.zeros(1, *input_shape, device=device)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+        return int(counter.get_total_flops() // 2)
+    except Exception:  # exported / quantized programs may hold ops the counter does not know
+        return None
+    finally:
+        if was_training:
+            model.train()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def latency_ms(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], batch: int,
+               device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10,
+               channels_last: bool = False) -> float:
+    """Median wall time of one forward pass at ``batch``, after ``warmup`` passes."""
+    device = torch.device(device)
+    if isinstance(model, nn.Module):
+        model.eval()
+    x = torch.rand(batch, *input_shape, device=device)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for _ in range(warmup):
+        model(x)
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(x)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * statistics.median(times)
+
+
+def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor, Tensor]],
+                  num_classes: int, input_shape: tuple[int, int, int], device: torch.device,
+                  latency_batches: Iterable[int] = (1, 64), repeats: int = 10,
+                  channels_last: bool = False) -> dict[str, Any]:
+    """Every per-model measure of the report (file size is added by whoever writes the file)."""
+    out: dict[str, Any] = evaluate(module, batches, num_classes)
+    if isinstance(module, nn.Module):
+        out["params"] = count_params(module)
+        out["nonzero_params"] = count_nonzero_params(module)
+        out["macs"] = count_macs(module, input_shape, device)
+    out["latency_ms"] = {str(b): latency_ms(module, input_shape, b, device, repeats=repeats,
+                                            channels_last=channels_last) for b in latency_batches}
+    out["threads"] = torch.get_num_threads()
+    out["device"] = str(device)
+    return out

@@ -1,0 +1,71 @@
+"""VGG with BatchNorm for 32x32 inputs (Simonyan & Zisserman: "Very Deep Convolutional
+Networks for Large-Scale Image Recognition", ICLR 2015; BatchNorm after every convolution
+as in Ioffe & Szegedy 2015).
+
+CIFAR variant: the paper's 3x3 convolution stacks and five 2x2 max-pools, then global
+average pooling and a single ``Linear`` classifier instead of the three large FC layers.
+The pools round up (``ceil_mode``), so inputs smaller than 32x32 (down to 1x1) still work.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from distillcli.models.common import check_width, init_weights, scaled
+from distillcli.models.registry import MODELS, ModelFactory
+from distillcli.models.truncate import BlockNet
+
+POOL = "M"
+# Convolution widths per configuration (the paper's table 1: A, B, D, E); POOL = 2x2 max-pool.
+CONFIGS: dict[int, list[int | str]] = {
+    11: [64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL],
+    13: [64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL],
+    16: [64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512, POOL],
+    19: [64, 64, POOL, 128, 128, POOL, *[256] * 4, POOL, *[512] * 4, POOL, *[512] * 4, POOL],
+}
+
+
+class CifarVGG(BlockNet):
+    """``features`` holds one unit per convolution: conv3x3-BN-ReLU, plus the max-pool
+    that follows it in the configuration."""
+
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
+        super().__init__()
+        width = check_width(width, f"vgg{depth}_bn")
+        units: list[nn.Sequential] = []
+        channels = in_channels
+        for item in CONFIGS[depth]:
+            if item == POOL:
+                units[-1].append(nn.MaxPool2d(2, ceil_mode=True))
+                continue
+            out = scaled(int(item), width)
+            conv = nn.Conv2d(channels, out, 3, padding=1, bias=False)
+            units.append(nn.Sequential(conv, nn.BatchNorm2d(out), nn.ReLU(inplace=True)))
+            channels = out
+        self.features = nn.Sequential(*units)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+        init_weights(self)
+
+    def stem_layers(self) -> nn.Module:
+        return nn.Identity()
+
+    def feature_blocks(self) -> list[nn.Module]:
+        return list(self.features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def _vgg(depth: int) -> ModelFactory:
+    def factory(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> CifarVGG:
+        return CifarVGG(depth, num_classes, in_channels, width)
+
+    factory.__name__ = f"vgg{depth}_bn"
+    factory.__doc__ = f"VGG-{depth} with BatchNorm, CIFAR variant."
+    return factory
+
+
+for _depth in CONFIGS:
+    MODELS.register(f"vgg{_depth}_bn")(_vgg(_depth))

@@ -1,0 +1,100 @@
+"""Progress output for long loops: a rich bar on a terminal, plain lines otherwise, or nothing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Protocol, TextIO
+
+
+class Progress(Protocol):
+    def start(self, title: str, total: int) -> None: ...
+
+    def update(self, done: int, **stats: float) -> None: ...
+
+    def finish(self, **stats: float) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+def _fmt(stats: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in stats.items())
+
+
+class SilentProgress:
+    def start(self, title: str, total: int) -> None:
+        pass
+
+    def update(self, done: int, **stats: float) -> None:
+        pass
+
+    def finish(self, **stats: float) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+class LineProgress:
+    """One line per finished loop: what CI logs and pipes want."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.title = ""
+        self.t0 = 0.0
+
+    def start(self, title: str, total: int) -> None:
+        self.title, self.t0 = title, time.perf_counter()
+
+    def update(self, done: int, **stats: float) -> None:
+        pass
+
+    def finish(self, **stats: float) -> None:
+        print(f"{self.title}  {_fmt(stats)}  ({time.perf_counter() - self.t0:.1f}s)", file=self.stream, flush=True)
+
+    def message(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+class RichProgress:
+    """A live bar with loss, accuracy and throughput; finished loops stay as one line."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as _P, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self._bar = _P(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=self.console,
+                       transient=True)
+        self._task: int | None = None
+        self.title = ""
+        self.t0 = 0.0
+
+    def start(self, title: str, total: int) -> None:
+        self.title, self.t0 = title, time.perf_counter()
+        if self._task is None:
+            self._bar.start()
+        else:
+            self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(title, total=total, stats="")
+
+    def update(self, done: int, **stats: float) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, completed=done, stats=_fmt(stats))
+
+    def finish(self, **stats: float) -> None:
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+            self._bar.stop()
+            self._task = None
+        self.console.print(f"{self.title}  {_fmt(stats)}  ({time.perf_counter() - self.t0:.1f}s)")
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+
+def make_progress(quiet: bool) -> Progress:
+    if quiet:
+        return SilentProgress()
+    return RichProgress() if sys.stderr.isatty() else LineProgress()

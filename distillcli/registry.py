@@ -1,0 +1,51 @@
+"""A small name -> object registry with wildcard listing and did-you-mean errors."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Callable, Generic, Iterator, TypeVar
+
+from distillcli.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def closest(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str | None:
+    """The closest valid choice to a misspelt word, or None when nothing is close."""
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+class Registry(Generic[T]):
+    """Maps public names (what users type in recipes) to components."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str | None = None) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            key = name or getattr(obj, "__name__")
+            if key in self._items:
+                raise ValueError(f"{self.kind} {key!r} is registered twice")
+            self._items[key] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        if name in self._items:
+            return self._items[name]
+        guess = closest(name, list(self._items))
+        hint = f"did you mean {guess!r}?" if guess else f"choose one of: {', '.join(self.names())}"
+        raise UnknownNameError(f"unknown {self.kind} {name!r}", hint)
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,76 @@
+"""The interface every step shares.
+
+A step is a function ``run(model, ctx, cfg) -> StepOutput``: it receives the current model
+and the run context, and returns the next model plus what it measured along the way. It
+never knows which step ran before it, and steps never import each other. Its options are a
+pydantic model (``cfg``), so steps are as callable from code as from YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from distillcli.data.bundle import DataBundle
+from distillcli.models.build import place
+from distillcli.models.classifier import ModelHandle
+from distillcli.progress import Progress, SilentProgress
+from distillcli.registry import Registry
+
+
+class StepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["student", "teacher"] = Field("student", description="which model the step acts on")
+
+
+@dataclass
+class StepContext:
+    device: torch.device
+    data: DataBundle
+    seed: int = 0
+    teacher: ModelHandle | None = None  # the current teacher, if the recipe has one
+    progress: Progress = field(default_factory=SilentProgress)
+    channels_last: bool = False
+    workdir: Path | None = None  # the run directory, for a step's extra files
+
+
+@dataclass
+class StepOutput:
+    model: ModelHandle
+    curve: list[dict[str, Any]] = field(default_factory=list)  # per-epoch training curve
+    info: dict[str, Any] = field(default_factory=dict)  # step-specific measurements
+
+
+StepFn = Callable[[ModelHandle, StepContext, Any], StepOutput]
+
+
+@dataclass(frozen=True)
+class StepDef:
+    name: str
+    config: type[StepConfig]
+    run: StepFn
+    summary: str
+
+
+STEPS: Registry[StepDef] = Registry("step")
+
+
+def step(name: str, config: type[StepConfig]) -> Callable[[StepFn], StepFn]:
+    """Register ``fn`` as the step ``name`` whose options are ``config``."""
+
+    def add(fn: StepFn) -> StepFn:
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else name
+        STEPS.register(name)(StepDef(name, config, fn, summary))
+        return fn
+
+    return add
+
+
+def prepare(module: torch.nn.Module, ctx: StepContext) -> torch.nn.Module:
+    """Move a module to the run's device and memory format."""
+    return place(module, ctx.device, ctx.channels_last)

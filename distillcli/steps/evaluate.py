@@ -1,0 +1,16 @@
+"""Evaluation only: the pipeline measures the model after this step like after any other."""
+
+from __future__ import annotations
+
+from distillcli.models.classifier import ModelHandle
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
+
+
+class EvaluateConfig(StepConfig):
+    pass
+
+
+@step("evaluate", EvaluateConfig)
+def evaluate(model: ModelHandle, ctx: StepContext, cfg: EvaluateConfig) -> StepOutput:
+    """Measure accuracy, size and latency of the model as it is."""
+    return StepOutput(model)

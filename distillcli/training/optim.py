@@ -1,0 +1,62 @@
+"""Optimiser and learning-rate schedule options shared by every step that trains."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from torch import nn
+
+
+class OptimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: PositiveInt = 1
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: list[PositiveInt] | None = Field(
+        None, description="multistep: epochs at which lr is multiplied by gamma (default: 50 % and 75 % of epochs)")
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up from lr/100, in (fractional) epochs")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "OptimConfig":
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) exceeds epochs ({self.epochs})")
+        if self.milestones and max(self.milestones) > self.epochs:
+            raise ValueError(f"milestones {self.milestones} go beyond epochs ({self.epochs})")
+        return self
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                           weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the peak lr at optimiser step ``step`` (0-based), stepped per batch."""
+    epoch = step / steps_per_epoch
+    warm = cfg.warmup_epochs
+    if warm > 0 and epoch < warm:
+        return 0.01 + 0.99 * epoch / warm
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "multistep":
+        milestones = cfg.milestones or [max(1, round(cfg.epochs * 0.5)), max(1, round(cfg.epochs * 0.75))]
+        return cfg.gamma ** sum(epoch >= m for m in milestones)
+    span = max(cfg.epochs - warm, 1e-9)
+    return 0.5 * (1.0 + math.cos(math.pi * min((epoch - warm) / span, 1.0)))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))
