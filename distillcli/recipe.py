@@ -8,6 +8,7 @@ mean 'temperature'?``.
 from __future__ import annotations
 
 import re
+import types
 import typing
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveInt, 
                       create_model, field_validator)
 
 from distillcli.data.config import DataConfig
-from distillcli.errors import DistillError, RecipeError
+from distillcli.errors import DistillError, RecipeError, UnknownNameError
 from distillcli.registry import closest
 from distillcli.steps import STEPS, StepConfig
 
@@ -129,7 +130,7 @@ def _unwrap(tp: Any) -> list[Any]:
     origin = typing.get_origin(tp)
     if origin is Annotated:
         return _unwrap(typing.get_args(tp)[0])
-    if origin is Union or str(origin) == "types.UnionType":
+    if origin is Union or origin is types.UnionType:
         return [m for a in typing.get_args(tp) for m in _unwrap(a)]
     return [tp]
 
@@ -223,7 +224,8 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 def _descend(node: Any, part: str, following: str, dotted: str) -> Any:
     if isinstance(node, list):
         if not part.isdigit() or int(part) >= len(node):
-            raise RecipeError([f"--set {dotted}: {part!r} is not an index of a list of {len(node)} items"], source="--set")
+            raise RecipeError([f"--set {dotted}: index {part} is out of range (the list has {len(node)} items)"],
+                              source="--set")
         child = node[int(part)]
         # a step item {kind: options}: `steps.0.epochs` means `steps.0.<kind>.epochs`
         if isinstance(child, dict) and len(child) == 1 and following not in child:
@@ -329,7 +331,8 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
             try:
                 check_arch_args(spec.arch, spec.args)
             except DistillError as e:
-                problems.append(f"{role}.arch: {e.message}" + (f"; {e.hint}" if e.hint else ""))
+                key = "arch" if isinstance(e, UnknownNameError) else "args"
+                problems.append(f"{role}.{key}: {e.message}" + (f"; {e.hint}" if e.hint else ""))
         if spec.checkpoint and not Path(spec.checkpoint).expanduser().is_file():
             problems.append(f"{role}.checkpoint: file not found: {spec.checkpoint}")
         if (spec.mean is None) != (spec.std is None):

@@ -11,10 +11,20 @@ from distillcli.errors import UnknownNameError
 T = TypeVar("T")
 
 
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 def closest(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str | None:
     """The closest valid choice to a misspelt word, or None when nothing is close."""
-    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
+    found = difflib.get_close_matches(word, sorted(choices), n=5, cutoff=0.6)
+    return min(found, key=lambda c: (_edits(word.lower(), c.lower()), found.index(c))) if found else None
 
 
 class Registry(Generic[T]):

@@ -1,0 +1,229 @@
+"""Pruning: remove channels (a smaller, faster model) or zero weights (a sparser one).
+
+The amount is a sparsity or, for channel pruning, a wanted MAC reduction found by searching
+the ratio. Pruning is one-shot, iterative (K prune + fine-tune rounds) or, for unstructured
+pruning, gradual over the fine-tune (AGP). The fine-tune distils from a frozen copy of the
+model as it was before pruning, so a pruned trained model recovers without a recipe teacher.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal, Sequence
+
+from pydantic import Field, PositiveInt, model_validator
+from torch import nn
+
+from distillcli.compress.pruning import (
+    UNSTRUCTURED_NOTE, AgpSchedule, ChannelPruner, ImportanceName, MagnitudePruner, accumulate_gradients,
+    dense_bytes, iterative_fractions, search_ratio, sparse_bytes,
+)
+from distillcli.compress.pruning.importance import needs_gradients
+from distillcli.errors import CompressionError
+from distillcli.losses.classification import CrossEntropy
+from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.measure import count_params, evaluate, latency_ms
+from distillcli.measure import count_macs as _count_macs
+from distillcli.models.classifier import ModelHandle
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
+from distillcli.training.optim import OptimConfig
+from distillcli.training.trainer import Trainer
+
+LATENCY_BATCHES = (1, 64)
+
+
+class FinetuneConfig(OptimConfig):
+    epochs: int = Field(0, ge=0, description="fine-tune epochs after pruning (after each round when iterative); "
+                                             "0: no fine-tune")
+    lr: float = Field(0.01, gt=0, description="peak learning rate (lower than from-scratch training)")
+    distill: bool = Field(True, description="distil from a frozen copy of the model as it was before pruning; "
+                                            "false: cross-entropy on the labels only")
+    temperature: float = Field(4.0, gt=0, description="distill: softmax temperature")
+    alpha: float = Field(0.9, ge=0, le=1, description="distill: weight of the soft (unpruned model) term")
+
+
+class PruneConfig(StepConfig):
+    method: Literal["channel", "unstructured"] = Field(
+        "channel", description="channel: remove whole channels/filters (smaller and faster); "
+                               "unstructured: zero single weights (sparser, not faster on dense hardware)")
+    sparsity: float | None = Field(None, gt=0, lt=1, description="channel: fraction of channels removed; "
+                                                                  "unstructured: fraction of conv/linear weights zeroed")
+    target_mac_reduction: float | None = Field(None, gt=1, description="channel: prune until the model needs this "
+                                                                        "many times fewer MACs (the ratio is searched)")
+    importance: ImportanceName = Field("l1", description="channel score: l1 | l2 (weight norms), bn_scale "
+                                                         "(BatchNorm |gamma|), taylor (|weight x gradient|)")
+    scope: Literal["layer", "global"] = Field("layer", description="layer: the same ratio in every layer; "
+                                                                   "global: rank all layers together")
+    max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope / ratio search: at most this "
+                                                                "fraction of any layer is removed")
+    overrides: dict[str, float] = Field(default_factory=dict, description="per-layer ratios by module-name "
+                                        "wildcard, e.g. {'net.layer3.*': 0.3}; 0 keeps the layer whole")
+    ignore: list[str] = Field(default_factory=list, description="layers (wildcards) never pruned; 'stem' is the "
+                              "first convolution; the classifier's outputs are always kept")
+    round_to: PositiveInt | None = Field(None, description="channel: keep channel counts a multiple of this "
+                                                           "(e.g. 8, for fast kernels)")
+    schedule: Literal["oneshot", "iterative", "gradual"] = Field(
+        "oneshot", description="oneshot; iterative: `iterations` prune + fine-tune rounds; gradual (unstructured): "
+                               "AGP cubic ramp during the fine-tune")
+    iterations: PositiveInt = Field(3, description="iterative: number of prune + fine-tune rounds")
+    frequency: PositiveInt = Field(100, description="gradual: optimiser steps between sparsity updates")
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="gradual: sparsity at the start of the ramp")
+    ramp: float = Field(0.75, gt=0, le=1, description="gradual: fraction of the fine-tune over which sparsity rises")
+    importance_batches: PositiveInt = Field(8, description="taylor: training batches whose gradients score channels")
+    latency: bool = Field(True, description="measure latency before and after (for the speedup in the report)")
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PruneConfig":
+        if (self.sparsity is None) == (self.target_mac_reduction is None):
+            raise ValueError("give exactly one of sparsity (e.g. 0.5) and target_mac_reduction (e.g. 2.0)")
+        bad = {k: v for k, v in self.overrides.items() if not 0 <= v < 1}
+        if bad:
+            raise ValueError(f"override ratios must be in [0, 1): {bad}")
+        if self.method == "unstructured":
+            if self.target_mac_reduction is not None:
+                raise ValueError("unstructured pruning does not reduce MACs; give sparsity, or use method: channel")
+            if self.importance not in ("l1", "l2"):
+                raise ValueError("unstructured pruning ranks single weights by magnitude; importance must be l1 or l2")
+            if self.round_to is not None:
+                raise ValueError("round_to applies to channel pruning only")
+        if self.schedule == "gradual":
+            if self.method != "unstructured":
+                raise ValueError("schedule gradual is for method: unstructured; use schedule: iterative for channels")
+            if self.finetune.epochs == 0:
+                raise ValueError("schedule gradual prunes during the fine-tune: set finetune.epochs >= 1")
+            if self.sparsity is not None and self.initial_sparsity >= self.sparsity:
+                raise ValueError("initial_sparsity must be below sparsity")
+        return self
+
+
+@step("prune", PruneConfig)
+def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
+    """Prune channels (faster) or weights (sparser), then optionally fine-tune with KD from the unpruned model."""
+    if model.kind != "eager":
+        raise CompressionError(f"cannot prune a {model.kind!r} model", "prune before quantizing or exporting")
+    module = prepare(model.module, ctx)
+    teacher = _frozen_copy(module) if cfg.finetune.epochs and cfg.finetune.distill else None
+    before = _costs(module, ctx, cfg.latency)
+    run = _channel if cfg.method == "channel" else _unstructured
+    pruned, curve, facts = run(module, ctx, cfg, teacher)
+    after = _costs(pruned, ctx, cfg.latency)
+    info = {"method": cfg.method, "schedule": cfg.schedule, **facts, **_compare(before, after)}
+    summary = {k: info[k] for k in ("method", "sparsity", "mac_reduction") if k in info}
+    return StepOutput(ModelHandle(pruned, model.arch, model.kind, {**model.info, "pruning": summary}), curve, info)
+
+
+# ---------------------------------------------------------------- channel
+def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
+             teacher: nn.Module | None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
+    shape = ctx.data.input_shape
+    base_macs = _macs(module, ctx)
+    rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
+    current, curve, ratios, top1_pruned = module, [], [], None
+    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=cfg.round_to, max_ratio=cfg.max_layer_ratio)
+    for k, fraction in enumerate(rounds):
+        if needs_gradients(cfg.importance):
+            accumulate_gradients(current, ctx.data.train, cfg.importance_batches)
+        pruner = ChannelPruner(current, shape, cfg.importance, cfg.ignore)
+        current.zero_grad(set_to_none=True)
+        if cfg.target_mac_reduction is not None:
+            # Each round aims at base / target**fraction MACs, measured from the current model.
+            macs_now = _macs(current, ctx)
+            goal = macs_now * cfg.target_mac_reduction ** fraction / base_macs
+
+            def reduction(r: float) -> float:
+                return macs_now / _macs(pruner.apply(pruner.plan(r, **options)), ctx)
+
+            ratio = search_ratio(reduction, goal, cfg.max_layer_ratio) if goal > 1 else 0.0
+        else:
+            # Each round removes its share of the *original* channels: cumulative 1 - s * fraction kept.
+            done = cfg.sparsity * (rounds[k - 1] if k else 0.0)
+            ratio = 1 - (1 - cfg.sparsity * fraction) / (1 - done)
+        ratios.append(ratio)
+        current = prepare(pruner.apply(pruner.plan(ratio, **options)), ctx)
+        del pruner  # the traced graph holds the previous model
+        if cfg.finetune.epochs:
+            top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
+            title = f"prune finetune {k + 1}/{len(rounds)}" if len(rounds) > 1 else "prune finetune"
+            curve += _finetune(current, ctx, cfg, teacher, (), title)
+    facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "ratio": ratios[-1], "ratios": ratios,
+                             "target_mac_reduction": cfg.target_mac_reduction,
+                             "sparsity": 1 - _channels(current) / _channels(module)}
+    if top1_pruned is not None:
+        facts["top1_before_finetune"] = top1_pruned
+    return current, curve, facts
+
+
+def _channels(module: nn.Module) -> int:
+    """Output channels of all convolutions (what channel sparsity is measured on)."""
+    return sum(m.out_channels for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+# ---------------------------------------------------------------- unstructured
+def _unstructured(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
+                  teacher: nn.Module | None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
+    sparsity = cfg.sparsity or 0.0  # PruneConfig requires it for this method
+    pruner = MagnitudePruner(module, sparsity, cfg.scope, cfg.ignore, cfg.overrides)
+    curve: list[dict[str, Any]] = []
+    if cfg.schedule == "gradual":
+        steps = cfg.finetune.epochs * max(1, len(ctx.data.train))
+        pruner.schedule = AgpSchedule.over(sparsity, cfg.initial_sparsity, steps, cfg.ramp, cfg.frequency)
+        pruner.prune_to(pruner.schedule.sparsity(0))
+        curve = _finetune(module, ctx, cfg, teacher, [pruner], "prune finetune (gradual)")
+    else:
+        rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
+        for k, fraction in enumerate(rounds):
+            pruner.prune_to(sparsity * fraction)
+            if cfg.finetune.epochs:
+                title = f"prune finetune {k + 1}/{len(rounds)}" if len(rounds) > 1 else "prune finetune"
+                curve += _finetune(module, ctx, cfg, teacher, [pruner], title)
+    facts = {"scope": cfg.scope, "sparsity": pruner.sparsity(), "sparse_bytes": sparse_bytes(module, pruner.weights),
+             "dense_bytes": dense_bytes(module), "note": UNSTRUCTURED_NOTE}
+    return module, curve, facts
+
+
+# ---------------------------------------------------------------- shared
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    teacher = copy.deepcopy(module).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _finetune(module: nn.Module, ctx: StepContext, cfg: PruneConfig, teacher: nn.Module | None,
+              hooks: Sequence[Any], title: str) -> list[dict[str, Any]]:
+    ft = cfg.finetune
+    if teacher is not None:
+        objective: Any = KnowledgeDistillation(teacher, ft.temperature, ft.alpha, ft.label_smoothing)
+    else:
+        objective = CrossEntropy(ft.label_smoothing)
+    return Trainer(module, objective, ctx.data, ft, ctx.progress, hooks, title=title).fit()
+
+
+def _macs(module: nn.Module, ctx: StepContext) -> int:
+    macs = _count_macs(module, ctx.data.input_shape, ctx.device)
+    if not macs:
+        raise CompressionError("cannot count the model's MACs, so a MAC target cannot be searched",
+                               "give sparsity instead of target_mac_reduction")
+    return macs
+
+
+def _costs(module: nn.Module, ctx: StepContext, latency: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"params": count_params(module), "macs": _count_macs(module, ctx.data.input_shape, ctx.device)}
+    if latency:
+        out["latency_ms"] = {str(b): latency_ms(module, ctx.data.input_shape, b, ctx.device,
+                                                channels_last=ctx.channels_last) for b in LATENCY_BATCHES}
+    return out
+
+
+def _compare(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Before/after costs side by side: the measured speedup next to the MAC reduction."""
+    out: dict[str, Any] = {"params_before": before["params"], "params_after": after["params"],
+                           "macs_before": before["macs"], "macs_after": after["macs"]}
+    if before["macs"] and after["macs"]:
+        out["mac_reduction"] = before["macs"] / after["macs"]
+    if "latency_ms" in before:
+        out["latency_ms_before"], out["latency_ms_after"] = before["latency_ms"], after["latency_ms"]
+        for b in before["latency_ms"]:
+            out[f"speedup_b{b}"] = before["latency_ms"][b] / after["latency_ms"][b]
+    return out

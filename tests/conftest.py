@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny recipes on synthetic data, run through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def tiny_recipe(**changes) -> dict:
+    """A recipe that runs in a few seconds: synthetic 4-class data, two small CNNs."""
+    recipe = {
+        "name": "tiny",
+        "seed": 0,
+        "device": "cpu",
+        "data": {"name": "synthetic", "batch_size": 32, "train_size": 256, "val_size": 64,
+                 "num_classes": 4, "image_size": 16},
+        "teacher": {"arch": "cnn", "args": {"width": 8}},
+        "student": {"arch": "cnn", "args": {"width": 4}},
+        "steps": [{"train": {"model": "teacher", "epochs": 2, "lr": 0.05}},
+                  {"distill": {"epochs": 3, "lr": 0.05}},
+                  {"evaluate": {}}],
+        "report": {"latency_repeats": 2, "latency_batches": [1, 8]},
+    }
+    recipe.update(changes)
+    return recipe
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    def write(recipe: dict, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        return path
+
+    return write
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`distill ARGS` in a fresh process, as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DISTILL_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "distillcli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=600)
+
+
+def run_json(*args: str, **kw) -> dict:
+    proc = run_cli(*args, "--json", **kw)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
