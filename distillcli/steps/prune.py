@@ -132,7 +132,7 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             goal = macs_now * cfg.target_mac_reduction ** fraction / base_macs
 
             def reduction(r: float) -> float:
-                return macs_now / _macs(pruner.apply(pruner.plan(r, **options)), ctx)
+                return macs_now / max(1, pruner.macs(pruner.plan(r, **options)))
 
             ratio = search_ratio(reduction, goal, cfg.max_layer_ratio) if goal > 1 else 0.0
         else:

@@ -23,9 +23,9 @@ class ZeroPadShortcutPruner(tp.pruner.BasePruningFunc):
 
     def prune_out_channels(self, layer: ZeroPadShortcut, idxs: Sequence[int]) -> ZeroPadShortcut:
         """Drop output channels: remove their entries from the gather index."""
-        keep = torch.ones(layer.gather_index.numel(), dtype=torch.bool, device=layer.gather_index.device)
-        keep[list(idxs)] = False
-        layer.gather_index = layer.gather_index[keep]
+        drop = set(idxs)
+        keep = [j for j in range(layer.gather_index.numel()) if j not in drop]
+        layer.gather_index = layer.gather_index[torch.tensor(keep, device=layer.gather_index.device)]
         return layer
 
     def prune_in_channels(self, layer: ZeroPadShortcut, idxs: Sequence[int]) -> ZeroPadShortcut:

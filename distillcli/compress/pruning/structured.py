@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from distillcli.compress.pruning.importance import ImportanceName, make_importance
 from distillcli.compress.pruning.shortcut_rule import CUSTOM_PRUNERS
 from distillcli.errors import CompressionError, OptionError
+from distillcli.measure import count_macs
 
 Scope = Literal["layer", "global"]
 Plan = dict[str, list[int]]  # group name -> channel indices to remove
@@ -30,17 +31,19 @@ STEM = "stem"  # ignore keyword: the first convolution
 
 @dataclass
 class ChannelGroup:
-    name: str  # the group's root layer
+    name: str  # the group's first layer
     layers: tuple[str, ...]  # conv / linear layers whose output channels the group removes
     channels: int
     scores: Tensor  # per-channel importance, normalised by the group's mean
 
 
 def kept_channels(channels: int, ratio: float, round_to: int | None = None) -> int:
-    """Channels left after removing ``ratio`` of them: at least one, a multiple of ``round_to``
-    (nearest) when the layer is wider than ``round_to``."""
+    """Channels left after removing ``ratio`` of them: at least one; with ``round_to`` the
+    nearest multiple of it, at least ``round_to`` (layers that narrow are left whole)."""
     keep = max(1, int(channels * (1.0 - ratio) + 0.5))
-    if round_to and round_to > 1 and channels > round_to:
+    if round_to and round_to > 1:
+        if channels <= round_to:
+            return channels
         keep = min(max(round_to, int(keep / round_to + 0.5) * round_to), channels)
     return keep
 
@@ -89,6 +92,7 @@ class ChannelPruner:
         criterion = make_importance(importance)
         self.groups: list[ChannelGroup] = []
         self._roots: dict[str, tuple[nn.Module, object]] = {}
+        order = {name: i for i, name in enumerate(self._names.values())}
         for group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv2d, nn.Linear)):
             if not self._prunable(group):
                 continue
@@ -96,13 +100,13 @@ class ChannelPruner:
                 scores = criterion(group)
             if scores is None:
                 continue
-            root = group[0].dep.target.module
-            layers = tuple(dict.fromkeys(
-                self._names[dep.target.module] for dep, _ in group
-                if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and self.graph.is_out_channel_pruning_fn(dep.handler)))
-            name = self._names[root]
+            layers = tuple(sorted(
+                {self._names[dep.target.module] for dep, _ in group
+                 if isinstance(dep.target.module, (nn.Conv2d, nn.Linear)) and self.graph.is_out_channel_pruning_fn(dep.handler)},
+                key=order.__getitem__))
+            name = layers[0]  # the group's first layer in definition order: stable across tracing orders
             self.groups.append(ChannelGroup(name, layers, len(scores), scores.detach().float().cpu()))
-            self._roots[name] = (root, group[0].dep.handler)
+            self._roots[name] = (group[0].dep.target.module, group[0].dep.handler)
 
     # ------------------------------------------------------------------ setup
     def _ignored_modules(self, patterns: Sequence[str]) -> list[nn.Module]:
@@ -190,9 +194,10 @@ class ChannelPruner:
         return {g.name: [g.channels, g.channels - len(plan.get(g.name, []))] for g in self.groups}
 
     # ------------------------------------------------------------------ apply
-    def apply(self, plan: Plan) -> nn.Module:
-        """A pruned deep copy of the model (same train/eval mode, same device)."""
-        pruned = copy.deepcopy(self.model)
+    def apply(self, plan: Plan, weights: bool = True) -> nn.Module:
+        """A pruned deep copy of the model (same train/eval mode, same device); with
+        ``weights=False`` a weightless copy on the meta device, enough to count its MACs."""
+        pruned = copy.deepcopy(self.model) if weights else _meta_copy(self.model)
         modules = dict(pruned.named_modules())
         for name, idxs in plan.items():
             root, handler = self._roots[name]
@@ -206,3 +211,16 @@ class ChannelPruner:
                     continue
                 dep.handler(modules[target], list(dep_idxs))
         return pruned
+
+    def macs(self, plan: Plan) -> int:
+        """MACs of one image after ``plan``, counted on a meta copy: no weights are copied and
+        no kernels run, so trying many plans (ratio search) stays cheap."""
+        return count_macs(self.apply(plan, weights=False), self.input_shape, "meta") or 0
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy whose parameters and buffers are shape-only meta tensors."""
+    memo: dict[int, object] = {id(p): nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+                               for p in model.parameters()}
+    memo.update({id(b): torch.empty_like(b, device="meta") for b in model.buffers()})
+    return copy.deepcopy(model, memo)

@@ -1,0 +1,126 @@
+"""Int8 through PT2E: torch.export -> torchao's X86InductorQuantizer -> convert -> re-export.
+
+This is the current PyTorch path for int8 on x86 CPUs: in torch 2.14.1 the older
+``torch.ao.quantization`` flows (eager, FX) are deprecated, and ``quantize_pt2e`` moved to
+``torchao.quantization.pt2e``. Weights are int8 per output channel (symmetric), activations
+uint8 per tensor; static activation ranges come from a calibration set (histogram
+observer), dynamic ones are computed per batch (Linear layers only), and QAT learns with
+fake quantization (conv + BN folded as in deployment) before the same conversion.
+
+The converted program still holds quantize / dequantize pairs around float ops; inductor
+fuses them into int8 kernels when the program is compiled (see compress.export.program).
+torchao is imported lazily: it costs ~3 s, which commands that do not quantize should not pay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.fx import GraphModule
+
+from distillcli.compress.export.program import export_program
+from distillcli.compress.export.quiet import quiet
+from distillcli.compress.quantization.layers import ANNOTATION, check_coverage, in_modules, resolve_skip, weighted_layers
+from distillcli.errors import CompressionError
+
+Scheme = Literal["static", "dynamic", "qat"]
+
+
+def make_quantizer(scheme: Scheme, skipped: list[str]) -> Any:
+    """An X86InductorQuantizer for ``scheme`` that leaves every op of the ``skipped`` modules in
+    float. (Its own ``set_module_name_qconfig(name, None)`` misses a conv whose fused pattern
+    reaches outside the module, e.g. conv -> bn -> add -> relu in a residual block.)"""
+    with quiet():
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    names = set(skipped)
+
+    class OptOutQuantizer(xiq.X86InductorQuantizer):
+        def annotate(self, model: GraphModule) -> GraphModule:
+            for node in model.graph.nodes:
+                if node.op == "call_function" and in_modules(node, names):
+                    node.meta[ANNOTATION] = xiq._X86InductorQuantizationAnnotation(_annotated=True)
+            return super().annotate(model)
+
+    config = xiq.get_default_x86_inductor_quantization_config(is_qat=scheme == "qat", is_dynamic=scheme == "dynamic")
+    quantizer = OptOutQuantizer()
+    if scheme == "dynamic":
+        quantizer.set_module_type_qconfig(nn.Linear, config)
+    else:
+        quantizer.set_global(config)
+    return quantizer
+
+
+def _wanted(model: nn.Module, scheme: Scheme) -> dict[str, str]:
+    layers = weighted_layers(model)
+    if scheme == "dynamic":
+        layers = {n: k for n, k in layers.items() if isinstance(model.get_submodule(n), nn.Linear)}
+        if not layers:
+            raise CompressionError("dynamic int8 quantizes Linear layers, and this model has none",
+                                   "use method: static (convolutions need calibrated int8)")
+    return layers
+
+
+def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[str] = ()) -> GraphModule:
+    """Capture ``model`` and insert observers (static, dynamic) or fake quantization (qat).
+
+    Raises CompressionError naming any Conv/Linear-like layer that would silently stay in
+    float, unless it matches a ``skip`` pattern. A QAT model can switch train/eval like a module.
+    """
+    skipped = resolve_skip(model, skip)
+    wanted = _wanted(model, scheme)
+    model.train(scheme == "qat")
+    graph = export_program(model, example).module()
+    with quiet():
+        from torchao.quantization.pt2e import allow_exported_model_train_eval
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+
+        quantizer = make_quantizer(scheme, skipped)
+        prepared = prepare_qat_pt2e(graph, quantizer) if scheme == "qat" else prepare_pt2e(graph, quantizer)
+    check_coverage(prepared, wanted, skipped, scheme)
+    if scheme == "qat":
+        allow_exported_model_train_eval(prepared)
+    return prepared
+
+
+@torch.no_grad()
+def calibrate(prepared: GraphModule, batches: Iterable[tuple[Tensor, Tensor, Tensor]], limit: int) -> int:
+    """Run up to ``limit`` batches through the observers; returns the number of images seen."""
+    device = next(iter(prepared.buffers()), torch.zeros(())).device
+    seen = 0
+    with quiet():
+        for i, (images, _, _) in enumerate(batches):
+            if i >= limit:
+                break
+            prepared(images.to(device))
+            seen += images.shape[0]
+    return seen
+
+
+def _store_once(converted: GraphModule) -> None:
+    """Drop the float weights convert_pt2e leaves behind (folded into int8 constants, no longer
+    read) and keep the int8 weights as parameters, so a file holds each weight once and
+    parameter counts see them."""
+    used = {n.target for n in converted.graph.nodes if n.op == "get_attr"}
+    for name, tensor in [*converted.named_parameters(), *converted.named_buffers()]:
+        owner_name, _, attr = name.rpartition(".")
+        owner = converted.get_submodule(owner_name)
+        if name not in used:
+            delattr(owner, attr)
+        elif tensor.dtype == torch.int8 and not isinstance(tensor, nn.Parameter):
+            delattr(owner, attr)
+            owner.register_parameter(attr, nn.Parameter(tensor, requires_grad=False))
+
+
+def convert(prepared: GraphModule, example: Tensor) -> torch.export.ExportedProgram:
+    """Calibrated / trained model -> int8 program on the CPU with a dynamic batch dimension."""
+    with quiet():
+        from torchao.quantization.pt2e import move_exported_model_to_eval
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+        move_exported_model_to_eval(prepared)
+        converted = convert_pt2e(prepared.to("cpu"))
+    _store_once(converted)
+    return export_program(converted, example.to("cpu"))
