@@ -112,6 +112,140 @@ def eval_(model: Path = typer.Argument(..., help="a model file written by distil
     Output(as_json).result(result, measures_table(f"{model} on {result['data']}", [(model.name, result["measures"])]))
 
 
+def _step_options(config: type[Any], command: str, **values: Any) -> Any:
+    """A step's options from command-line values; a bad value is an OptionError (exit 2)."""
+    from pydantic import ValidationError
+
+    from distillcli.errors import OptionError
+
+    try:
+        return config(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(
+            (f"--{'.'.join(map(str, err['loc'])).replace('_', '-')}: " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ") for err in e.errors())
+        raise OptionError(f"invalid options: {problems}", f"see `distill {command} --help`") from None
+
+
+def _prune_summary(info: dict[str, Any]) -> str:
+    from distillcli.report.markdown import human_bytes
+
+    if info["method"] == "unstructured":
+        return (f"sparsity {100 * info['sparsity']:.1f} % of the conv/linear weights; stored sparse "
+                f"{human_bytes(info['sparse_bytes'])} instead of {human_bytes(info['dense_bytes'])}\n"
+                f"note: {info['note']}")
+    text = (f"channels removed {100 * info['sparsity']:.1f} % (ratio {info['ratio']:.3f}); "
+            f"MACs {info.get('mac_reduction', 0):.2f}x fewer, params {info['params_before'] / info['params_after']:.2f}x fewer")
+    speed = [f"b{b[len('speedup_b'):]} {v:.2f}x" for b, v in info.items() if b.startswith("speedup_b")]
+    if speed and info.get("mac_reduction"):
+        text += f"; measured speedup {', '.join(speed)} (MAC reduction {info['mac_reduction']:.2f}x)"
+    return text
+
+
+@app.command()
+@guarded
+def prune(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
+          sparsity: Optional[float] = typer.Option(None, "--sparsity", help="fraction of channels (unstructured: "
+                                                   "weights) to remove, e.g. 0.5"),
+          target_mac_reduction: Optional[float] = typer.Option(None, "--target-mac-reduction",
+                                                               help="channel: prune until N times fewer MACs, e.g. 2"),
+          method: str = typer.Option("channel", "--method", help="channel (smaller and faster) | unstructured (sparser)"),
+          importance: str = typer.Option("l1", "--importance", help="channel score: l1 | l2 | bn_scale | taylor"),
+          scope: str = typer.Option("layer", "--scope", help="layer (same ratio everywhere) | global (rank all layers)"),
+          round_to: Optional[int] = typer.Option(None, "--round-to", help="keep channel counts a multiple of N"),
+          ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern never pruned (repeatable); "
+                                                     "'stem' = the first convolution"),
+          schedule: str = typer.Option("oneshot", "--schedule", help="oneshot | iterative | gradual (unstructured)"),
+          iterations: Optional[int] = typer.Option(None, "--iterations", help="iterative: prune + fine-tune rounds"),
+          finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="fine-tune epochs after pruning"),
+          lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate (default 0.01)"),
+          distill: bool = typer.Option(True, "--distill/--no-distill", help="fine-tune by distilling from the unpruned model"),
+          out: Optional[Path] = typer.Option(None, "--out", help="output model file (default: MODEL-pruned.pt)"),
+          data: Optional[str] = typer.Option(None, "--data", help="dataset name (default: the one recorded in the file)"),
+          data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder"),
+          device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+          quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+    """Prune a saved model: remove channels (smaller, faster) or zero weights; prints before/after.
+
+    Example: distill prune runs/x/models/student.pt --target-mac-reduction 2 --finetune-epochs 1 --data-root data/
+    """
+    from distillcli.file_ops import run_step_on_file
+    from distillcli.progress import make_progress
+    from distillcli.steps.prune import PruneConfig
+
+    cfg = _step_options(PruneConfig, "prune", method=method, sparsity=sparsity, target_mac_reduction=target_mac_reduction,
+                        importance=importance, scope=scope, round_to=round_to, ignore=ignore, schedule=schedule,
+                        iterations=iterations, finetune={"epochs": finetune_epochs, "distill": distill,
+                                                         **({"lr": lr} if lr is not None else {})})
+    target = out or model.with_name(f"{model.stem}-pruned.pt")
+    result = run_step_on_file(model, "prune", cfg, target, data=data, data_root=data_root, device=device,
+                              progress=make_progress(quiet or as_json))
+    info = result.step.info
+    o = Output(as_json, quiet)
+    o.result({"source": str(model), "output": str(result.output), "before": result.before, "after": result.after,
+              "info": info, "curve": result.step.curve},
+             measures_table(f"prune {model.name} ({cfg.method})", [("before", result.before), ("after", result.after)]))
+    o.info(f"{_prune_summary(info)}\nwritten: {result.output}\nnext: distill eval {result.output}")
+
+
+@app.command()
+@guarded
+def sensitivity(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
+                ratios: str = typer.Option("0.25,0.5,0.75", "--ratios", help="comma-separated fractions of a layer's "
+                                           "channels to remove"),
+                importance: str = typer.Option("l1", "--importance", help="l1 | l2 | bn_scale | taylor"),
+                ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern to skip (repeatable)"),
+                budget: float = typer.Option(1.0, "--budget", help="accuracy drop (percentage points) allowed per "
+                                             "layer in the suggested overrides"),
+                out: Path = typer.Option(Path("sensitivity"), "--out", help="folder for sensitivity.csv and .png"),
+                data: Optional[str] = typer.Option(None, "--data", help="dataset name (default: the one recorded in the file)"),
+                data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder"),
+                subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples"),
+                device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+                quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+    """Prune each layer alone at several ratios and measure accuracy; writes a CSV, a plot and
+    suggested per-layer ratios (`overrides:` for the prune step).
+
+    Example: distill sensitivity runs/x/models/student.pt --data-root data/ --subset 2000 --budget 0.5
+    """
+    from rich.table import Table
+
+    from distillcli.compress.pruning import analyse, overrides_yaml
+    from distillcli.errors import CompressionError, OptionError
+    from distillcli.file_ops import open_model_with_data
+    from distillcli.models.build import place
+    from distillcli.progress import make_progress
+
+    try:
+        fractions = [float(r) for r in ratios.split(",") if r.strip()]
+    except ValueError:
+        fractions = []
+    if not fractions or not all(0 < r < 1 for r in fractions):
+        raise OptionError(f"--ratios {ratios!r}: expected comma-separated fractions in (0, 1)", "e.g. --ratios 0.25,0.5,0.75")
+    model_file, bundle, ctx = open_model_with_data(model, data, data_root, device, val_subset=subset)
+    if model_file.handle.kind != "eager":
+        raise CompressionError(f"cannot analyse a {model_file.handle.kind!r} model", "use the model before quantizing or exporting")
+    module = place(model_file.handle.module, ctx.device, ctx.channels_last)
+    result = analyse(module, bundle, ctx.device, fractions, importance, list(ignore or []),  # type: ignore[arg-type]
+                     progress=make_progress(quiet or as_json))
+    result.write_csv(out / "sensitivity.csv")
+    result.plot(out / "sensitivity.png")
+    suggested = result.suggest(budget)
+    table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {result.baseline_top1:.2f} %)")
+    for col in ["layer", "channels", *[f"top-1 @{r:g}" for r in fractions], "suggested"]:
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for layer in result.layers():
+        rows = {r.ratio: r for r in result.rows if r.layer == layer}
+        table.add_row(layer, str(rows[fractions[0]].channels), *[f"{rows[r].top1:.2f}" for r in fractions],
+                      f"{suggested[layer]:g}")
+    o = Output(as_json, quiet)
+    o.result({"model": str(model), "baseline_top1": result.baseline_top1, "rows": [vars(r) for r in result.rows],
+              "suggested_overrides": suggested, "budget": budget, "csv": str(out / "sensitivity.csv"),
+              "plot": str(out / "sensitivity.png")}, table)
+    o.info(f"wrote {out / 'sensitivity.csv'} and {out / 'sensitivity.png'}\n"
+           f"per-layer ratios within a {budget:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
+
+
 @app.command()
 @guarded
 def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),

@@ -22,8 +22,7 @@ from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
 from distillcli.losses.classification import CrossEntropy
 from distillcli.losses.kd import KnowledgeDistillation
-from distillcli.measure import count_params, evaluate, latency_ms
-from distillcli.measure import count_macs as _count_macs
+from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.classifier import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
@@ -104,11 +103,17 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
         raise CompressionError(f"cannot prune a {model.kind!r} model", "prune before quantizing or exporting")
     module = prepare(model.module, ctx)
     teacher = _frozen_copy(module) if cfg.finetune.epochs and cfg.finetune.distill else None
-    before = _costs(module, ctx, cfg.latency)
+    # Channel pruning leaves `module` as it was; unstructured pruning edits it in place.
+    reference = copy.deepcopy(module) if cfg.method == "unstructured" and cfg.latency else module
+    costs = {"params_before": count_params(module), "macs_before": count_macs(module, ctx.data.input_shape, ctx.device)}
     run = _channel if cfg.method == "channel" else _unstructured
     pruned, curve, facts = run(module, ctx, cfg, teacher)
-    after = _costs(pruned, ctx, cfg.latency)
-    info = {"method": cfg.method, "schedule": cfg.schedule, **facts, **_compare(before, after)}
+    costs.update(params_after=count_params(pruned), macs_after=count_macs(pruned, ctx.data.input_shape, ctx.device))
+    if costs["macs_before"] and costs["macs_after"]:
+        costs["mac_reduction"] = costs["macs_before"] / costs["macs_after"]
+    if cfg.latency:
+        costs.update(_speedup(reference, pruned, ctx))
+    info = {"method": cfg.method, "schedule": cfg.schedule, **facts, **costs}
     summary = {k: info[k] for k in ("method", "sparsity", "mac_reduction") if k in info}
     return StepOutput(ModelHandle(pruned, model.arch, model.kind, {**model.info, "pruning": summary}), curve, info)
 
@@ -116,19 +121,21 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
 # ---------------------------------------------------------------- channel
 def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
              teacher: nn.Module | None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
-    shape = ctx.data.input_shape
-    base_macs = _macs(module, ctx)
     rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
-    current, curve, ratios, top1_pruned = module, [], [], None
+    current, curve, ratios, top1_pruned, base_macs = module, [], [], None, 0
     options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=cfg.round_to, max_ratio=cfg.max_layer_ratio)
     for k, fraction in enumerate(rounds):
         if needs_gradients(cfg.importance):
             accumulate_gradients(current, ctx.data.train, cfg.importance_batches)
-        pruner = ChannelPruner(current, shape, cfg.importance, cfg.ignore)
+        pruner = ChannelPruner(current, ctx.data.input_shape, cfg.importance, cfg.ignore)
         current.zero_grad(set_to_none=True)
         if cfg.target_mac_reduction is not None:
             # Each round aims at base / target**fraction MACs, measured from the current model.
-            macs_now = _macs(current, ctx)
+            macs_now = pruner.macs({})
+            if not macs_now:
+                raise CompressionError("cannot count the model's MACs, so a MAC target cannot be searched",
+                                       "give sparsity instead of target_mac_reduction")
+            base_macs = base_macs or macs_now
             goal = macs_now * cfg.target_mac_reduction ** fraction / base_macs
 
             def reduction(r: float) -> float:
@@ -137,11 +144,11 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             ratio = search_ratio(reduction, goal, cfg.max_layer_ratio) if goal > 1 else 0.0
         else:
             # Each round removes its share of the *original* channels: cumulative 1 - s * fraction kept.
-            done = cfg.sparsity * (rounds[k - 1] if k else 0.0)
-            ratio = 1 - (1 - cfg.sparsity * fraction) / (1 - done)
+            sparsity = cfg.sparsity or 0.0  # PruneConfig requires one of the two
+            done = sparsity * (rounds[k - 1] if k else 0.0)
+            ratio = 1 - (1 - sparsity * fraction) / (1 - done)
         ratios.append(ratio)
         current = prepare(pruner.apply(pruner.plan(ratio, **options)), ctx)
-        del pruner  # the traced graph holds the previous model
         if cfg.finetune.epochs:
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             title = f"prune finetune {k + 1}/{len(rounds)}" if len(rounds) > 1 else "prune finetune"
@@ -200,30 +207,15 @@ def _finetune(module: nn.Module, ctx: StepContext, cfg: PruneConfig, teacher: nn
     return Trainer(module, objective, ctx.data, ft, ctx.progress, hooks, title=title).fit()
 
 
-def _macs(module: nn.Module, ctx: StepContext) -> int:
-    macs = _count_macs(module, ctx.data.input_shape, ctx.device)
-    if not macs:
-        raise CompressionError("cannot count the model's MACs, so a MAC target cannot be searched",
-                               "give sparsity instead of target_mac_reduction")
-    return macs
-
-
-def _costs(module: nn.Module, ctx: StepContext, latency: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"params": count_params(module), "macs": _count_macs(module, ctx.data.input_shape, ctx.device)}
-    if latency:
-        out["latency_ms"] = {str(b): latency_ms(module, ctx.data.input_shape, b, ctx.device,
-                                                channels_last=ctx.channels_last) for b in LATENCY_BATCHES}
-    return out
-
-
-def _compare(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Before/after costs side by side: the measured speedup next to the MAC reduction."""
-    out: dict[str, Any] = {"params_before": before["params"], "params_after": after["params"],
-                           "macs_before": before["macs"], "macs_after": after["macs"]}
-    if before["macs"] and after["macs"]:
-        out["mac_reduction"] = before["macs"] / after["macs"]
-    if "latency_ms" in before:
-        out["latency_ms_before"], out["latency_ms_after"] = before["latency_ms"], after["latency_ms"]
-        for b in before["latency_ms"]:
-            out[f"speedup_b{b}"] = before["latency_ms"][b] / after["latency_ms"][b]
+def _speedup(before: nn.Module, after: nn.Module, ctx: StepContext, rounds: int = 3) -> dict[str, Any]:
+    """Latency of both models at batch 1 and 64, measured in alternation (best of ``rounds``
+    medians each) so that load on a shared machine hits both alike."""
+    out: dict[str, Any] = {"latency_ms_before": {}, "latency_ms_after": {}}
+    for b in LATENCY_BATCHES:
+        times: dict[str, list[float]] = {"before": [], "after": []}
+        for _ in range(rounds):
+            for key, module in (("before", before), ("after", after)):
+                times[key].append(latency_ms(module, ctx.data.input_shape, b, ctx.device, channels_last=ctx.channels_last))
+        out["latency_ms_before"][str(b)], out["latency_ms_after"][str(b)] = min(times["before"]), min(times["after"])
+        out[f"speedup_b{b}"] = min(times["before"]) / min(times["after"])
     return out

@@ -15,6 +15,7 @@ at its first call (~10-15 s cold, a few seconds from inductor's on-disk cache);
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -63,13 +64,26 @@ class ProgramModule(nn.Module):
         """Programs are captured in eval mode; there is nothing to switch."""
         return self
 
+    def _compile_settings(self) -> Any:
+        """Weight freezing (constant-folds the int8 weight packing); a global inductor setting,
+        so it is set around the calls that compile (``options=`` does not fold onednn packing)."""
+        if not self.compile:
+            return contextlib.nullcontext()
+        from torch._inductor import config
+
+        return config.patch(freezing=True)
+
     def _runner(self) -> Any:
         if not self.compile:
             return self.graph_module
         if self._compiled is None:
-            self._compiled = torch.compile(self.graph_module, dynamic=False, options={"freezing": True},
-                                           recompile_limit=16)
+            self._compiled = torch.compile(self.graph_module, dynamic=False, recompile_limit=16)
         return self._compiled
+
+    def uncompiled(self, x: Tensor) -> Tensor:
+        """The program run as captured, without compiling (exact; slow for int8)."""
+        with torch.no_grad():
+            return self.graph_module(x.to("cpu"))
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.to("cpu")
@@ -78,7 +92,7 @@ class ProgramModule(nn.Module):
             if key in self.first_call_s:
                 return self._runner()(x)
             t0 = time.perf_counter()
-            with quiet():
+            with quiet(), self._compile_settings():
                 out = self._runner()(x)
             self.first_call_s[key] = time.perf_counter() - t0
             return out
@@ -133,6 +147,7 @@ def export_program(module: nn.Module, example: Tensor) -> torch.export.ExportedP
     """Capture ``module`` (in its current train/eval mode) with a dynamic batch dimension; a
     failure names the layer torch.export cannot capture."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    example = torch.cat([example[:1], example[:1]])  # two images: kept in the file as the sample input
     try:
         with quiet():
             return torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
@@ -160,6 +175,8 @@ def save_program(handle: ModelHandle, header: dict[str, Any], path: Path) -> Non
     if not isinstance(handle.module, ProgramModule):
         raise CompressionError(f"a {handle.kind} model must hold an exported program to be saved as .pt2",
                                "save the model before converting it, or export it with `distill export`")
+    for node in handle.module.program.graph.nodes:
+        node.meta.pop("stack_trace", None)  # a third of the file, and the paths of the machine that wrote it
     buffer = io.BytesIO()
     with quiet():
         torch.export.save(handle.module.program, buffer, extra_files={HEADER_NAME: json.dumps(header)})

@@ -10,10 +10,11 @@ from __future__ import annotations
 from itertools import islice
 from typing import Iterable, Literal
 
-import torch
 import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
+
+from distillcli.errors import CompressionError, OptionError
 
 ImportanceName = Literal["l1", "l2", "bn_scale", "taylor"]
 IMPORTANCES: tuple[str, ...] = ("l1", "l2", "bn_scale", "taylor")
@@ -28,7 +29,9 @@ def make_importance(name: ImportanceName) -> tp.importance.Importance:
         return tp.importance.GroupMagnitudeImportance(p=2)
     if name == "bn_scale":
         return tp.importance.BNScaleImportance()
-    return tp.importance.GroupTaylorImportance()
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    raise OptionError(f"unknown importance {name!r}", f"choose one of {', '.join(IMPORTANCES)}")
 
 
 def needs_gradients(name: str) -> bool:
@@ -43,6 +46,11 @@ def accumulate_gradients(model: nn.Module, batches: Iterable[tuple[Tensor, Tenso
     model.zero_grad(set_to_none=True)
     for p in model.parameters():
         p.requires_grad_(True)
+    seen = 0
     for images, labels, _ in islice(batches, limit):
         F.cross_entropy(model(images), labels).backward()
+        seen += 1
     model.train(was_training)
+    if not seen:
+        raise CompressionError("taylor importance needs training data, and the training set is empty",
+                               "use importance: l1 (weights only), or give data with training samples")

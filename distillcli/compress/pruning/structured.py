@@ -107,6 +107,7 @@ class ChannelPruner:
             name = layers[0]  # the group's first layer in definition order: stable across tracing orders
             self.groups.append(ChannelGroup(name, layers, len(scores), scores.detach().float().cpu()))
             self._roots[name] = (group[0].dep.target.module, group[0].dep.handler)
+        self.groups.sort(key=lambda g: order[g.name])
 
     # ------------------------------------------------------------------ setup
     def _ignored_modules(self, patterns: Sequence[str]) -> list[nn.Module]:

@@ -1,0 +1,78 @@
+"""One entry point for `distill export` and the export step: write a model as ONNX or as a
+torch.export program, reload the file through its registered kind, and check it against
+the source model on the same images (an fp32 export must match to 1e-3 of the logit scale)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+from torch import Tensor, nn
+
+from distillcli.artifact import load_model, save_model
+from distillcli.compress.export.check import agreement, matches
+from distillcli.compress.export.onnx import export_onnx
+from distillcli.compress.export.program import ProgramModule, as_program
+from distillcli.errors import CompressionError, OptionError
+from distillcli.fileio import file_size
+from distillcli.models.classifier import ModelHandle
+
+Format = Literal["onnx", "pt2"]
+FORMATS: tuple[str, ...] = ("onnx", "pt2")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    precision: str  # fp32 | int8 | bf16 | fp16
+    file_bytes: int
+    check: dict[str, float]  # agreement with the source model (see check.agreement)
+
+    def summary(self) -> dict[str, Any]:
+        return {"file": str(self.path), "format": self.format, "precision": self.precision,
+                "file_bytes": self.file_bytes, **self.check}
+
+
+def _plain(module: Any) -> Callable[[Tensor], Tensor]:
+    """The model as a function of CPU images, without compiling a program for the check."""
+    if isinstance(module, ProgramModule):
+        return module.uncompiled
+    if not isinstance(module, nn.Module):  # an onnxruntime runner
+        return module
+    device = next(iter(module.parameters()), None)
+    return lambda x: module(x.to(device.device if device is not None else "cpu"))
+
+
+def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, fmt: str, example: Tensor,
+                 calibration: Iterable[tuple[Tensor, Tensor, Tensor]] | None = None,
+                 calibration_batches: int = 16) -> ExportResult:
+    """Write ``handle`` to ``out`` (suffix set by ``fmt``); ``calibration`` makes an onnxruntime
+    int8 file. ``example`` (CPU images) is both the export's sample input and the check batch."""
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown export format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
+    if handle.kind == "onnx":
+        raise CompressionError("the model is already an ONNX file", "export its source model (.pt or .pt2) instead")
+    path = Path(out).with_suffix(f".{fmt}")
+    example = example.to("cpu")
+    if fmt == "pt2":
+        if calibration is not None:
+            raise OptionError("--int8 applies to --format onnx",
+                              "for an int8 .pt2 program use `distill quantize MODEL --method static`")
+        program = as_program(handle, example)
+        precision = "fp32" if program.kind == "pt2" else program.kind
+        save_model(path, program, {**header, "kind": program.kind, "info": program.info})
+    else:
+        precision = export_onnx(handle, header, path, example, calibration, calibration_batches)
+    exported = load_model(path).handle.module
+    try:
+        result = agreement(_plain(handle.module), _plain(exported), example)
+    except Exception as e:
+        raise CompressionError(f"{path} was written but its runtime cannot run it: {str(e).splitlines()[0][:200]}",
+                               "export the fp32 model instead (onnxruntime's CPU kernels lack some dtypes)") from None
+    if handle.kind in ("eager", "pt2") and precision == "fp32" and not matches(result):
+        raise CompressionError(f"the exported file disagrees with the model: max |logit difference| "
+                               f"{result['max_abs_diff']:.3g} on {result['images']} images",
+                               "this is a bug in the exporter or distillcli; try the other format and report it")
+    return ExportResult(path, fmt, precision, file_size(path), result)

@@ -1,0 +1,93 @@
+"""Per-layer weight sharing by 1-D k-means (Han, Mao, Dally 2016, "Deep Compression", sec. 3).
+
+Each Conv / Linear weight tensor is replaced by K shared values and a K-way index per
+weight. Centroids start evenly spaced between the layer's smallest and largest weight
+(linear initialisation: the paper found it keeps the rare large weights, which matter most,
+better than random or density-based starts), then Lloyd iterations refine them. In a pruned
+layer (one with zeros) the zero is one of the K values: the other K - 1 cluster the
+non-zero weights, and pruned weights keep code 0 for good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+ZERO_CODE = 0
+
+
+@dataclass
+class SharedLayer:
+    """One layer's codebook and codes: ``weight == centroids[codes]``."""
+
+    centroids: Tensor  # (K,) float32; centroids[0] == 0 when the layer is pruned
+    codes: Tensor  # int64, the weight's shape (logical order)
+    pruned: bool
+    kind: str  # "conv" | "linear" (the sparse format's index width depends on it)
+
+    @property
+    def clusters(self) -> int:
+        return self.centroids.numel()
+
+    def weight(self) -> Tensor:
+        return self.centroids[self.codes]
+
+
+def kmeans_1d(values: Tensor, k: int, iterations: int = 30) -> tuple[Tensor, Tensor]:
+    """(centroids (k,), assignment per value) by Lloyd's algorithm from a linear initialisation.
+    A cluster that empties keeps its last centroid."""
+    lo, hi = values.min(), values.max()
+    centroids = torch.linspace(float(lo), float(hi), k, dtype=torch.float64)
+    values = values.double()
+    assign = torch.zeros_like(values, dtype=torch.int64)
+    for i in range(iterations):
+        midpoints = (centroids[1:] + centroids[:-1]) / 2  # centroids stay sorted in 1-D
+        new = torch.bucketize(values, midpoints)
+        if i and torch.equal(new, assign):
+            break
+        assign = new
+        sums = torch.zeros(k, dtype=torch.float64).index_add_(0, assign, values)
+        counts = torch.bincount(assign, minlength=k)
+        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+    return centroids.float(), assign
+
+
+@torch.no_grad()
+def share_weight(weight: Tensor, clusters: int, iterations: int = 30, kind: str = "conv") -> SharedLayer:
+    """Cluster one weight tensor; the tensor itself is not changed."""
+    flat = weight.detach().float().cpu().reshape(-1)
+    nonzero = flat != 0
+    pruned = bool((~nonzero).any())
+    codes = torch.zeros_like(flat, dtype=torch.int64)
+    if not nonzero.any():  # fully pruned: the zero is the only value
+        return SharedLayer(torch.zeros(1), codes.view(weight.shape), True, kind)
+    if pruned:
+        centroids, assign = kmeans_1d(flat[nonzero], clusters - 1, iterations)
+        centroids = torch.cat([torch.zeros(1), centroids])
+        codes[nonzero] = assign + 1
+    else:
+        centroids, codes = kmeans_1d(flat, clusters, iterations)
+    return SharedLayer(centroids, codes.view(weight.shape), pruned, kind)
+
+
+def shareable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+@torch.no_grad()
+def share_model(model: nn.Module, clusters: int, linear_clusters: int | None = None, skip: list[str] | None = None,
+                iterations: int = 30) -> dict[str, SharedLayer]:
+    """Cluster every Conv2d / Linear weight outside the ``skip`` modules (names; their children
+    are skipped too) and write the shared values into the model; returns {name: SharedLayer}."""
+    out: dict[str, SharedLayer] = {}
+    for name, module in shareable_layers(model).items():
+        if any(name == s or name.startswith(s + ".") for s in skip or []):
+            continue
+        is_linear = isinstance(module, nn.Linear)
+        k = (linear_clusters or clusters) if is_linear else clusters
+        layer = share_weight(module.weight, k, iterations, "linear" if is_linear else "conv")
+        module.weight.copy_(layer.weight().to(module.weight.device))
+        out[name] = layer
+    return out

@@ -1,0 +1,39 @@
+"""What a dataset hands to the steps: two batch loaders and the facts models need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+from torch import Tensor
+
+
+class BatchLoader(Protocol):
+    """Yields ``(images, labels, indices)`` on the run's device.
+
+    images: float32 in [0, 1], shape (N, C, H, W) (normalisation happens inside the model);
+    labels: int64 (N,); indices: int64 (N,), the stable index of each sample in its split
+    (teacher-output caching and exact resume rely on it). The order of a shuffled loader
+    depends only on (seed, epoch), set by ``set_epoch``.
+    """
+
+    num_samples: int
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: BatchLoader
+    val: BatchLoader
+    num_classes: int
+    class_names: list[str]
+    mean: list[float]
+    std: list[float]
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    spec: dict = field(default_factory=dict)  # the DataConfig as a dict, recorded in model files

@@ -1,0 +1,197 @@
+"""Batch loaders that implement the ``BatchLoader`` protocol.
+
+``TensorLoader`` serves datasets held in memory as uint8 tensors: shuffling and pad-crop/flip
+augmentation are a handful of batched tensor ops, with no per-sample Python work.
+``FolderLoader`` wraps a torch ``DataLoader`` for datasets read from disk and applies the same
+batch-wise augmentation after collation.
+
+Randomness comes from a generator seeded from (seed, epoch) only, so epoch ``e`` has the same
+order and augmentation whether or not epochs before it ran (exact resume relies on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+Augment = Literal["standard", "crop", "none"]
+Batch = tuple[Tensor, Tensor, Tensor]
+PAD = 4
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator determined by (seed, epoch, stream) alone; streams keep uses apart."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{stream}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
+
+
+def draw_augmentation(
+    n: int, augment: Augment, g: torch.Generator, device: torch.device
+) -> tuple[Tensor, Tensor | None]:
+    """Per-sample crop offsets (2, n) in [0, 2*PAD] and flip flags (n,) (None unless standard)."""
+    offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=g).to(device)
+    flips = (torch.rand(n, generator=g) < 0.5).to(device) if augment == "standard" else None
+    return offsets, flips
+
+
+def crop_flip(x: Tensor, offsets: Tensor, flips: Tensor | None) -> Tensor:
+    """Zero-pad a batch by PAD, take one crop per sample and mirror the flagged ones.
+
+    Output pixel (i, j) of sample b reads padded pixel (oy_b + i, ox_b + j), or column
+    ox_b + W-1-j when flipped, so crop and flip are a single gather over the batch.
+    """
+    b, c, h, w = x.shape
+    wp = w + 2 * PAD
+    padded = F.pad(x, (PAD, PAD, PAD, PAD)).view(b, c, -1)
+    oy, ox = offsets[0, :, None], offsets[1, :, None]
+    rows = oy + torch.arange(h, device=x.device)
+    cols = ox + torch.arange(w, device=x.device)
+    if flips is not None:
+        cols = torch.where(flips[:, None], ox + torch.arange(w - 1, -1, -1, device=x.device), cols)
+    index = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.gather(2, index).view(b, c, h, w)
+
+
+def _memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+class TensorLoader:
+    """Batches of an in-memory uint8 dataset; images (N, C, H, W), labels (N,).
+
+    The data stays on the CPU, or on the device when it is a GPU (then nothing crosses the
+    bus per batch). Batches are moved as uint8 and converted to float on the device.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        augment: Augment = "none",
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        self.device = torch.device(device)
+        store = self.device if self.device.type == "cuda" else torch.device("cpu")
+        self.images = images.to(store).contiguous()
+        self.labels = labels.to(store, torch.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment: Augment = augment
+        self.seed = seed
+        self.channels_last = channels_last
+        self.num_samples = images.shape[0]
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n, store, device = self.num_samples, self.images.device, self.device
+        fmt = _memory_format(self.channels_last)
+        order = offsets = flips = None
+        if self.shuffle or self.augment != "none":
+            g = epoch_generator(self.seed, self.epoch)
+            if self.shuffle:
+                order = torch.randperm(n, generator=g).to(store)
+            if self.augment != "none":
+                offsets, flips = draw_augmentation(n, self.augment, g, store)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if order is None:
+                idx = torch.arange(start, stop, device=store)
+                x, y = self.images[start:stop], self.labels[start:stop]
+            else:
+                idx = order[start:stop]
+                x, y = self.images[idx], self.labels[idx]
+            if offsets is not None:
+                x = crop_flip(x, offsets[:, start:stop], flips[start:stop] if flips is not None else None)
+            x = x.to(device, non_blocking=True).to(torch.float32, memory_format=fmt).div_(255)
+            yield x, y.to(device, non_blocking=True), idx.to(device, non_blocking=True)
+
+
+class EpochSampler(Sampler[int]):
+    """A random permutation of range(n) that depends only on (seed, epoch)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class FolderLoader:
+    """Batches of a map-style dataset whose items are ``(image, label, index)``.
+
+    Images are CHW tensors, uint8 (converted to [0, 1] on the device, which moves 4x fewer
+    bytes) or already float in [0, 1]. Augmentation runs batch-wise after the move.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        augment: Augment = "none",
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+        workers: int = 0,
+    ) -> None:
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self.num_samples = len(dataset)  # type: ignore[arg-type]
+        self.augment: Augment = augment
+        self.seed = seed
+        self.channels_last = channels_last
+        self.epoch = 0
+        self._sampler = EpochSampler(self.num_samples, seed) if shuffle else None
+        self._loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self._sampler,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self._sampler is not None:
+            self._sampler.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        device, fmt = self.device, _memory_format(self.channels_last)
+        g = epoch_generator(self.seed, self.epoch, stream=1) if self.augment != "none" else None
+        for x, y, idx in self._loader:
+            x = x.to(device, non_blocking=True)
+            if g is not None:
+                x = crop_flip(x, *draw_augmentation(x.shape[0], self.augment, g, device))
+            if x.dtype == torch.uint8:
+                x = x.to(torch.float32, memory_format=fmt).div_(255)
+            else:
+                x = x.to(torch.float32).contiguous(memory_format=fmt)
+            yield x, y.to(device, non_blocking=True), idx.to(device, non_blocking=True)

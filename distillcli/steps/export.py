@@ -1,0 +1,53 @@
+"""Export: write the model as ONNX or a torch.export program into the run directory, checked
+against the model and measured under its runtime. The model is handed on unchanged."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, PositiveInt, model_validator
+
+from distillcli.artifact import file_header, load_model
+from distillcli.compress.export import export_model
+from distillcli.errors import OptionError
+from distillcli.measure import measure_model
+from distillcli.models.classifier import ModelHandle
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
+
+
+class ExportConfig(StepConfig):
+    format: Literal["onnx", "pt2"] = Field("onnx", description="onnx (runs in onnxruntime) | pt2 (torch.export program)")
+    int8: bool = Field(False, description="onnx: quantize to int8 with onnxruntime (static, QDQ, per channel), "
+                                          "calibrated on training batches")
+    calibration_batches: PositiveInt = Field(16, description="int8: training batches that calibrate the ranges")
+    name: str | None = Field(None, description="file name in <run>/exports/ (default: <model>-<precision>.<format>)")
+    evaluate: bool = Field(True, description="measure the exported file's accuracy and latency under its runtime")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExportConfig":
+        if self.int8 and self.format != "onnx":
+            raise ValueError("int8 applies to format onnx; for an int8 .pt2 add a quantize step before export")
+        return self
+
+
+@step("export", ExportConfig)
+def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutput:
+    """Write the model as ONNX (fp32 or onnxruntime int8) or .pt2 into the run's exports/."""
+    if ctx.workdir is None:
+        raise OptionError("the export step writes into the run directory, and there is none here",
+                          "run it from a recipe, or use `distill export MODEL --format onnx --out FILE`")
+    precision = "int8" if cfg.int8 else ("fp32" if model.kind == "eager" else model.kind)
+    path = ctx.workdir / "exports" / (cfg.name or f"{cfg.model}-{precision}.{cfg.format}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = ctx.data
+    header = file_header(model, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
+    example = next(iter(data.val))[0][:64].to("cpu")
+    result = export_model(model, header, path, cfg.format, example, data.train if cfg.int8 else None,
+                          cfg.calibration_batches)
+    info: dict[str, Any] = {**result.summary(), "file": str(result.path.relative_to(ctx.workdir))}
+    if cfg.evaluate:
+        runner = load_model(result.path).handle.module
+        measured = measure_model(runner, data.val, data.num_classes, data.input_shape, torch.device("cpu"))
+        info.update(top1=measured["top1"], **{f"ms_b{b}": v for b, v in measured["latency_ms"].items()})
+    return StepOutput(model, info=info)

@@ -1,0 +1,120 @@
+"""`distill prune` and `distill sensitivity` through the command tree (typer's CliRunner)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from distillcli.artifact import file_header, load_model, save_model
+from distillcli.cli import app
+from distillcli.data import load_data
+from distillcli.data.config import DataConfig
+from distillcli.models.build import build_model
+from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.progress import SilentProgress
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def quiet_single_thread(monkeypatch):
+    # Progress lines are not under test; LineProgress binds sys.stderr when first imported,
+    # which under CliRunner is a capture stream that a later invocation finds closed.
+    monkeypatch.setattr("distillcli.progress.make_progress", lambda quiet: SilentProgress())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """A resnet8 file that records tiny synthetic data (so no --data is needed)."""
+    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=16)
+    data = load_data(cfg, device=torch.device("cpu"), seed=0, channels_last=False)
+    torch.manual_seed(0)
+    spec = ArchSpec("resnet8", 4, 3, data.mean, data.std)
+    handle = ModelHandle(build_model(spec), spec)
+    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
+    return save_model(tmp_path_factory.mktemp("model") / "m.pt", handle, header)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_prune_writes_a_smaller_model_and_reports_before_after(model_file, tmp_path) -> None:
+    out = tmp_path / "pruned.pt"
+    result = invoke("prune", model_file, "--sparsity", "0.5", "--round-to", "4", "--device", "cpu",
+                    "--finetune-epochs", "1", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["output"] == str(out) and out.is_file()
+    assert report["after"]["macs"] < report["before"]["macs"] / 2.5
+    assert report["after"]["file_bytes"] < report["before"]["file_bytes"]
+    info = report["info"]
+    assert info["method"] == "channel" and info["mac_reduction"] > 2.5 and "speedup_b64" in info
+    assert len(report["curve"]) == 1
+    pruned = load_model(out).handle.module
+    assert all(m.out_channels % 4 == 0 for m in pruned.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels > 3)
+
+
+def test_prune_table_and_unstructured_note(model_file, tmp_path) -> None:
+    result = invoke("prune", model_file, "--method", "unstructured", "--sparsity", "0.8", "--device", "cpu",
+                    "--out", tmp_path / "sparse.pt")
+    assert result.exit_code == 0, result.output
+    assert "before" in result.stdout and "after" in result.stdout
+    assert "sparsity 80.0 %" in result.stdout and "not faster" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sparsity", "1.0"], "--sparsity"),
+    (["--sparsity", "0"], "--sparsity"),
+    (["--sparsity", "-0.5"], "--sparsity"),
+    (["--target-mac-reduction", "0.5"], "--target-mac-reduction"),
+    ([], "exactly one of sparsity"),
+    (["--sparsity", "0.5", "--method", "channels"], "--method"),
+])
+def test_impossible_options_exit_2_with_a_message(model_file, args: list[str], message: str) -> None:
+    result = invoke("prune", model_file, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_unreachable_target_exits_2(model_file, tmp_path) -> None:
+    result = invoke("prune", model_file, "--target-mac-reduction", "500", "--device", "cpu", "--out", tmp_path / "x.pt")
+    assert result.exit_code == 2 and "cannot reach" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"not a model at all", None])
+def test_bad_model_file_exits_2(tmp_path, content: bytes | None) -> None:
+    path = tmp_path / "bad.pt"
+    if content is not None:
+        path.write_bytes(content)
+    result = invoke("prune", path, "--sparsity", "0.5")
+    assert result.exit_code == 2 and "error:" in result.stderr and "Traceback" not in result.output
+
+
+def test_sensitivity_writes_csv_plot_and_suggests_overrides(model_file, tmp_path) -> None:
+    out = tmp_path / "sens"
+    result = invoke("sensitivity", model_file, "--ratios", "0.25,0.75", "--device", "cpu", "--budget", "100",
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "sensitivity.csv").open()))
+    layers = {r["layer"] for r in rows}
+    assert len(rows) == 2 * len(layers) and "net.conv1" in layers
+    assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    snippet = result.stdout[result.stdout.index("overrides:"):]
+    overrides = yaml.safe_load(snippet)["overrides"]
+    assert set(overrides) == layers and all(v == 0.75 for v in overrides.values())  # any drop fits 100 points
+    as_json = invoke("sensitivity", model_file, "--ratios", "0.5", "--device", "cpu", "--budget", "-1",
+                     "--out", out, "--json")
+    report = json.loads(as_json.stdout)
+    assert set(report["suggested_overrides"].values()) == {0.0}  # nothing fits a negative budget
+    assert invoke("sensitivity", model_file, "--ratios", "0.5,1.5").exit_code == 2
