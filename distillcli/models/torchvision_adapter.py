@@ -1,9 +1,12 @@
-"""Any torchvision classifier, with its head resized and its first convolution adapted."""
+"""Any torchvision classifier, with its head resized and its first convolution adapted.
+
+torchvision is imported inside the functions: it costs over a second at start-up, and most
+commands never build a torchvision model.
+"""
 
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from distillcli.errors import ModelFileError, UnknownNameError
@@ -16,6 +19,8 @@ _AUX_HEADS = {"googlenet", "inception_v3"}
 
 def torchvision_names() -> list[str]:
     """Names of torchvision's image classifiers."""
+    import torchvision
+
     return list(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -32,6 +37,8 @@ def build_torchvision(name: str, num_classes: int, in_channels: int = 3, pretrai
         guess = closest(name, names)
         hint = f"did you mean '{PREFIX}{guess}'?" if guess else f"choose one of: {', '.join(names)}"
         raise UnknownNameError(f"unknown torchvision model {name!r}", hint)
+    import torchvision
+
     extra = {"aux_logits": False} if name in _AUX_HEADS else {}
     try:
         model = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **extra)

@@ -10,7 +10,9 @@ from typing import Any, Callable, Iterable, Literal
 
 from torch import Tensor, nn
 
-from distillcli.artifact import load_model, save_model
+import torch
+
+from distillcli.artifact import ModelFile, file_header, load_model, save_model
 from distillcli.compress.export.check import agreement, matches
 from distillcli.compress.export.onnx import export_onnx
 from distillcli.compress.export.program import ProgramModule, as_program
@@ -76,3 +78,18 @@ def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, f
                                f"{result['max_abs_diff']:.3g} on {result['images']} images",
                                "this is a bug in the exporter or distillcli; try the other format and report it")
     return ExportResult(path, fmt, precision, file_size(path), result)
+
+
+def export_file(model_file: ModelFile, fmt: str, out: str | Path,
+                calibration: Iterable[tuple[Tensor, Tensor, Tensor]] | None = None,
+                calibration_batches: int = 16) -> ExportResult:
+    """`distill export`: a loaded model file to ``out``. The check batch is the first
+    calibration batch, or 16 fixed random images when there is no data."""
+    handle = model_file.handle
+    if calibration is not None:
+        example = next(iter(calibration))[0][:64]
+    else:
+        example = torch.rand(16, *model_file.input_shape, generator=torch.Generator().manual_seed(0))
+    header = file_header(handle, class_names=model_file.class_names, input_shape=model_file.input_shape,
+                         data=model_file.data, metrics=model_file.metrics, recipe=model_file.recipe)
+    return export_model(handle, header, out, fmt, example, calibration, calibration_batches)
