@@ -65,6 +65,11 @@ def register_kind(kind: str, suffix: str, save: Saver, load: Loader) -> None:
     _KINDS[kind] = (suffix, save, load)
 
 
+def kind_suffixes() -> set[str]:
+    """File suffixes of the registered non-eager kinds (.pt2, .onnx ...)."""
+    return {suffix for suffix, _, _ in _KINDS.values()}
+
+
 def versions() -> dict[str, str]:
     import torchvision
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from distillcli.artifact import FORMAT, load_foreign_weights, load_model, safe_torch_load
+from distillcli.artifact import FORMAT, kind_suffixes, load_foreign_weights, load_model, safe_torch_load
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.models.build import build_model
@@ -51,7 +51,7 @@ def build_from_spec(spec, data: DataBundle) -> ModelHandle:
     """A teacher or a standalone student: from a model file, a foreign checkpoint, or fresh."""
     if spec.checkpoint:
         path = Path(spec.checkpoint).expanduser()
-        if path.suffix != ".pt" or _is_own_file(path):
+        if path.suffix in kind_suffixes() or _is_own_file(path):
             handle = load_model(path).handle
             _check_fits(handle, data, str(path))
             return handle

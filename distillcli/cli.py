@@ -246,6 +246,107 @@ def sensitivity(model: Path = typer.Argument(..., help="a model file written by 
            f"per-layer ratios within a {budget:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
 
 
+def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str:
+    from distillcli.report.markdown import human_bytes
+
+    text = f"method {info['method']}"
+    if "int8_layers" in info:
+        text += f": {info['int8_layers']} int8 layers ({100 * info['int8_weight_share']:.1f} % of the weights)"
+        if info.get("skipped"):
+            text += f", kept in float: {', '.join(info['skipped'])}"
+    if before.get("file_bytes") and after.get("file_bytes"):
+        text += (f"\nfile {human_bytes(before['file_bytes'])} -> {human_bytes(after['file_bytes'])} "
+                 f"({before['file_bytes'] / after['file_bytes']:.2f}x smaller)")
+    speed = [f"b{b} {before['latency_ms'][b] / ms:.2f}x" for b, ms in after.get("latency_ms", {}).items()
+             if before.get("latency_ms", {}).get(b)]
+    if speed:
+        text += f"; speedup {', '.join(speed)}" + (" (compiled)" if info.get("compiled") else "")
+    return text
+
+
+@app.command()
+@guarded
+def quantize(model: Path = typer.Argument(..., help="a float model file written by distill (.pt)"),
+             method: str = typer.Option("static", "--method", help="static | dynamic | qat | bf16 | fp16"),
+             calibration_batches: Optional[int] = typer.Option(None, "--calibration-batches", min=1,
+                                                               help="static: training batches that calibrate "
+                                                                    "the int8 ranges (default 16)"),
+             skip: Optional[list[str]] = typer.Option(None, "--skip", help="int8: layer pattern kept in float "
+                                                      "(repeatable), e.g. 'net.conv1'"),
+             epochs: Optional[int] = typer.Option(None, "--epochs", help="qat: fine-tune epochs (default 1)"),
+             lr: Optional[float] = typer.Option(None, "--lr", help="qat: learning rate (default 0.001)"),
+             compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="compile the program "
+                                                     "before measuring it (default: int8 only)"),
+             out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-<method>.pt2)"),
+             data: Optional[str] = typer.Option(None, "--data", help="dataset name (default: the one recorded in the file)"),
+             data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder"),
+             device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+             no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurements"),
+             quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+    """Quantize a saved model to int8 (static, dynamic, QAT) or bf16 / fp16 weights, as a .pt2 program.
+
+    Prints the result beside the float model; `distill eval` loads the .pt2 file.
+
+    Example: distill quantize runs/x/models/student.pt --data-root data/ --out student-int8.pt2
+    """
+    from distillcli.file_ops import run_step_on_file
+    from distillcli.progress import make_progress
+    from distillcli.steps.quantize import QuantizeConfig
+
+    cfg = _step_options(QuantizeConfig, "quantize", method=method, calibration_batches=calibration_batches,
+                        skip=skip, epochs=epochs, lr=lr, compile=compile_)
+    target = out or model.with_name(f"{model.stem}-{method}.pt2")
+    result = run_step_on_file(model, "quantize", cfg, target, data=data, data_root=data_root, device=device,
+                              progress=make_progress(quiet or as_json), latency=not no_latency)
+    info = result.step.info
+    o = Output(as_json, quiet)
+    o.result({"source": str(model), "output": str(result.output), "before": result.before, "after": result.after,
+              "info": info, "curve": result.step.curve},
+             measures_table(f"quantize {model.name} ({method})",
+                            [("float", result.before), (result.step.model.kind, result.after)]))
+    o.info(f"{_quantize_summary(info, result.before, result.after)}\nwritten: {result.output}\n"
+           f"next: distill eval {result.output}")
+
+
+@app.command()
+@guarded
+def export(model: Path = typer.Argument(..., help="a model file written by distill (.pt, or a .pt2 program)"),
+           format_: str = typer.Option("onnx", "--format", help="onnx | pt2"),
+           int8: bool = typer.Option(False, "--int8", help="onnx: int8 by onnxruntime (static, QDQ, per channel), "
+                                     "calibrated on the training data"),
+           calibration_batches: int = typer.Option(16, "--calibration-batches", min=1,
+                                                   help="--int8: training batches that calibrate the ranges"),
+           out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-export.<format>)"),
+           data: Optional[str] = typer.Option(None, "--data", help="--int8: dataset name (default: the one recorded "
+                                              "in the file)"),
+           data_root: Optional[str] = typer.Option(None, "--data-root", help="--int8: dataset folder"),
+           as_json: bool = JsonOpt) -> None:
+    """Export a saved model as ONNX (fp32, or int8 with --int8) or a torch.export program (.pt2).
+
+    The file is run in its runtime and its outputs compared with the model's.
+
+    Example: distill export runs/x/models/student.pt --format onnx --int8 --data-root data/ --out student.onnx
+    """
+    from distillcli.artifact import load_model
+    from distillcli.compress.export import export_file
+    from distillcli.file_ops import open_model_with_data
+    from distillcli.report.markdown import human_bytes
+
+    if int8:
+        model_file, bundle, _ = open_model_with_data(model, data, data_root, "cpu")
+        calibration = bundle.train
+    else:
+        model_file, calibration = load_model(model), None
+    target = out or model.with_name(f"{model.stem}-{'int8' if int8 else 'export'}.{format_}")
+    result = export_file(model_file, format_, target, calibration, calibration_batches)
+    check = result.check
+    runtime = "onnxruntime" if result.format == "onnx" else "torch.export"
+    Output(as_json).result(result.summary(), (
+        f"wrote {result.path} ({result.format}, {result.precision}, {human_bytes(result.file_bytes)})\n"
+        f"{runtime} vs the model on {check['images']} images: top-1 agreement {check['top1_agreement']:.1f} %, "
+        f"max |logit difference| {check['max_abs_diff']:.2g}\nnext: distill eval {result.path}"))
+
+
 @app.command()
 @guarded
 def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),

@@ -39,6 +39,9 @@ def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutpu
                           "run it from a recipe, or use `distill export MODEL --format onnx --out FILE`")
     precision = "int8" if cfg.int8 else ("fp32" if model.kind == "eager" else model.kind)
     path = ctx.workdir / "exports" / (cfg.name or f"{cfg.model}-{precision}.{cfg.format}")
+    n = 2
+    while cfg.name is None and path.exists():  # a second export of the same kind in one run
+        path, n = path.with_name(f"{cfg.model}-{precision}-{n}.{cfg.format}"), n + 1
     path.parent.mkdir(parents=True, exist_ok=True)
     data = ctx.data
     header = file_header(model, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)

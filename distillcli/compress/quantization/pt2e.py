@@ -67,7 +67,8 @@ def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[st
     """Capture ``model`` and insert observers (static, dynamic) or fake quantization (qat).
 
     Raises CompressionError naming any Conv/Linear-like layer that would silently stay in
-    float, unless it matches a ``skip`` pattern. A QAT model can switch train/eval like a module.
+    float, unless it matches a ``skip`` pattern. A dynamic model is ready to convert; a static
+    one needs ``calibrate``; a QAT model trains, switching train/eval like a module.
     """
     skipped = resolve_skip(model, skip)
     wanted = _wanted(model, scheme)
@@ -80,6 +81,8 @@ def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[st
         quantizer = make_quantizer(scheme, skipped)
         prepared = prepare_qat_pt2e(graph, quantizer) if scheme == "qat" else prepare_pt2e(graph, quantizer)
     check_coverage(prepared, wanted, skipped, scheme)
+    if scheme == "dynamic":  # weight observers record the weights' ranges on a forward pass
+        calibrate(prepared, [(example, example, example)], 1)
     if scheme == "qat":
         allow_exported_model_train_eval(prepared)
     return prepared

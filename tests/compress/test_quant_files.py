@@ -1,0 +1,133 @@
+"""Quantized models are files: .pt2 programs save with their header, reload in a fresh process,
+and a .pt2 that could run code on load is refused before torch.export.load reads it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from distillcli.artifact import file_header, load_model, save_model
+from distillcli.compress.export import ProgramModule
+from distillcli.compress.export.pt2_check import safe_expression
+from distillcli.compress.quantization import calibrate, convert, prepare
+from distillcli.data import load_data
+from distillcli.data.config import DataConfig
+from distillcli.errors import ModelFileError
+from distillcli.models.build import build_model
+from distillcli.models.classifier import ArchSpec, ModelHandle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def int8_file(tmp_path_factory) -> Path:
+    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=32)
+    data = load_data(cfg, device=torch.device("cpu"), seed=0)
+    torch.manual_seed(0)
+    spec = ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8})
+    model = build_model(spec).eval()
+    example = next(iter(data.val))[0]
+    prepared = prepare(copy.deepcopy(model), "static", example)
+    calibrate(prepared, data.train, 2)
+    handle = ModelHandle(ProgramModule(convert(prepared, example)), spec, "int8", {"method": "static"})
+    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec,
+                         metrics={"top1": 50.0})
+    return save_model(tmp_path_factory.mktemp("q") / "model.pt", handle, header)
+
+
+def test_int8_file_reloads_in_a_fresh_process(int8_file) -> None:
+    assert int8_file.suffix == ".pt2"
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    expected = load_model(int8_file).handle.module(images)
+    script = ("import json, sys, torch; from distillcli.artifact import load_model; import distillcli.steps; "
+              "mf = load_model(sys.argv[1]); x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1)); "
+              "print(json.dumps({'kind': mf.handle.kind, 'classes': mf.class_names, 'metrics': mf.metrics, "
+              "'info': mf.handle.info, 'logits': mf.handle.module(x).tolist()}))")
+    env = {**os.environ, "DISTILL_COMPILE": "0", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script, str(int8_file)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no library noise on load
+    out = json.loads(proc.stdout)
+    assert out["kind"] == "int8" and out["classes"] == ["class0", "class1", "class2", "class3"]
+    assert out["metrics"] == {"top1": 50.0} and out["info"] == {"method": "static"}
+    assert torch.allclose(torch.tensor(out["logits"]), expected, atol=1e-5)
+
+
+def _rewrite(source: Path, target: Path, edit) -> Path:
+    """Copy a .pt2 archive, passing each member's (inner name, bytes) through ``edit``."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            root, _, inner = item.filename.partition("/")
+            for name, data in edit(inner, src.read(item)):
+                dst.writestr(f"{root}/{name}", data)
+    return target
+
+
+def _json_edit(member: str, change):
+    def edit(inner: str, data: bytes):
+        if inner == member:
+            obj = json.loads(data)
+            change(obj)
+            data = json.dumps(obj).encode()
+        yield inner, data
+    return edit
+
+
+def _set_first_target(obj: dict) -> None:
+    obj["graph_module"]["graph"]["nodes"][0]["target"] = "torch.hub.load"
+
+
+def _pickle_weights(obj: dict) -> None:
+    next(iter(obj["config"].values()))["use_pickle"] = True
+
+
+def _add_member(inner: str, data: bytes):
+    yield inner, data
+    if inner == "archive_format":
+        yield "data/aotinductor/model/model.so", b"\x7fELF"
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (_json_edit("models/model.json", lambda p: p.update(guards_code=["__import__('os')"])), "guard code"),
+    (_json_edit("models/model.json", _set_first_target), "calls 'torch.hub.load'"),
+    (_json_edit("models/model.json", lambda p: p.update(range_constraints={"__import__('os')": {}})),
+     "unexpected shape symbol"),
+    (_json_edit("data/weights/model_weights_config.json", _pickle_weights), "pickled Python object"),
+    (_add_member, "unexpected archive member 'data/aotinductor"),
+], ids=["guards", "target", "sympy", "pickle", "aoti"])
+def test_unsafe_archive_is_refused(int8_file, tmp_path, edit, reason) -> None:
+    bad = _rewrite(int8_file, tmp_path / "bad.pt2", edit)
+    with pytest.raises(ModelFileError, match="refused to load") as info:
+        load_model(bad)
+    assert reason in info.value.message
+
+
+def test_program_without_header_is_not_a_model_file(tmp_path) -> None:
+    program = torch.export.export(torch.nn.Linear(2, 2), (torch.rand(1, 2),))
+    torch.export.save(program, tmp_path / "plain.pt2")
+    with pytest.raises(ModelFileError, match="not a distillcli model file"):
+        load_model(tmp_path / "plain.pt2")
+
+
+def test_corrupt_pt2_is_a_model_file_error(tmp_path) -> None:
+    (tmp_path / "broken.pt2").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load_model(tmp_path / "broken.pt2")
+
+
+@pytest.mark.parametrize("text, safe", [
+    ("Symbol('s77', positive=True, integer=True)", True), ("s0", True),
+    ("Max(1, 2*Symbol('s0', integer=True))", True), ("__import__('os').system('x')", False),
+    ("s0.__class__", False), ("exit()", False), ("Symbol('a') + eval", False),
+])
+def test_shape_expressions(text, safe) -> None:
+    assert safe_expression(text) is safe
