@@ -18,27 +18,25 @@ def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, 
     if isinstance(model, nn.Module):
         model.eval()
     k = min(5, num_classes)
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    top1 = torch.zeros((), dtype=torch.int64)
-    topk = torch.zeros((), dtype=torch.int64)
-    hits = torch.zeros(num_classes, dtype=torch.int64)
-    seen = torch.zeros(num_classes, dtype=torch.int64)
+    sums: dict[str, Tensor] = {}  # on the model's device: no host sync per batch
     n = 0
     for images, labels, _ in batches:
         logits = model(images).float()
         labels = labels.to(logits.device)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").double().cpu()
         best = logits.topk(k, dim=1).indices
         correct = best[:, 0] == labels
-        top1 += correct.sum().cpu()
-        topk += (best == labels[:, None]).any(dim=1).sum().cpu()
-        hits += torch.bincount(labels[correct].cpu(), minlength=num_classes)
-        seen += torch.bincount(labels.cpu(), minlength=num_classes)
+        part = {"loss": F.cross_entropy(logits, labels, reduction="sum").double(),
+                "top1": correct.sum(), "topk": (best == labels[:, None]).any(dim=1).sum(),
+                "hits": torch.bincount(labels, weights=correct.double(), minlength=num_classes),
+                "seen": torch.bincount(labels, minlength=num_classes)}
+        sums = part if not sums else {key: sums[key] + part[key] for key in sums}
         n += labels.numel()
     if n == 0:
         return {"top1": None, "top5": None, "loss": None, "samples": 0, "per_class_top1": []}
-    per_class = [round(100.0 * h / s, 3) if s else None for h, s in zip(hits.tolist(), seen.tolist())]
-    return {"top1": 100.0 * top1.item() / n, "top5": 100.0 * topk.item() / n, "loss": loss_sum.item() / n,
+    per_class = [round(100.0 * int(h) / s, 3) if s else None
+                 for h, s in zip(sums["hits"].tolist(), sums["seen"].tolist())]
+    return {"top1": 100.0 * sums["top1"].item() / n, "top5": 100.0 * sums["topk"].item() / n,
+            "loss": sums["loss"].item() / n,
             "samples": n, "per_class_top1": per_class}
 
 

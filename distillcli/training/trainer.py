@@ -72,8 +72,9 @@ class Trainer:
             m.train()
         title = f"{self.title} epoch {self.epoch + 1}/{self.cfg.epochs}"
         self.progress.start(title, len(loader))
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.int64)
+        # running sums stay on the device: no host sync per step (only at progress updates)
+        loss_sum: torch.Tensor | float = 0.0
+        correct: torch.Tensor | int = 0
         seen = 0
         lr = self.optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
@@ -87,14 +88,14 @@ class Trainer:
             self.step += 1
             _call(self.hooks, "after_step", model, self.step)
             n = labels.numel()
-            loss_sum += loss.detach().float().cpu() * n
-            correct += (logits.detach().argmax(1) == labels).sum().cpu()
+            loss_sum = loss_sum + loss.detach().float() * n
+            correct = correct + (logits.detach().argmax(1) == labels).sum()
             seen += n
             if i % 10 == 9:
-                self.progress.update(i + 1, loss=loss_sum.item() / seen, acc=100.0 * correct.item() / seen,
+                self.progress.update(i + 1, loss=float(loss_sum) / seen, acc=100.0 * int(correct) / seen,
                                      img_s=seen / (time.perf_counter() - t0))
         seconds = time.perf_counter() - t0
-        train_loss = loss_sum.item() / max(seen, 1)
+        train_loss = float(loss_sum) / max(seen, 1)
         if not math.isfinite(train_loss):
             raise RunFailure(f"{self.title}: the loss became {train_loss} in epoch {self.epoch + 1}",
                              "lower the learning rate (lr) or add warm-up (warmup_epochs)")
@@ -102,7 +103,7 @@ class Trainer:
         val = evaluate(model, self.data.val, self.data.num_classes)
         model.train()
         row = {"epoch": self.epoch + 1, "lr": lr, "train_loss": train_loss,
-               "train_top1": 100.0 * correct.item() / max(seen, 1), "val_loss": val["loss"],
+               "train_top1": 100.0 * int(correct) / max(seen, 1), "val_loss": val["loss"],
                "val_top1": val["top1"], "val_top5": val["top5"], "images_per_s": seen / max(seconds, 1e-9),
                "seconds": seconds}
         self.progress.finish(loss=train_loss, val_top1=val["top1"] or 0.0, img_s=row["images_per_s"])

@@ -36,22 +36,29 @@ class SharedLayer:
 
 
 def kmeans_1d(values: Tensor, k: int, iterations: int = 30) -> tuple[Tensor, Tensor]:
-    """(centroids (k,), assignment per value) by Lloyd's algorithm from a linear initialisation.
-    A cluster that empties keeps its last centroid."""
-    lo, hi = values.min(), values.max()
-    centroids = torch.linspace(float(lo), float(hi), k, dtype=torch.float64)
+    """(centroids (k,) ascending, cluster of each value) by Lloyd's algorithm from a linear
+    initialisation. A cluster that empties is re-seeded at the value farthest from its
+    centroid, so there are k distinct shared values whenever the values allow it."""
     values = values.double()
-    assign = torch.zeros_like(values, dtype=torch.int64)
-    for i in range(iterations):
-        midpoints = (centroids[1:] + centroids[:-1]) / 2  # centroids stay sorted in 1-D
-        new = torch.bucketize(values, midpoints)
-        if i and torch.equal(new, assign):
+    centroids = torch.linspace(float(values.min()), float(values.max()), k, dtype=torch.float64)
+    assign = torch.full_like(values, -1, dtype=torch.int64)
+    for _ in range(iterations):
+        new = torch.bucketize(values, (centroids[1:] + centroids[:-1]) / 2)  # nearest, centroids sorted
+        if torch.equal(new, assign):
             break
         assign = new
-        sums = torch.zeros(k, dtype=torch.float64).index_add_(0, assign, values)
         counts = torch.bincount(assign, minlength=k)
-        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
-    return centroids.float(), assign
+        centroids = torch.zeros(k, dtype=torch.float64).index_add_(0, assign, values) / counts.clamp(min=1)
+        for empty in torch.nonzero(counts == 0).reshape(-1).tolist():
+            error = (values - centroids[assign]).abs()
+            error[torch.isin(values, centroids)] = -1  # never seed on an existing centroid
+            centroids[empty] = values[error.argmax()]
+        centroids = centroids.sort().values
+    # a last assignment and update, so that codes and centroids agree
+    assign = torch.bucketize(values, (centroids[1:] + centroids[:-1]) / 2)
+    counts = torch.bincount(assign, minlength=k)
+    sums = torch.zeros(k, dtype=torch.float64).index_add_(0, assign, values)
+    return torch.where(counts > 0, sums / counts.clamp(min=1), centroids).float(), assign
 
 
 @torch.no_grad()

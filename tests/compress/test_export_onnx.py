@@ -1,0 +1,126 @@
+"""ONNX and .pt2 export: files run in their runtime with the model's outputs, carry the
+header, keep a dynamic batch dimension, and load through `load_model` like any model file."""
+
+from __future__ import annotations
+
+import copy
+
+import onnx
+import pytest
+import torch
+
+from distillcli.artifact import file_header, load_model
+from distillcli.compress.export import OnnxRunner, ProgramModule, agreement, export_model
+from distillcli.compress.export import onnx as onnx_export
+from distillcli.compress.quantization import calibrate, convert, prepare
+from distillcli.data import load_data
+from distillcli.data.config import DataConfig
+from distillcli.errors import CompressionError, ModelFileError, OptionError
+from distillcli.fileio import file_size
+from distillcli.losses.classification import CrossEntropy
+from distillcli.models.build import build_model
+from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.training.optim import OptimConfig
+from distillcli.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def data():
+    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=128, val_size=64, batch_size=32)
+    return load_data(cfg, device=torch.device("cpu"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def handle(data) -> ModelHandle:
+    torch.manual_seed(0)
+    spec = ArchSpec("resnet8", 4, 3, data.mean, data.std)
+    model = build_model(spec)
+    Trainer(model, CrossEntropy(), data, OptimConfig(epochs=2, lr=0.05)).fit()
+    return ModelHandle(model.eval(), spec)
+
+
+@pytest.fixture(scope="module")
+def images(data) -> torch.Tensor:
+    return torch.cat([x for x, _, _ in data.val])
+
+
+def _header(handle: ModelHandle, data) -> dict:
+    return file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec,
+                       metrics={"top1": 75.0})
+
+
+def test_fp32_onnx_matches_pytorch_and_carries_the_header(handle, data, images, tmp_path) -> None:
+    result = export_model(handle, _header(handle, data), tmp_path / "model", "onnx", images[:16])
+    assert result.path == tmp_path / "model.onnx" and result.precision == "fp32"
+    assert result.check["max_abs_diff"] < 1e-4 and result.check["top1_agreement"] == 100.0
+    assert not (tmp_path / "model.onnx.data").exists()  # small weights stay inline
+    loaded = load_model(result.path)
+    assert loaded.handle.kind == "onnx" and loaded.class_names == data.class_names
+    assert loaded.metrics == {"top1": 75.0} and loaded.handle.info["precision"] == "fp32"
+    runner = loaded.handle.module
+    assert isinstance(runner, OnnxRunner)
+    for batch in (1, 7):  # the batch dimension is dynamic
+        with torch.no_grad():
+            assert torch.allclose(runner(images[:batch]), handle.module(images[:batch]), atol=1e-4)
+
+
+def test_onnxruntime_int8_agrees(handle, data, images, tmp_path) -> None:
+    result = export_model(handle, _header(handle, data), tmp_path / "q.onnx", "onnx", images[:32], data.train, 2)
+    assert result.precision == "int8" and load_model(result.path).metrics == {}
+    assert result.check["top1_agreement"] >= 90 and result.check["min_cosine"] > 0.98
+    assert result.file_bytes < file_size(export_model(handle, _header(handle, data), tmp_path / "f.onnx", "onnx",
+                                                      images[:2]).path) / 2.5
+    types = {node.op_type for node in onnx.load(str(result.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= types
+
+
+def test_pt2e_int8_program_exports_to_onnx(handle, data, images, tmp_path) -> None:
+    prepared = prepare(copy.deepcopy(handle.module), "static", images[:2])
+    calibrate(prepared, data.train, 2)
+    program = ModelHandle(ProgramModule(convert(prepared, images[:2])), handle.arch, "int8")
+    result = export_model(program, _header(program, data), tmp_path / "int8", "onnx", images[:16])
+    assert result.precision == "int8"
+    assert agreement(program.module.uncompiled, load_model(result.path).handle.module, images)["min_cosine"] > 0.999
+
+
+def test_fp32_pt2_program(handle, data, images, tmp_path) -> None:
+    result = export_model(handle, _header(handle, data), tmp_path / "model", "pt2", images[:4])
+    loaded = load_model(result.path)
+    assert result.path.suffix == ".pt2" and loaded.handle.kind == "pt2" and result.check["max_abs_diff"] < 1e-5
+    with torch.no_grad():
+        assert torch.allclose(loaded.handle.module(images[:3]), handle.module(images[:3]), atol=1e-5)
+
+
+def test_large_models_keep_weights_beside_the_file(handle, data, images, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(onnx_export, "INLINE_LIMIT", 0)
+    result = export_model(handle, _header(handle, data), tmp_path / "big.onnx", "onnx", images[:2])
+    data_file = tmp_path / "big.onnx.data"
+    assert data_file.is_file() and result.file_bytes == result.path.stat().st_size + data_file.stat().st_size
+    assert result.check["max_abs_diff"] < 1e-4
+    data_file.unlink()
+    with pytest.raises(ModelFileError, match="big.onnx.data, that file must be beside it"):
+        load_model(result.path)
+
+
+def test_external_data_outside_the_folder_is_refused(handle, data, images, tmp_path) -> None:
+    path = export_model(handle, _header(handle, data), tmp_path / "m.onnx", "onnx", images[:2]).path
+    proto = onnx.load(str(path))
+    onnx.save_model(proto, str(path), save_as_external_data=True, location="w.data")
+    proto = onnx.load(str(path), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../w.data"
+    onnx.save_model(proto, str(path))
+    with pytest.raises(ModelFileError, match="outside its folder"):
+        load_model(path)
+
+
+def test_bad_requests(handle, data, images, tmp_path) -> None:
+    with pytest.raises(OptionError, match="unknown export format"):
+        export_model(handle, _header(handle, data), tmp_path / "x", "tflite", images[:2])
+    with pytest.raises(OptionError, match="--int8 applies to --format onnx"):
+        export_model(handle, _header(handle, data), tmp_path / "x", "pt2", images[:2], data.train)
+    path = export_model(handle, _header(handle, data), tmp_path / "m.onnx", "onnx", images[:2]).path
+    with pytest.raises(CompressionError, match="already an ONNX file"):
+        export_model(load_model(path).handle, _header(handle, data), tmp_path / "again", "onnx", images[:2])
