@@ -50,8 +50,8 @@ def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[dict[s
     return out.info, out.curve, time.perf_counter() - t0
 
 
-def part_a(ctx: StepContext) -> list[dict[str, Any]]:
-    cases = [(name, f"channel {target:g}x", {"target_mac_reduction": target})
+def part_a(ctx: StepContext, round_to: int | None) -> list[dict[str, Any]]:
+    cases = [(name, f"channel {target:g}x", {"target_mac_reduction": target, "round_to": round_to})
              for name in ("vgg16_bn", "resnet56") for target in (2.0, 4.0)]
     cases += [(name, "unstructured 50 %", {"method": "unstructured", "sparsity": 0.5}) for name in ("vgg16_bn", "resnet56")]
     rows = []
@@ -77,8 +77,8 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
     handle = model("resnet56", args.teacher)
     top1 = evaluate(handle.module.to(memory_format=torch.channels_last), data.val, data.num_classes)["top1"]
     info, curve, seconds = prune(handle, ctx, target_mac_reduction=2.0, importance=args.importance,
-                                 finetune={"epochs": args.epochs, "lr": args.lr, "distill": True})
-    return {"model": "resnet56 (akamaster, pretrained)", "importance": args.importance,
+                                 round_to=args.round_to, finetune={"epochs": args.epochs, "lr": args.lr, "distill": True})
+    return {"model": "resnet56 (akamaster, pretrained)", "importance": args.importance, "round_to": args.round_to,
             "mac_reduction": info["mac_reduction"], "ratio": info["ratio"], "params_before": info["params_before"],
             "params_after": info["params_after"], "speedup_b1": info["speedup_b1"], "speedup_b64": info["speedup_b64"],
             "top1_unpruned": top1, "top1_after_pruning": info.get("top1_before_finetune"),
@@ -111,15 +111,21 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1, help="part b: KD fine-tune epochs (CPU: ~2 min each)")
     p.add_argument("--lr", type=float, default=0.01, help="part b: fine-tune learning rate")
     p.add_argument("--importance", default="l1", help="part b: channel importance")
+    p.add_argument("--round-to", type=int, default=8, help="channel counts a multiple of this (0: no rounding)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--parts", default="ab", help="a (latency), b (accuracy) or ab")
     p.add_argument("--out", type=Path, default=Path("bench_results/prune.json"))
     args = p.parse_args()
-    result: dict[str, Any] = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    args.round_to = args.round_to or None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result: dict[str, Any] = {"threads": torch.get_num_threads(), "round_to": args.round_to, "torch": torch.__version__}
     if "a" in args.parts:
         print("part a: latency (random init, synthetic 32x32 inputs, channels_last)", flush=True)
         synthetic = load_data(DataConfig(name="synthetic", num_classes=10, image_size=32, train_size=64, val_size=64),
                               seed=0, channels_last=True)
-        result["latency"] = part_a(StepContext(device=torch.device("cpu"), data=synthetic, channels_last=True))
+        result["latency"] = part_a(StepContext(device=torch.device("cpu"), data=synthetic, channels_last=True),
+                                   args.round_to)
     if "b" in args.parts:
         print("part b: accuracy (pretrained ResNet-56, CIFAR-10)", flush=True)
         result["accuracy"] = part_b(args)

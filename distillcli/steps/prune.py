@@ -102,7 +102,8 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
     if model.kind != "eager":
         raise CompressionError(f"cannot prune a {model.kind!r} model", "prune before quantizing or exporting")
     module = prepare(model.module, ctx)
-    teacher = _frozen_copy(module) if cfg.finetune.epochs and cfg.finetune.distill else None
+    # The fine-tune's teacher: the model as it is now (KnowledgeDistillation freezes it).
+    teacher = copy.deepcopy(module) if cfg.finetune.epochs and cfg.finetune.distill else None
     # Channel pruning leaves `module` as it was; unstructured pruning edits it in place.
     reference = copy.deepcopy(module) if cfg.method == "unstructured" and cfg.latency else module
     costs = {"params_before": count_params(module), "macs_before": count_macs(module, ctx.data.input_shape, ctx.device)}
@@ -123,6 +124,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
              teacher: nn.Module | None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
     rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
     current, curve, ratios, top1_pruned, base_macs = module, [], [], None, 0
+    original: dict[str, int] = {}  # channels per group, before the first round and after the last
+    final: dict[str, int] = {}
     options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=cfg.round_to, max_ratio=cfg.max_layer_ratio)
     for k, fraction in enumerate(rounds):
         if needs_gradients(cfg.importance):
@@ -148,22 +151,21 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             done = sparsity * (rounds[k - 1] if k else 0.0)
             ratio = 1 - (1 - sparsity * fraction) / (1 - done)
         ratios.append(ratio)
-        current = prepare(pruner.apply(pruner.plan(ratio, **options)), ctx)
+        plan = pruner.plan(ratio, **options)
+        for name, (before, after) in pruner.channel_counts(plan).items():
+            original.setdefault(name, before)
+            final[name] = after
+        current = prepare(pruner.apply(plan), ctx)
         if cfg.finetune.epochs:
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
-            title = f"prune finetune {k + 1}/{len(rounds)}" if len(rounds) > 1 else "prune finetune"
-            curve += _finetune(current, ctx, cfg, teacher, (), title)
+            curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
     facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "ratio": ratios[-1], "ratios": ratios,
                              "target_mac_reduction": cfg.target_mac_reduction,
-                             "sparsity": 1 - _channels(current) / _channels(module)}
+                             "sparsity": 1 - sum(final.values()) / max(1, sum(original.values())),
+                             "channels": {name: [n, final[name]] for name, n in original.items()}}
     if top1_pruned is not None:
         facts["top1_before_finetune"] = top1_pruned
     return current, curve, facts
-
-
-def _channels(module: nn.Module) -> int:
-    """Output channels of all convolutions (what channel sparsity is measured on)."""
-    return sum(m.out_channels for m in module.modules() if isinstance(m, nn.Conv2d))
 
 
 # ---------------------------------------------------------------- unstructured
@@ -182,19 +184,15 @@ def _unstructured(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
         for k, fraction in enumerate(rounds):
             pruner.prune_to(sparsity * fraction)
             if cfg.finetune.epochs:
-                title = f"prune finetune {k + 1}/{len(rounds)}" if len(rounds) > 1 else "prune finetune"
-                curve += _finetune(module, ctx, cfg, teacher, [pruner], title)
+                curve += _finetune(module, ctx, cfg, teacher, [pruner], _title(k, len(rounds)))
     facts = {"scope": cfg.scope, "sparsity": pruner.sparsity(), "sparse_bytes": sparse_bytes(module, pruner.weights),
              "dense_bytes": dense_bytes(module), "note": UNSTRUCTURED_NOTE}
     return module, curve, facts
 
 
 # ---------------------------------------------------------------- shared
-def _frozen_copy(module: nn.Module) -> nn.Module:
-    teacher = copy.deepcopy(module).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+def _title(round_index: int, rounds: int) -> str:
+    return f"prune finetune {round_index + 1}/{rounds}" if rounds > 1 else "prune finetune"
 
 
 def _finetune(module: nn.Module, ctx: StepContext, cfg: PruneConfig, teacher: nn.Module | None,

@@ -55,8 +55,8 @@ class QuantizeConfig(StepConfig, OptimConfig):
 def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepOutput:
     """Quantize to int8 (static / dynamic / QAT) or half-precision weights, as a .pt2 program."""
     if model.kind != "eager":
-        raise OptionError(f"quantize needs a float model, and this one is already {model.kind}",
-                          "quantize the float model (the file before quantization)")
+        raise OptionError(f"quantize needs a float PyTorch model (.pt), and this one is {model.kind!r}",
+                          "quantize the .pt model file the program was made from")
     example = next(iter(ctx.data.train))[0][:2]
     info: dict[str, Any] = {"method": cfg.method}
     curve: list[dict[str, Any]] = []

@@ -43,8 +43,8 @@ class ShareConfig(StepConfig, OptimConfig):
 def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
     """Share weights (k-means per layer), fine-tune the centroids, report the Deep Compression size."""
     if model.kind != "eager":
-        raise OptionError(f"share needs a float model, and this one is {model.kind}",
-                          "put the share step before quantize / export")
+        raise OptionError(f"share needs a float PyTorch model (.pt), and this one is {model.kind!r}",
+                          "put the share step before quantize")
     module = prepare(model.module, ctx)
     reference = copy.deepcopy(module).eval() if cfg.epochs and cfg.distill else None
     layers = share_model(module, cfg.clusters, cfg.linear_clusters, resolve_skip(module, cfg.skip), cfg.iterations)

@@ -48,37 +48,37 @@ def compile_default(kind: str) -> bool:
 class ProgramModule(nn.Module):
     """An exported program as an eval-only module on the CPU, optionally compiled.
 
-    ``first_call_s`` records the first call per input shape: with ``compile`` that is the
+    ``first_call_s`` records the first call per input shape: when ``compiled``, that is the
     compile time, the price of loading a program in a fresh process.
     """
 
-    def __init__(self, program: torch.export.ExportedProgram, compile: bool = False) -> None:
+    def __init__(self, program: torch.export.ExportedProgram, compiled: bool = False) -> None:
         super().__init__()
         self.program = program
         self.graph_module = program.module()
-        self.compile = compile
-        self._compiled: Any = None
+        self.compiled = compiled
+        self._compiled_fn: Any = None
         self.first_call_s: dict[str, float] = {}
 
     def train(self, mode: bool = True) -> "ProgramModule":
         """Programs are captured in eval mode; there is nothing to switch."""
         return self
 
+    def _runner(self) -> Any:
+        if not self.compiled:
+            return self.graph_module
+        if self._compiled_fn is None:
+            self._compiled_fn = torch.compile(self.graph_module, dynamic=False, recompile_limit=16)
+        return self._compiled_fn
+
     def _compile_settings(self) -> Any:
-        """Weight freezing (constant-folds the int8 weight packing); a global inductor setting,
-        so it is set around the calls that compile (``options=`` does not fold onednn packing)."""
-        if not self.compile:
+        """Weight freezing (constant-folds the int8 weight packing): a global inductor setting,
+        so it is set around the calls that compile (``options=`` fails on onednn packing ops)."""
+        if not self.compiled:
             return contextlib.nullcontext()
         from torch._inductor import config
 
         return config.patch(freezing=True)
-
-    def _runner(self) -> Any:
-        if not self.compile:
-            return self.graph_module
-        if self._compiled is None:
-            self._compiled = torch.compile(self.graph_module, dynamic=False, recompile_limit=16)
-        return self._compiled
 
     def uncompiled(self, x: Tensor) -> Tensor:
         """The program run as captured, without compiling (exact; slow for int8)."""
@@ -92,8 +92,15 @@ class ProgramModule(nn.Module):
             if key in self.first_call_s:
                 return self._runner()(x)
             t0 = time.perf_counter()
-            with quiet(), self._compile_settings():
-                out = self._runner()(x)
+            try:
+                with quiet(), self._compile_settings():
+                    out = self._runner()(x)
+            except Exception as e:
+                if not self.compiled:
+                    raise
+                raise CompressionError(f"torch.compile failed on this program: {str(e).splitlines()[0][:200]}",
+                                       f"run it uncompiled: set {COMPILE_ENV}=0 (or compile: false in the "
+                                       "quantize step); rerun with DISTILL_DEBUG=1 for the trace") from None
             self.first_call_s[key] = time.perf_counter() - t0
             return out
 
@@ -175,8 +182,9 @@ def save_program(handle: ModelHandle, header: dict[str, Any], path: Path) -> Non
     if not isinstance(handle.module, ProgramModule):
         raise CompressionError(f"a {handle.kind} model must hold an exported program to be saved as .pt2",
                                "save the model before converting it, or export it with `distill export`")
-    for node in handle.module.program.graph.nodes:
-        node.meta.pop("stack_trace", None)  # a third of the file, and the paths of the machine that wrote it
+    for node in handle.module.program.graph.nodes:  # tracing provenance: up to half the graph's size, and
+        for key in ("stack_trace", "from_node", "torch_fn"):  # the source paths of the machine that wrote it
+            node.meta.pop(key, None)
     buffer = io.BytesIO()
     with quiet():
         torch.export.save(handle.module.program, buffer, extra_files={HEADER_NAME: json.dumps(header)})

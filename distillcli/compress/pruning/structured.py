@@ -185,11 +185,6 @@ class ChannelPruner:
         return {g.name: g.channels - kept_channels(g.channels, n / g.channels, round_to)
                 for g, n in zip(groups, taken)}
 
-    def channel_sparsity(self, plan: Plan) -> float:
-        """Fraction of the prunable channels a plan removes."""
-        total = sum(g.channels for g in self.groups)
-        return sum(len(v) for v in plan.values()) / total if total else 0.0
-
     def channel_counts(self, plan: Plan) -> dict[str, list[int]]:
         """{group: [channels before, after]}."""
         return {g.name: [g.channels, g.channels - len(plan.get(g.name, []))] for g in self.groups}

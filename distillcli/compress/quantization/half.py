@@ -2,7 +2,7 @@
 
 bf16 stores and computes in bfloat16 (fast on CPUs with AVX512-BF16 or AMX). fp16 stores the
 weights in float16 but computes in float32: CPUs have no fast fp16 convolutions (measured
-here: ~7x slower than fp32), so the program upcasts each weight as it reads it (a constant
+here: 3-8x slower than fp32), so the program upcasts each weight as it reads it (a constant
 that compilation folds away). Inputs and outputs stay float32 either way.
 """
 

@@ -39,7 +39,7 @@ def make_quantizer(scheme: Scheme, skipped: list[str]) -> Any:
 
     class OptOutQuantizer(xiq.X86InductorQuantizer):
         def annotate(self, model: GraphModule) -> GraphModule:
-            for node in model.graph.nodes:
+            for node in model.graph.nodes:  # the quantizer's own "annotated, do not quantize" mark
                 if node.op == "call_function" and in_modules(node, names):
                     node.meta[ANNOTATION] = xiq._X86InductorQuantizationAnnotation(_annotated=True)
             return super().annotate(model)

@@ -1,0 +1,90 @@
+"""`distill quantize` and `distill export` through the command tree, and `distill eval` on
+their files in a fresh process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from distillcli.artifact import file_header, save_model
+from distillcli.cli import app
+from distillcli.data import load_data
+from distillcli.data.config import DataConfig
+from distillcli.file_ops import evaluate_file
+from distillcli.models.build import build_model
+from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.progress import SilentProgress
+from tests.conftest import run_cli, run_json
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def silent_progress(monkeypatch):
+    monkeypatch.setattr("distillcli.progress.make_progress", lambda quiet: SilentProgress())
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """A small CNN file that records tiny synthetic data (so no --data is needed)."""
+    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=16)
+    data = load_data(cfg, device=torch.device("cpu"), seed=0, channels_last=False)
+    torch.manual_seed(0)
+    spec = ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8})
+    handle = ModelHandle(build_model(spec).eval(), spec)
+    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
+    return save_model(tmp_path_factory.mktemp("model") / "m.pt", handle, header)
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [["quantize"], ["export", "--format", "onnx"]])
+@pytest.mark.parametrize("content, message", [(None, "model file not found"), (b"not a model", "refused to load")])
+def test_bad_model_file_exits_2(tmp_path, command, content, message) -> None:
+    path = tmp_path / "bad.pt"
+    if content is not None:
+        path.write_bytes(content)
+    result = invoke(command[0], path, *command[1:])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "int4"], "--method: Input should be"),
+    (["--epochs", "2"], "training options apply to method qat only"),
+    (["--skip", "net.nothing"], "skip pattern 'net.nothing' matches no layer"),
+])
+def test_bad_quantize_options_exit_2(model_file, tmp_path, args, message) -> None:
+    result = invoke("quantize", model_file, "--device", "cpu", "--no-latency", "--out", tmp_path / "q.pt2", *args)
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_quantize_then_eval_in_a_fresh_process(model_file, tmp_path) -> None:
+    out = tmp_path / "q.pt2"
+    result = invoke("quantize", model_file, "--calibration-batches", "2", "--no-compile", "--no-latency",
+                    "--device", "cpu", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["output"] == str(out) and out.is_file()
+    assert report["info"]["method"] == "static" and report["info"]["int8_layers"] == 4
+    assert report["after"]["file_bytes"] > 0 and report["before"]["latency_ms"] == {}
+    proc = run_cli("eval", str(out), "--no-latency", "--json", env={"DISTILL_COMPILE": "0"})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # and no library noise
+    evaluated = json.loads(proc.stdout)
+    assert evaluated["kind"] == "int8" and evaluated["measures"]["top1"] == report["after"]["top1"]
+
+
+def test_export_onnx_then_eval_in_a_fresh_process(model_file, tmp_path) -> None:
+    out = tmp_path / "m.onnx"
+    result = invoke("export", model_file, "--format", "onnx", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime vs the model on 16 images: top-1 agreement 100.0 %" in result.stdout
+    evaluated = run_json("eval", str(out), "--json")
+    measures = evaluated["measures"]
+    assert evaluated["kind"] == "onnx" and set(measures["latency_ms"]) == {"1", "64"}
+    assert measures["top1"] == evaluate_file(model_file, device="cpu", latency=False)["measures"]["top1"]

@@ -1,0 +1,92 @@
+"""The quantize, share and export steps: options, QAT, and a recipe that chains them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from distillcli.artifact import load_model
+from distillcli.data import load_data
+from distillcli.data.config import DataConfig
+from distillcli.errors import OptionError
+from distillcli.measure import evaluate
+from distillcli.models.build import build_model
+from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.pipeline import Pipeline
+from distillcli.progress import SilentProgress
+from distillcli.recipe import load_recipe
+from distillcli.steps import STEPS, StepContext
+from distillcli.steps.export import ExportConfig
+from distillcli.steps.quantize import QuantizeConfig
+from tests.conftest import tiny_recipe
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"method": "static", "epochs": 2}, "training options apply to method qat only"),
+    ({"method": "dynamic", "calibration_batches": 4}, "calibration_batches applies to method static only"),
+    ({"method": "bf16", "skip": ["net.conv1"]}, "skip applies to the int8 methods only"),
+    ({"method": "int4"}, "Input should be"),
+])
+def test_quantize_options(options, message) -> None:
+    with pytest.raises(ValidationError, match=message):
+        QuantizeConfig(**options)
+
+
+def test_export_options() -> None:
+    with pytest.raises(ValidationError, match="int8 applies to format onnx"):
+        ExportConfig(format="pt2", int8=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=128, val_size=64, batch_size=32)
+    return load_data(cfg, device=torch.device("cpu"), seed=0)
+
+
+def _trained(data) -> ModelHandle:
+    torch.manual_seed(0)
+    spec = ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8})
+    handle = ModelHandle(build_model(spec), spec)
+    ctx = StepContext(device=torch.device("cpu"), data=data)
+    return STEPS.get("train").run(handle, ctx, STEPS.get("train").config(epochs=3, lr=0.05)).model
+
+
+@pytest.mark.slow  # torchao folds conv-bn for QAT by exporting ~100 pattern graphs: ~15 s fixed
+def test_qat_finetunes_then_converts(data) -> None:
+    model = _trained(data)
+    before = evaluate(model.module, data.val, 4)["top1"]
+    ctx = StepContext(device=torch.device("cpu"), data=data)
+    out = STEPS.get("quantize").run(model, ctx, QuantizeConfig(method="qat", epochs=1, compile=False))
+    assert out.model.kind == "int8" and len(out.curve) == 1
+    assert out.info["int8_layers"] == 4 and out.info["compiled"] is False
+    assert evaluate(out.model.module, data.val, 4)["top1"] >= before - 5
+    with pytest.raises(OptionError, match="this one is .int8."):
+        STEPS.get("quantize").run(out.model, ctx, QuantizeConfig())
+
+
+def test_recipe_share_quantize_export(write_recipe, tmp_path) -> None:
+    recipe = tiny_recipe(
+        teacher=None, student={"arch": "cnn", "args": {"width": 8}},
+        data={"name": "synthetic", "batch_size": 32, "train_size": 128, "val_size": 64, "num_classes": 4,
+              "image_size": 16},
+        steps=[{"train": {"epochs": 2, "lr": 0.05}},
+               {"share": {"clusters": 8, "epochs": 1, "lr": 0.001}},
+               {"quantize": {"method": "static", "calibration_batches": 2, "compile": False}},
+               {"export": {"format": "onnx"}}],
+        report={"latency": False})
+    result = Pipeline(load_recipe(write_recipe(recipe)), SilentProgress(), out=tmp_path / "run").run()
+    steps = {s["kind"]: s for s in result.metrics["steps"]}
+    share = steps["share"]["info"]
+    assert share["shared_layers"] == 4 and share["huffman_ratio"] > share["shared_ratio"] > 4
+    assert steps["quantize"]["model_file"] == "models/02-quantize-student.pt2"
+    assert abs(steps["quantize"]["measures"]["top1"] - steps["share"]["measures"]["top1"]) <= 10
+    export = steps["export"]["info"]
+    assert export["file"] == "exports/student-int8.onnx" and export["precision"] == "int8"
+    assert export["top1"] == pytest.approx(steps["export"]["measures"]["top1"], abs=5)
+    student = load_model(result.run_dir / "models" / "student.pt2")
+    assert student.handle.kind == "int8" and student.handle.info["method"] == "static"
+    assert "## step 1: share" in (result.run_dir / "report.md").read_text()
+    assert json.loads((result.run_dir / "metrics.json").read_text())["steps"][1]["info"]["size_layers"]
