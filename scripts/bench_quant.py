@@ -6,8 +6,8 @@
 For ResNet-20 / ResNet-56 (pretrained, akamaster) and VGG16-BN (--vgg-checkpoint, a distillcli
 model file; otherwise random weights and latency only), through the real quantize step:
   fp32 eager, fp32 compiled (torch.export + inductor with freezing: the fair baseline),
-  int8 PTQ (PT2E, x86 inductor quantizer, compiled), int8 QAT (--qat-epochs > 0),
-  onnxruntime fp32 and int8 (static QDQ, per channel) through `distill export`'s code path.
+  int8 PTQ (PT2E, x86 inductor quantizer, compiled), int8 QAT (--qat-epochs > 0), bf16 / fp16
+  weights (--half), onnxruntime fp32 and int8 (static QDQ, per channel) as `distill export` writes them.
 Top-1 on the test set (--val-subset N for the first N), file size as written, median latency
 at batch 1 and 64 (channels_last input), speedup against compiled fp32 at batch 64, and the
 cold compile time of each program. Accuracy is measured in batches of 64 (the last batch
@@ -100,15 +100,17 @@ def bench_model(name: str, args: argparse.Namespace, data: DataBundle, ctx: Step
     methods = [("int8 PTQ", QuantizeConfig(method="static", calibration_batches=args.calibration_batches))]
     if args.qat_epochs:
         methods.append(("int8 QAT", QuantizeConfig(method="qat", epochs=args.qat_epochs, lr=args.qat_lr)))
+    if args.half:
+        methods += [(f"{kind} weights", QuantizeConfig(method=kind)) for kind in ("bf16", "fp16")]
     for variant, cfg in methods:
         t0 = time.perf_counter()
         out = STEPS.get("quantize").run(ModelHandle(module, handle.arch), ctx, cfg)
         seconds = time.perf_counter() - t0
-        path = save_model(tmp / f"{name}-{variant.split()[1].lower()}.pt2", out.model, header)
+        path = save_model(tmp / f"{name}-{variant.replace(' ', '-')}.pt2", out.model, header)
         program = out.model.module
         assert isinstance(program, ProgramModule)
         add(variant, program, path, {"quantize_s": seconds})
-        rows[-1]["compile_s"] = sum(program.first_call_s.values())
+        rows[-1]["compile_s"] = sum(program.first_call_s.values()) if program.compiled else None
     for variant, calibration in (("onnxruntime fp32", None), ("onnxruntime int8", data.train)):
         result = export_model(ModelHandle(module, handle.arch), header, tmp / f"{name}-{variant.split()[1]}.onnx",
                               "onnx", example, calibration, args.calibration_batches)
@@ -144,6 +146,7 @@ def main() -> None:
     parser.add_argument("--qat-epochs", type=int, default=0, help="QAT fine-tune epochs (0: skip QAT; CPU-heavy)")
     parser.add_argument("--qat-lr", type=float, default=0.001)
     parser.add_argument("--train-subset", type=int, help="QAT: train on the first N training images")
+    parser.add_argument("--half", action="store_true", help="also bf16 and fp16 weights (uncompiled programs)")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per latency (median)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench_results/quant.json")

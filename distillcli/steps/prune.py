@@ -16,7 +16,7 @@ from torch import nn
 
 from distillcli.compress.pruning import (
     UNSTRUCTURED_NOTE, AgpSchedule, ChannelPruner, ImportanceName, MagnitudePruner, accumulate_gradients,
-    dense_bytes, iterative_fractions, search_ratio, sparse_bytes,
+    dense_bytes, iterative_fractions, recalibrate_batchnorm, search_ratio, sparse_bytes,
 )
 from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
@@ -69,6 +69,8 @@ class PruneConfig(StepConfig):
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="gradual: sparsity at the start of the ramp")
     ramp: float = Field(0.75, gt=0, le=1, description="gradual: fraction of the fine-tune over which sparsity rises")
     importance_batches: PositiveInt = Field(8, description="taylor: training batches whose gradients score channels")
+    recalibrate_bn: int = Field(20, ge=0, description="training batches used to re-estimate BatchNorm statistics "
+                                                      "after each pruning round (0: keep the old ones)")
     latency: bool = Field(True, description="measure latency before and after (for the speedup in the report)")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
@@ -156,6 +158,7 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             original.setdefault(name, before)
             final[name] = after
         current = prepare(pruner.apply(plan), ctx)
+        recalibrate_batchnorm(current, ctx.data.train, cfg.recalibrate_bn)
         if cfg.finetune.epochs:
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
@@ -183,6 +186,7 @@ def _unstructured(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
         rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
         for k, fraction in enumerate(rounds):
             pruner.prune_to(sparsity * fraction)
+            recalibrate_batchnorm(module, ctx.data.train, cfg.recalibrate_bn)
             if cfg.finetune.epochs:
                 curve += _finetune(module, ctx, cfg, teacher, [pruner], _title(k, len(rounds)))
     facts = {"scope": cfg.scope, "sparsity": pruner.sparsity(), "sparse_bytes": sparse_bytes(module, pruner.weights),

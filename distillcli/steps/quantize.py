@@ -71,7 +71,7 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
                          if cfg.alpha > 0 else CrossEntropy(cfg.label_smoothing))
             curve = Trainer(prepared, objective, ctx.data, cfg, ctx.progress, title="quantize[qat]").fit()
         else:
-            prepared = prepare(cpu_copy(model.module), cfg.method, example, cfg.skip)
+            prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip)
             if cfg.method == "static":
                 info["calibration_images"] = calibrate(prepared, ctx.data.train, cfg.calibration_batches)
         done = quantized_layers(prepared)

@@ -78,6 +78,7 @@ def test_onnxruntime_int8_agrees(fp32_onnx, handle, data, images, tmp_path) -> N
     assert {"QuantizeLinear", "DequantizeLinear"} <= types
 
 
+@pytest.mark.slow  # the recipe test in test_quant_step.py covers this path; this one checks the numbers closely
 def test_pt2e_int8_program_exports_to_onnx(handle, data, images, tmp_path) -> None:
     prepared = prepare(copy.deepcopy(handle.module), "static", images[:2])
     calibrate(prepared, data.train, 2)

@@ -1,10 +1,10 @@
 """Export: torch.export programs (``.pt2``) and ONNX files, both registered as model kinds,
 so `distill eval` loads them like any model file."""
 
-from distillcli.compress.export.api import FORMATS, ExportResult, Format, export_file, export_model
+from distillcli.compress.export.api import FORMATS, ExportResult, export_file, export_model
 from distillcli.compress.export.check import agreement, matches
 from distillcli.compress.export.onnx import OnnxRunner, export_onnx
 from distillcli.compress.export.program import PROGRAM_KINDS, ProgramModule, as_program, export_program
 
-__all__ = ["FORMATS", "PROGRAM_KINDS", "ExportResult", "Format", "OnnxRunner", "ProgramModule", "agreement",
+__all__ = ["FORMATS", "PROGRAM_KINDS", "ExportResult", "OnnxRunner", "ProgramModule", "agreement",
            "as_program", "export_file", "export_model", "export_onnx", "export_program", "matches"]

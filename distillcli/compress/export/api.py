@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
-
-from torch import Tensor, nn
+from typing import Any, Callable, Iterable
 
 import torch
+from torch import Tensor, nn
 
 from distillcli.artifact import ModelFile, file_header, load_model, save_model
 from distillcli.compress.export.check import agreement, matches
@@ -20,7 +19,6 @@ from distillcli.errors import CompressionError, OptionError
 from distillcli.fileio import file_size
 from distillcli.models.classifier import ModelHandle
 
-Format = Literal["onnx", "pt2"]
 FORMATS: tuple[str, ...] = ("onnx", "pt2")
 
 
@@ -43,8 +41,9 @@ def _plain(module: Any) -> Callable[[Tensor], Tensor]:
         return module.uncompiled
     if not isinstance(module, nn.Module):  # an onnxruntime runner
         return module
-    device = next(iter(module.parameters()), None)
-    return lambda x: module(x.to(device.device if device is not None else "cpu"))
+    param = next(iter(module.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    return lambda x: module(x.to(device))
 
 
 def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, fmt: str, example: Tensor,

@@ -83,7 +83,7 @@ def _to_onnx(source: nn.Module | torch.export.ExportedProgram, example: Tensor) 
                                         output_names=[OUTPUT], external_data=False)
     except Exception as e:
         raise CompressionError(f"the ONNX exporter failed: {str(e).strip().splitlines()[0][:300]}",
-                               "rerun with DISTILL_DEBUG=1 for the trace; `--format pt2` keeps any PyTorch model")
+                               "rerun with DISTILL_DEBUG=1 for the trace; `--format pt2` keeps any PyTorch model") from None
     return program.model_proto
 
 

@@ -1,6 +1,7 @@
 """Pruning: structural (channels removed, really faster) and unstructured (weights zeroed)."""
 
 from distillcli.compress.pruning.importance import IMPORTANCES, ImportanceName, accumulate_gradients, make_importance
+from distillcli.compress.pruning.recalibrate import recalibrate_batchnorm
 from distillcli.compress.pruning.schedules import AgpSchedule, iterative_fractions
 from distillcli.compress.pruning.search import search_ratio
 from distillcli.compress.pruning.sensitivity import Sensitivity, SensitivityRow, analyse, overrides_yaml
@@ -11,5 +12,6 @@ from distillcli.compress.pruning.unstructured import MagnitudePruner, dense_byte
 __all__ = [
     "IMPORTANCES", "AgpSchedule", "ChannelGroup", "ChannelPruner", "ImportanceName", "MagnitudePruner", "Plan",
     "Sensitivity", "SensitivityRow", "UNSTRUCTURED_NOTE", "accumulate_gradients", "analyse", "dense_bytes",
-    "iterative_fractions", "kept_channels", "make_importance", "overrides_yaml", "search_ratio", "sparse_bytes",
+    "iterative_fractions", "kept_channels", "make_importance", "overrides_yaml", "recalibrate_batchnorm",
+    "search_ratio", "sparse_bytes",
 ]
