@@ -38,10 +38,14 @@ class SilentProgress:
 class LineProgress:
     """One line per finished loop: what CI logs and pipes want."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
         self.title = ""
         self.t0 = 0.0
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr  # looked up late: tests and callers may swap stderr
 
     def start(self, title: str, total: int) -> None:
         self.title, self.t0 = title, time.perf_counter()

@@ -17,16 +17,12 @@ from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.models.build import build_model
 from distillcli.models.classifier import ArchSpec, ModelHandle
-from distillcli.progress import SilentProgress
 
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def quiet_single_thread(monkeypatch):
-    # Progress lines are not under test; LineProgress binds sys.stderr when first imported,
-    # which under CliRunner is a capture stream that a later invocation finds closed.
-    monkeypatch.setattr("distillcli.progress.make_progress", lambda quiet: SilentProgress())
+def single_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

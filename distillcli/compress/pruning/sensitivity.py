@@ -2,6 +2,8 @@
 
 Layers whose accuracy barely moves can be pruned hard; the others should be spared. The
 result suggests per-layer ``overrides`` for the prune step under an accuracy-drop budget.
+Accuracy is taken right after pruning (no BatchNorm recalibration, no fine-tuning): it
+ranks the layers against each other rather than predicting the final accuracy.
 """
 
 from __future__ import annotations
