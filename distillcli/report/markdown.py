@@ -39,6 +39,9 @@ def render(metrics: dict[str, Any]) -> str:
     for step in metrics["steps"]:
         if step["target"] == "teacher":
             teacher = step["measures"]
+    baseline_name = "the teacher"
+    if teacher is None and metrics["steps"]:  # no teacher: compare against the first step's model
+        teacher, baseline_name = metrics["steps"][0]["measures"], f"step 0 ({metrics['steps'][0]['kind']})"
     batches = sorted({int(b) for s in metrics["steps"] for b in s["measures"].get("latency_ms", {})})
     lines = [
         f"# {run['name']}",
@@ -68,7 +71,7 @@ def render(metrics: dict[str, Any]) -> str:
         row.append(f"{s['seconds']:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     if teacher:
-        lines += ["", f"Deltas and speed-up are against the teacher (top-1 {_num(teacher.get('top1'))} %, "
+        lines += ["", f"Deltas and speed-up are against {baseline_name} (top-1 {_num(teacher.get('top1'))} %, "
                       f"{human_count(teacher.get('params'))} params, {human_count(teacher.get('macs'))} MACs)."]
     for s in metrics["steps"]:
         if s.get("info"):
