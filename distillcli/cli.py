@@ -89,7 +89,8 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
     rows = [(f"{s['index']} {s['kind']} [{s['target']}]", s["measures"]) for s in result.metrics["steps"]]
     o = Output(as_json, quiet)
     o.result(summary, measures_table(f"run {r.name}", rows))
-    o.info(f"report: {result.run_dir / 'report.md'}\nnext: distill eval {result.run_dir / 'models' / 'student.pt'}")
+    final = next((s["model_file"] for s in reversed(result.metrics["steps"]) if s["model_file"]), None)
+    o.info(f"report: {result.run_dir / 'report.md'}" + (f"\nnext: distill eval {result.run_dir / final}" if final else ""))
 
 
 @app.command("eval")
@@ -405,6 +406,9 @@ def list_(what: str = typer.Argument(..., help="models | datasets | steps | loss
 
 
 def main() -> None:
+    # Before torch loads: OpenMP threads that spin while idle slow int8 programs 100x when
+    # another process shares the cores (measured on a 2-core box). Users may override it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from distillcli.allocator import keep_freed_memory
 
     keep_freed_memory()

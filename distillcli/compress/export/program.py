@@ -21,6 +21,7 @@ import io
 import json
 import os
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,9 @@ class ProgramModule(nn.Module):
         key = f"{tuple(x.shape)}{'-nhwc' if x.dim() == 4 and not x.is_contiguous() else ''}"
         with torch.no_grad():
             if key in self.first_call_s:
-                return self._runner()(x)
+                with warnings.catch_warnings():  # e.g. FlopCounterMode's global hooks around a compiled call
+                    warnings.simplefilter("ignore")
+                    return self._runner()(x)
             t0 = time.perf_counter()
             try:
                 with quiet(), self._compile_settings():
