@@ -406,9 +406,6 @@ def list_(what: str = typer.Argument(..., help="models | datasets | steps | loss
 
 
 def main() -> None:
-    # Before torch loads: OpenMP threads that spin while idle slow int8 programs 100x when
-    # another process shares the cores (measured on a 2-core box). Users may override it.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from distillcli.allocator import keep_freed_memory
 
     keep_freed_memory()

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from distillcli.allocator import keep_freed_memory
 from distillcli.artifact import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
@@ -143,6 +144,7 @@ def main() -> None:
     p.add_argument("--skip-accuracy", action="store_true", help="only measure the loop overhead")
     p.add_argument("--out", default="bench_results/kd.json")
     args = p.parse_args()
+    keep_freed_memory()  # as the `distill` command does, for both loops alike
     out = Path(args.out)
     result = {"overhead": overhead(args)}
     if not args.skip_accuracy:

@@ -44,6 +44,17 @@ def write_recipe(tmp_path):
     return write
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors run faster on one thread, and are then immune to other processes' load."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """`distill ARGS` in a fresh process, as a user runs it."""
     full_env = {**os.environ, **(env or {})}

@@ -21,12 +21,7 @@ from distillcli.models.classifier import ArchSpec, ModelHandle
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster and immune to load
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,7 @@ from distillcli.models.classifier import ArchSpec
 from distillcli.steps.prune import PruneConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster and immune to load
 
 
 def row(layer: str, ratio: float, drop: float) -> SensitivityRow:

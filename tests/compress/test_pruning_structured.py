@@ -20,13 +20,7 @@ SHAPE = (3, 16, 16)
 SMALL = {"cnn": {"width": 8}, "mobilenetv2": {"width": 0.5}, "cifar_resnet": {"depth": 14}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and immune to other processes' load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster and immune to load
 
 
 def make(name: str, **kwargs) -> nn.Module:

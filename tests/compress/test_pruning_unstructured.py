@@ -17,12 +17,7 @@ from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster and immune to load
 
 
 def make(name: str = "resnet8", **kwargs) -> nn.Module:

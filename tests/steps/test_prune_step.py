@@ -24,12 +24,7 @@ from distillcli.steps.prune import PruneConfig
 from tests.conftest import tiny_recipe
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster and immune to load
 
 
 @pytest.fixture(scope="module")
