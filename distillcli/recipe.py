@@ -105,7 +105,6 @@ def recipe_model() -> type[RecipeBase]:
                         steps=(list[item], Field(default_factory=list, description="steps, run in order")))
 
 
-Recipe = RecipeBase  # the type steps and the pipeline see; instances come from recipe_model()
 
 
 # ---------------------------------------------------------------- error messages
