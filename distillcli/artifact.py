@@ -169,7 +169,16 @@ def load_model(path: str | Path) -> ModelFile:
     for suffix, _, load in _KINDS.values():
         if path.suffix == suffix:
             return load(path)
-    payload = safe_torch_load(path)
+    return model_from_payload(safe_torch_load(path), path)
+
+
+def is_model_payload(payload: Any) -> bool:
+    """True for the contents of a distillcli model file (as opposed to a plain checkpoint)."""
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def model_from_payload(payload: Any, path: Path) -> ModelFile:
+    """Rebuild a model from the already-read contents of a ``.pt`` model file."""
     _check_format(payload, path)
     arch = ArchSpec.from_dict(payload["arch"])
     model = apply_structure(build_model(arch), payload.get("structure", {}))
@@ -243,7 +252,13 @@ def load_foreign_weights(model: nn.Module, path: str | Path, strip_prefix: str =
     prefixes ({"fc": "linear"} turns "fc.weight" into "linear.weight").
     """
     path = Path(path)
-    state = _extract_state_dict(safe_torch_load(path), path)
+    load_foreign_state(model, safe_torch_load(path), path, strip_prefix, key_map)
+
+
+def load_foreign_state(model: nn.Module, payload: Any, path: Path, strip_prefix: str = "",
+                       key_map: dict[str, str] | None = None) -> None:
+    """load_foreign_weights on the already-read contents of the file at ``path``."""
+    state = _extract_state_dict(payload, path)
     renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if strip_prefix and key.startswith(strip_prefix):

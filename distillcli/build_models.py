@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from distillcli.artifact import FORMAT, kind_suffixes, load_foreign_weights, load_model, safe_torch_load
+from distillcli.artifact import (is_model_payload, kind_suffixes, load_foreign_state, load_model, model_from_payload,
+                                 safe_torch_load)
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.models.build import build_model
@@ -42,24 +43,24 @@ def _arch(spec, data: DataBundle) -> ArchSpec:
                     in_channels=data.input_shape[0], mean=list(mean), std=list(std), kwargs=dict(spec.args))
 
 
-def _is_own_file(path: Path) -> bool:
-    payload = safe_torch_load(path)
-    return isinstance(payload, dict) and payload.get("format") == FORMAT
-
-
 def build_from_spec(spec, data: DataBundle) -> ModelHandle:
     """A teacher or a standalone student: from a model file, a foreign checkpoint, or fresh."""
     if spec.checkpoint:
         path = Path(spec.checkpoint).expanduser()
-        if path.suffix in kind_suffixes() or _is_own_file(path):
+        if path.suffix in kind_suffixes():
             handle = load_model(path).handle
-            _check_fits(handle, data, str(path))
-            return handle
-        if not spec.arch:
-            raise ModelFileError(f"{path} is a plain checkpoint without an architecture",
-                                 "add arch: NAME (e.g. arch: resnet56) next to checkpoint:")
-        handle = ModelHandle(build_model(_arch(spec, data)), _arch(spec, data))
-        load_foreign_weights(handle.module, path, spec.strip_prefix, spec.key_map)
+        else:
+            payload = safe_torch_load(path)  # read once: it is either our model file or a plain checkpoint
+            if not is_model_payload(payload):
+                if not spec.arch:
+                    raise ModelFileError(f"{path} is a plain checkpoint without an architecture",
+                                         "add arch: NAME (e.g. arch: resnet56) next to checkpoint:")
+                arch = _arch(spec, data)
+                handle = ModelHandle(build_model(arch), arch)
+                load_foreign_state(handle.module, payload, path, spec.strip_prefix, spec.key_map)
+                return handle
+            handle = model_from_payload(payload, path).handle
+        _check_fits(handle, data, str(path))
         return handle
     arch = _arch(spec, data)
     return ModelHandle(build_model(arch), arch)

@@ -34,6 +34,15 @@ def tiny_recipe(**changes) -> dict:
     return recipe
 
 
+def tiny_synthetic():
+    """4 classes of 16x16 synthetic images, 128 for training and 64 for validation, on the CPU."""
+    from distillcli.data import load_data
+    from distillcli.data.config import DataConfig
+
+    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=128, val_size=64, batch_size=32)
+    return load_data(cfg, device="cpu", seed=0)
+
+
 @pytest.fixture
 def write_recipe(tmp_path):
     def write(recipe: dict, name: str = "recipe.yaml") -> Path:

@@ -9,8 +9,6 @@ import torch
 from pydantic import ValidationError
 
 from distillcli.artifact import load_model
-from distillcli.data import load_data
-from distillcli.data.config import DataConfig
 from distillcli.errors import OptionError
 from distillcli.measure import evaluate
 from distillcli.models.build import build_model
@@ -21,6 +19,7 @@ from distillcli.recipe import load_recipe
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.export import ExportConfig
 from distillcli.steps.quantize import QuantizeConfig
+from tests.conftest import tiny_synthetic
 from tests.conftest import tiny_recipe
 
 
@@ -42,8 +41,7 @@ def test_export_options() -> None:
 
 @pytest.fixture(scope="module")
 def data():
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=128, val_size=64, batch_size=32)
-    return load_data(cfg, device=torch.device("cpu"), seed=0)
+    return tiny_synthetic()
 
 
 def _trained(data) -> ModelHandle:

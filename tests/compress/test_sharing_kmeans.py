@@ -12,13 +12,12 @@ from torch import nn
 from distillcli.compress.pruning import MagnitudePruner
 from distillcli.compress.sharing import CentroidTuning, kmeans_1d, share_model, share_weight
 from distillcli.compress.sharing.kmeans import SharedLayer
-from distillcli.data import load_data
-from distillcli.data.config import DataConfig
 from distillcli.losses.classification import CrossEntropy
 from distillcli.models.build import build_model
 from distillcli.models.classifier import ArchSpec
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
+from tests.conftest import tiny_synthetic
 
 
 def test_linear_initialisation_and_lloyd() -> None:
@@ -53,8 +52,7 @@ def test_pruned_zeros_stay_and_count_as_one_value() -> None:
 
 @pytest.fixture(scope="module")
 def data():
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=128, val_size=32, batch_size=32)
-    return load_data(cfg, device=torch.device("cpu"), seed=0)
+    return tiny_synthetic()
 
 
 def test_centroid_finetuning_keeps_layers_shared(data) -> None:
