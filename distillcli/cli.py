@@ -328,7 +328,7 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
 
     Example: distill export runs/x/models/student.pt --format onnx --int8 --data-root data/ --out student.onnx
     """
-    from distillcli.artifact import load_model
+    from distillcli.modelfile import load_model
     from distillcli.compress.export import export_file
     from distillcli.file_ops import open_model_with_data
     from distillcli.report.markdown import human_bytes
@@ -371,7 +371,7 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this
 
     Example: distill schema --out recipe.schema.json
     """
-    from distillcli.fileio import write_text
+    from distillcli.atomic_write import write_text
     from distillcli.recipe import recipe_schema
 
     text = json.dumps(recipe_schema(), indent=2)
@@ -393,7 +393,7 @@ def list_(what: str = typer.Argument(..., help="models | datasets | steps | loss
     from distillcli.data import DATASETS
     from distillcli.errors import OptionError
     from distillcli.losses import LOSSES
-    from distillcli.models.zoo import list_models
+    from distillcli.models.backbones import list_models
     from distillcli.registry import closest
     from distillcli.steps import STEPS
 
@@ -406,7 +406,7 @@ def list_(what: str = typer.Argument(..., help="models | datasets | steps | loss
 
 
 def main() -> None:
-    from distillcli.allocator import keep_freed_memory
+    from distillcli.runtime import keep_freed_memory
 
     keep_freed_memory()
     app()

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distillcli.artifact import ModelFile, file_header, load_model, model_suffix, save_model
-from distillcli.build_models import resolve_device
+from distillcli.modelfile import file_header, load_model, model_suffix, ModelFile, save_model
+from distillcli.runtime import resolve_device
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
-from distillcli.fileio import file_size
+from distillcli.modelfile import file_size
 from distillcli.measure import measure_model
 from distillcli.data.config import DataConfig
 from distillcli.errors import DataError, OptionError
 from distillcli.models.build import place
-from distillcli.models.classifier import ModelHandle
-from distillcli.seeding import seed_everything
+from distillcli.models.handle import ModelHandle
+from distillcli.runtime import seed_everything
 from distillcli.progress import Progress, SilentProgress
 from distillcli.steps import STEPS, StepConfig, StepContext, StepOutput
 

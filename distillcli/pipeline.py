@@ -16,18 +16,20 @@ from typing import Any
 import torch
 import yaml
 
-from distillcli.artifact import file_header, model_suffix, save_model, versions
-from distillcli.build_models import build_from_spec, resolve_device, student_from_teacher
+from distillcli.modelfile import file_header, model_suffix, save_model, versions
+from distillcli.recipe_models import build_from_spec, student_from_teacher
+from distillcli.runtime import resolve_device
 from distillcli.data import load_data
 from distillcli.errors import DistillError, RunFailure
-from distillcli.fileio import atomic_path, file_size, write_json, write_text
+from distillcli.atomic_write import atomic_path, write_json, write_text
+from distillcli.modelfile import file_size
 from distillcli.measure import measure_model
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress
 from distillcli.recipe import RecipeBase, recipe_to_dict
 from distillcli.report.markdown import render
 from distillcli.report.metrics import best_epoch, new_metrics
-from distillcli.seeding import seed_everything
+from distillcli.runtime import seed_everything
 from distillcli.steps import STEPS, StepContext
 
 

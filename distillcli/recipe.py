@@ -304,7 +304,7 @@ def recipe_to_dict(recipe: RecipeBase) -> dict[str, Any]:
 def semantic_problems(recipe: RecipeBase) -> list[str]:
     """Problems that need more than one key, or a look at registries and files."""
     from distillcli.data import DATASETS
-    from distillcli.models.zoo import check_arch_args
+    from distillcli.models.backbones import check_arch_args
 
     problems: list[str] = []
     if recipe.data.name not in DATASETS:

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from distillcli.allocator import keep_freed_memory
-from distillcli.artifact import load_foreign_weights
+from distillcli.runtime import keep_freed_memory
+from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from distillcli.losses.kd import KnowledgeDistillation
 from distillcli.models.build import build_model, place
-from distillcli.models.classifier import ArchSpec
+from distillcli.models.handle import ArchSpec
 from distillcli.pipeline import Pipeline
 from distillcli.progress import make_progress
 from distillcli.recipe import validate_raw

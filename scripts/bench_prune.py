@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
-from distillcli.artifact import load_foreign_weights
+from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.measure import evaluate
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import make_progress
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig

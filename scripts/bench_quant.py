@@ -27,14 +27,15 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from distillcli.artifact import file_header, load_foreign_weights, load_model, save_model
+from distillcli.modelfile import file_header, load_model, save_model
+from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.compress.export import ProgramModule, as_program, export_model
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from distillcli.measure import evaluate, latency_ms
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import make_progress
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.quantize import QuantizeConfig

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from distillcli.errors import OptionError
-from distillcli.models.classifier import ArchSpec, ImageClassifier
-from distillcli.models.zoo import build_backbone
+from distillcli.models.classifier import ImageClassifier
+from distillcli.models.handle import ArchSpec
+from distillcli.models.backbones import build_backbone
 
 
 def build_model(spec: ArchSpec) -> ImageClassifier:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from distillcli.errors import OptionError
 from distillcli.models.common import check_width, init_weights, scaled
 from distillcli.models.registry import MODELS, ModelFactory
-from distillcli.models.truncate import BlockNet
+from distillcli.models.blocknet import BlockNet
 
 DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 SHORTCUTS = ("A", "B")

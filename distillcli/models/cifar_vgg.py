@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from distillcli.models.common import check_width, init_weights, scaled
 from distillcli.models.registry import MODELS, ModelFactory
-from distillcli.models.truncate import BlockNet
+from distillcli.models.blocknet import BlockNet
 
 POOL = "M"
 # Convolution widths per configuration (the paper's table 1: A, B, D, E); POOL = 2x2 max-pool.

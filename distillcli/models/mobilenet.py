@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from distillcli.models.common import check_width, init_weights
 from distillcli.models.registry import MODELS
-from distillcli.models.truncate import BlockNet
+from distillcli.models.blocknet import BlockNet
 
 # (expansion t, output channels c, repeats n, stride s of the first repeat), paper's table 2
 # with the second stage's stride lowered from 2 to 1 for CIFAR.

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from distillcli.errors import OptionError
 from distillcli.models.common import init_weights
 from distillcli.models.registry import MODELS
-from distillcli.models.truncate import BlockNet
+from distillcli.models.blocknet import BlockNet
 
 
 class SmallCNN(BlockNet):

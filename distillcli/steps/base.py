@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillcli.data.bundle import DataBundle
 from distillcli.models.build import place
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress, SilentProgress
 from distillcli.registry import Registry
 

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from distillcli.errors import OptionError
 from distillcli.losses.kd import KnowledgeDistillation
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer

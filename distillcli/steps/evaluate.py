@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
 
 

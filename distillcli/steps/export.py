@@ -8,11 +8,11 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, PositiveInt, model_validator
 
-from distillcli.artifact import file_header, load_model
+from distillcli.modelfile import file_header, load_model
 from distillcli.compress.export import export_model
 from distillcli.errors import OptionError
 from distillcli.measure import measure_model
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
 
 

@@ -23,7 +23,7 @@ from distillcli.errors import CompressionError
 from distillcli.losses.classification import CrossEntropy
 from distillcli.losses.kd import KnowledgeDistillation
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer

@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from distillcli.compress.export.program import ProgramModule, compile_default, cpu_copy
+from distillcli.compress.export.program import cpu_copy
+from distillcli.modelfile.program import compile_default, ProgramModule
 from distillcli.compress.quantization import calibrate, convert, half_program, prepare, resolve_skip
 from distillcli.compress.quantization.layers import quantized_layers
 from distillcli.errors import OptionError
 from distillcli.losses.classification import CrossEntropy
 from distillcli.losses.kd import KnowledgeDistillation
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare as place, step
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer

@@ -16,7 +16,7 @@ from distillcli.compress.sharing import CentroidTuning, Reduce, model_size, shar
 from distillcli.errors import OptionError
 from distillcli.losses.classification import CrossEntropy
 from distillcli.losses.kd import KnowledgeDistillation
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer

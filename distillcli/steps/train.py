@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from distillcli.losses.classification import CrossEntropy
-from distillcli.models.classifier import ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer

@@ -11,12 +11,12 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from distillcli.artifact import file_header, load_model, save_model
+from distillcli.modelfile import file_header, load_model, save_model
 from distillcli.cli import app
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 
 runner = CliRunner()
 

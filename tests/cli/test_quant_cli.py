@@ -10,13 +10,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from distillcli.artifact import file_header, save_model
+from distillcli.modelfile import file_header, save_model
 from distillcli.cli import app
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.file_ops import evaluate_file
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import SilentProgress
 from tests.conftest import run_cli
 

@@ -9,17 +9,16 @@ import onnx
 import pytest
 import torch
 
-from distillcli.artifact import file_header, load_model
 from distillcli.compress.export import OnnxRunner, ProgramModule, agreement, export_model
-from distillcli.compress.export import onnx as onnx_export
 from distillcli.compress.quantization import calibrate, convert, prepare
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.errors import CompressionError, ModelFileError, OptionError
-from distillcli.fileio import file_size
+from distillcli.modelfile import file_header, file_size, load_model
+from distillcli.modelfile import onnx as onnx_file
 from distillcli.losses.classification import CrossEntropy
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 
@@ -97,9 +96,9 @@ def test_fp32_pt2_program(handle, data, images, tmp_path) -> None:
 
 
 def test_large_models_keep_weights_beside_the_file(fp32_onnx, handle, images, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(onnx_export, "INLINE_LIMIT", 0)
+    monkeypatch.setattr(onnx_file, "INLINE_LIMIT", 0)
     path = tmp_path / "big.onnx"
-    onnx_export._write(onnx.load(str(fp32_onnx.path)), {"any": "header"}, path)
+    onnx_file.write_onnx(onnx.load(str(fp32_onnx.path)), {"any": "header"}, path)
     assert (tmp_path / "big.onnx.data").is_file()
     assert file_size(path) == path.stat().st_size + (tmp_path / "big.onnx.data").stat().st_size
     with torch.no_grad():

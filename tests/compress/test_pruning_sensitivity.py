@@ -10,7 +10,7 @@ from distillcli.compress.pruning import ChannelPruner, Sensitivity, SensitivityR
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec
+from distillcli.models.handle import ArchSpec
 from distillcli.steps.prune import PruneConfig
 
 

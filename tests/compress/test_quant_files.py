@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from distillcli.artifact import file_header, load_model, save_model
+from distillcli.modelfile import file_header, load_model, save_model
 from distillcli.compress.export import ProgramModule
-from distillcli.compress.export.pt2_check import safe_expression
+from distillcli.modelfile.pt2_check import safe_expression
 from distillcli.compress.quantization import calibrate, convert, prepare
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.errors import ModelFileError
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 
 
 @pytest.fixture(scope="module")

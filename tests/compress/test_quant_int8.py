@@ -16,7 +16,7 @@ from distillcli.data.config import DataConfig
 from distillcli.errors import CompressionError, OptionError
 from distillcli.losses.classification import CrossEntropy
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec
+from distillcli.models.handle import ArchSpec
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 

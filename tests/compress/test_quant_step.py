@@ -8,11 +8,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from distillcli.artifact import load_model
+from distillcli.modelfile import load_model
 from distillcli.errors import OptionError
 from distillcli.measure import evaluate
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe

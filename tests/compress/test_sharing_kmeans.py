@@ -14,7 +14,7 @@ from distillcli.compress.sharing import CentroidTuning, kmeans_1d, share_model, 
 from distillcli.compress.sharing.kmeans import SharedLayer
 from distillcli.losses.classification import CrossEntropy
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec
+from distillcli.models.handle import ArchSpec
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 from tests.conftest import tiny_synthetic

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from distillcli.errors import OptionError
 from distillcli.models.cifar_resnet import CifarResNet, ZeroPadShortcut
-from distillcli.models.zoo import build_backbone
+from distillcli.models.backbones import build_backbone
 
 BN = ("weight", "bias", "running_mean", "running_var")
 

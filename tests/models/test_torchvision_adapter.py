@@ -11,7 +11,7 @@ from torch import nn
 
 from distillcli.errors import ModelFileError, UnknownNameError
 from distillcli.models.torchvision_adapter import build_torchvision
-from distillcli.models.zoo import build_backbone
+from distillcli.models.backbones import build_backbone
 
 
 def test_resnet18_head_resized() -> None:

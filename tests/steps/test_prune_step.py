@@ -11,11 +11,11 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from distillcli.artifact import file_header, save_model
+from distillcli.modelfile import file_header, save_model
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
+from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
@@ -128,7 +128,7 @@ def test_pruned_files_reload_in_a_fresh_process(data, tmp_path) -> None:
         expected.append(out.model.module.eval()(x))
     code = (
         "import sys, torch\n"
-        "from distillcli.artifact import load_model\n"
+        "from distillcli.modelfile import load_model\n"
         f"x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True)\n"
         f"ys = [load_model(p).handle.module(x) for p in {paths!r}]\n"
         f"torch.save(ys, {str(tmp_path / 'ys.pt')!r})\n"

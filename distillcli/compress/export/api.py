@@ -11,13 +11,14 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from distillcli.artifact import ModelFile, file_header, load_model, save_model
+from distillcli.modelfile import file_header, load_model, ModelFile, save_model
 from distillcli.compress.export.check import agreement, matches
 from distillcli.compress.export.onnx import export_onnx
-from distillcli.compress.export.program import ProgramModule, as_program
+from distillcli.compress.export.program import as_program
+from distillcli.modelfile.program import ProgramModule
 from distillcli.errors import CompressionError, OptionError
-from distillcli.fileio import file_size
-from distillcli.models.classifier import ModelHandle
+from distillcli.modelfile import file_size
+from distillcli.models.handle import ModelHandle
 
 FORMATS: tuple[str, ...] = ("onnx", "pt2")
 

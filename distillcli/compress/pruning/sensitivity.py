@@ -21,7 +21,7 @@ from torch import nn
 from distillcli.compress.pruning.importance import ImportanceName, accumulate_gradients, needs_gradients
 from distillcli.compress.pruning.structured import ChannelPruner
 from distillcli.data.bundle import DataBundle
-from distillcli.fileio import atomic_path, write_text
+from distillcli.atomic_write import atomic_path, write_text
 from distillcli.measure import count_macs, evaluate
 from distillcli.progress import Progress, SilentProgress
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.fx import GraphModule
 
 from distillcli.compress.export.program import export_program
-from distillcli.compress.export.quiet import quiet
+from distillcli.quiet import quiet
 from distillcli.compress.quantization.layers import ANNOTATION, check_coverage, in_modules, resolve_skip, weighted_layers
 from distillcli.errors import CompressionError
 

@@ -8,11 +8,12 @@ import sys
 import pytest
 import torch
 
-from distillcli.artifact import file_header, load_foreign_weights, load_model, save_model
+from distillcli.modelfile import file_header, load_model, save_model
+from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.errors import ModelFileError
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
-from distillcli.models.zoo import build_backbone
+from distillcli.models.handle import ArchSpec, ModelHandle
+from distillcli.models.backbones import build_backbone
 from tests.conftest import SHARED
 
 CIFAR_MEAN, CIFAR_STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
@@ -34,7 +35,7 @@ def test_round_trip_in_a_fresh_process(tmp_path):
     expected = handle.module.eval()(x)
     code = (
         "import sys, torch\n"
-        "from distillcli.artifact import load_model\n"
+        "from distillcli.modelfile import load_model\n"
         f"mf = load_model({str(path)!r})\n"
         f"y = mf.handle.module(torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True))\n"
         f"torch.save(y, {str(tmp_path / 'y.pt')!r})\n"

@@ -5,35 +5,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import torch
-
-from distillcli.artifact import (is_model_payload, kind_suffixes, load_foreign_state, load_model, model_from_payload,
-                                 safe_torch_load)
+from distillcli.modelfile import kind_suffixes, load_model
+from distillcli.modelfile.eager import model_from_payload, safe_torch_load
+from distillcli.modelfile.foreign import load_foreign_state
+from distillcli.modelfile.header import is_model_payload
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.models.build import build_model
-from distillcli.models.classifier import ArchSpec, ModelHandle
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda, then mps, then cpu; an unavailable explicit device is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise OptionError(f"device {name!r} was asked for, but this machine has no usable CUDA GPU",
-                              "use --device cpu (or auto)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise OptionError(f"device {name!r} does not exist: {torch.cuda.device_count()} GPU(s) visible",
-                              f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise OptionError("device 'mps' was asked for, but MPS is not available here", "use --device cpu (or auto)")
-    return device
+from distillcli.models.handle import ArchSpec, ModelHandle
 
 
 def _arch(spec, data: DataBundle) -> ArchSpec:

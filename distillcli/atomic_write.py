@@ -41,9 +41,3 @@ def write_text(target: str | Path, text: str) -> None:
 def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
-
-def file_size(path: str | Path) -> int:
-    """Bytes of a model file plus its external-weights companion (``.data``), if any."""
-    path = Path(path)
-    extra = path.with_name(path.name + ".data")
-    return path.stat().st_size + (extra.stat().st_size if extra.exists() else 0)

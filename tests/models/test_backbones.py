@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from distillcli.errors import OptionError, UnknownNameError
-from distillcli.models.zoo import build_backbone, list_models
+from distillcli.models.backbones import build_backbone, list_models
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from distillcli.errors import OptionError
-from distillcli.models.truncate import BlockNet, TruncatedNet
-from distillcli.models.zoo import build_backbone
+from distillcli.models.blocknet import BlockNet, TruncatedNet
+from distillcli.models.backbones import build_backbone
 
 # (model, options, number of feature blocks)
 CASES = [

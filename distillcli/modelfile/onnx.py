@@ -1,0 +1,110 @@
+"""ONNX model files: the distillcli header (arch, classes, data, metrics, recipe) is stored as
+JSON in the model's ``metadata_props["distillcli"]``. Weights are saved inside the file up to
+1 GiB; beyond that (protobuf stops at 2 GiB) they go to ``FILE.onnx.data`` beside it, and the
+two files must travel together. ``OnnxRunner`` lets ``distill eval model.onnx`` measure them
+under onnxruntime.
+
+Safety: an ONNX file is a protobuf graph of standard operators; onnxruntime runs it without
+executing code from the file (no custom-operator libraries are registered here). The loader
+also refuses external-data locations that leave the model's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from distillcli.atomic_write import atomic_path
+from distillcli.errors import ModelFileError
+from distillcli.modelfile.header import ModelFile, check_format
+from distillcli.models.handle import ArchSpec, ModelHandle
+
+META_KEY = "distillcli"
+INPUT, OUTPUT = "images", "logits"
+INLINE_LIMIT = 1 << 30
+
+
+class OnnxRunner:
+    """Calls an onnxruntime CPU session like a model: float32 NCHW images in, logits out.
+
+    Not an nn.Module: it has no parameters to count, and measure skips params / MACs for it
+    (the header keeps those of the source model).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.log_severity_level = 3
+        self.path = path
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelFileError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}",
+                                 f"if the model keeps its weights in {path.name}.data, that file must be beside it")
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, images: Tensor) -> Tensor:
+        feed = {self.input: images.detach().to("cpu", torch.float32).contiguous().numpy()}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+
+def write_onnx(proto: Any, header: dict[str, Any], path: Path) -> None:
+    """Set the header and save; weights inline when small enough, else in PATH.data."""
+    import onnx
+
+    del proto.metadata_props[:]
+    proto.metadata_props.add(key=META_KEY, value=json.dumps(header))
+    external = proto.ByteSize() > INLINE_LIMIT
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        data.unlink()
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp), save_as_external_data=external, all_tensors_to_one_file=True,
+                        location=data.name)
+
+
+def _check_external_data(proto: Any, path: Path) -> None:
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location" and (Path(entry.value).name != entry.value or entry.value in ("", ".", "..")):
+                raise ModelFileError(f"refused to load {path}: its weights point outside its folder ({entry.value!r})",
+                                     "only load ONNX files written by distillcli or from a source you trust")
+
+
+def load_onnx(path: Path) -> ModelFile:
+    """Read a distillcli ONNX file: header from metadata_props, an onnxruntime session to run it."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}", "check the path")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise ModelFileError(f"cannot read {path}: not an ONNX file ({str(e).splitlines()[0][:160]})",
+                             "re-create the file; a partial copy is the usual cause") from None
+    _check_external_data(proto, path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if META_KEY not in meta:
+        raise ModelFileError(f"{path} is an ONNX model without a distillcli header",
+                             "export models with `distill export MODEL --format onnx`")
+    header = json.loads(meta[META_KEY])
+    check_format(header, path)
+    runner = OnnxRunner(path)
+    handle = ModelHandle(cast(nn.Module, runner), ArchSpec.from_dict(header["arch"]), "onnx", header.get("info", {}))
+    return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
+                     header.get("metrics", {}), header.get("recipe", {}), path)
+
+
+def save_onnx(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
+    """Re-save a loaded ONNX model with a new header (its graph and weights unchanged)."""
+    import onnx
+
+    runner = cast(OnnxRunner, handle.module)
+    write_onnx(onnx.load(str(runner.path)), header, path)
