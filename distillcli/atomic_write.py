@@ -41,3 +41,13 @@ def write_text(target: str | Path, text: str) -> None:
 def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete temporary files that ``atomic_path`` left behind when its process was killed."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -58,3 +58,13 @@ class RunFailure(DistillError):
     """Something failed while running (not the user's input): exit code 1."""
 
     exit_code = 1
+
+
+class Interrupted(DistillError):
+    """The user stopped the run (Ctrl-C); a checkpoint was kept. Exit code 130."""
+
+    exit_code = 130
+
+
+class RunDirError(DistillError):
+    """The output directory cannot be used as asked (it holds another run, or no run to resume)."""

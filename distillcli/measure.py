@@ -10,11 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from distillcli.runtime import Distributed
+
 
 @torch.no_grad()
 def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor, Tensor]],
-             num_classes: int) -> dict[str, Any]:
-    """top-1 / top-5 accuracy (%), mean cross-entropy and per-class accuracy on ``batches``."""
+             num_classes: int, dist: Distributed | None = None) -> dict[str, Any]:
+    """top-1 / top-5 accuracy (%), mean cross-entropy and per-class accuracy on ``batches``
+    (under torchrun, each process's share of them, summed over all processes)."""
     if isinstance(model, nn.Module):
         model.eval()
     k = min(5, num_classes)
@@ -31,6 +34,13 @@ def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, 
                 "seen": torch.bincount(labels, minlength=num_classes)}
         sums = part if not sums else {key: sums[key] + part[key] for key in sums}
         n += labels.numel()
+    if dist is not None and dist.enabled:
+        device = next((t.device for t in sums.values()), torch.device("cpu"))
+        zero = {"loss": torch.zeros((), dtype=torch.float64), "top1": torch.zeros((), dtype=torch.int64),
+                "topk": torch.zeros((), dtype=torch.int64), "hits": torch.zeros(num_classes, dtype=torch.float64),
+                "seen": torch.zeros(num_classes, dtype=torch.int64)}
+        sums = dist.sum_tensors({k: (sums[k] if sums else zero[k].to(device)).clone() for k in zero})
+        n = int(sums["seen"].sum())
     if n == 0:
         return {"top1": None, "top5": None, "loss": None, "samples": 0, "per_class_top1": []}
     per_class = [round(100.0 * int(h) / s, 3) if s else None
@@ -98,9 +108,9 @@ def latency_ms(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], 
 def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor, Tensor]],
                   num_classes: int, input_shape: tuple[int, int, int], device: torch.device,
                   latency_batches: Iterable[int] = (1, 64), repeats: int = 10,
-                  channels_last: bool = False) -> dict[str, Any]:
+                  channels_last: bool = False, dist: Distributed | None = None) -> dict[str, Any]:
     """Every per-model measure of the report (file size is added by whoever writes the file)."""
-    out: dict[str, Any] = evaluate(module, batches, num_classes)
+    out: dict[str, Any] = evaluate(module, batches, num_classes, dist)
     if isinstance(module, nn.Module):
         out["params"] = count_params(module)
         out["nonzero_params"] = count_nonzero_params(module)

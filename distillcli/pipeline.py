@@ -1,13 +1,19 @@
-"""Runs a recipe: data -> models -> steps in order, measuring and saving after each.
+"""The engine: runs a recipe (data -> models -> steps in order), measuring after each step.
 
-Owns the run directory: the resolved recipe, metrics.json (rewritten after every step, so
-a crash keeps what was measured), report.md, run.log and models/.
+It is the only engine: `distill run` runs a recipe, and the commands on a model file
+(`distill eval|prune|quantize|export|sensitivity`) run a one-step recipe made from the file.
+It owns the run directory (see rundir.py), the run record, and checkpoints: at every step
+boundary and, through ``ctx.fit``, inside training loops. Nothing is created before the data
+and models load, so a run that cannot start leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,53 +22,45 @@ from typing import Any
 import torch
 import yaml
 
-from distillcli.modelfile import file_header, model_suffix, save_model, versions
-from distillcli.recipe_models import build_from_spec, student_from_teacher
-from distillcli.runtime import resolve_device
+from distillcli.atomic_write import atomic_path, remove_stale_temps, write_json, write_text
 from distillcli.data import load_data
-from distillcli.errors import DistillError, RunFailure
-from distillcli.atomic_write import atomic_path, write_json, write_text
-from distillcli.modelfile import file_size
+from distillcli.errors import DistillError, Interrupted, RunFailure
 from distillcli.measure import measure_model
+from distillcli.modelfile import file_header, file_size, load_model, model_suffix, save_model, versions
 from distillcli.models.handle import ModelHandle
-from distillcli.progress import Progress
+from distillcli.progress import Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
+from distillcli.recipe_models import build_from_spec, student_from_teacher
+from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, best_epoch
 from distillcli.report.markdown import render
-from distillcli.report.metrics import best_epoch, new_metrics
-from distillcli.runtime import seed_everything
+from distillcli.rundir import check_out_dir, clear_run, default_run_dir
+from distillcli.runtime import Distributed, resolve_device, seed_everything
 from distillcli.steps import STEPS, StepContext
+from distillcli.training.checkpoint import Checkpointer, rng_state, set_rng_state
+from distillcli.training.fit import FitSession
+
+TARGETS = ("teacher", "student")
 
 
 @dataclass
 class RunResult:
-    run_dir: Path
-    metrics: dict[str, Any]
-
-
-def new_run_dir(name: str, out: str | Path | None) -> Path:
-    if out is not None:
-        path = Path(out)
-    else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path("runs") / f"{name}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path("runs") / f"{name}-{stamp}-{n}"
-    (path / "models").mkdir(parents=True, exist_ok=True)
-    return path
+    run_dir: Path | None
+    record: RunRecord
+    final_model: Path | None = None
+    student: ModelHandle | None = None
 
 
 class _LoggedProgress:
     """Forwards to the user's progress display and appends finished loops to run.log."""
 
-    def __init__(self, inner: Progress, log: Path) -> None:
+    def __init__(self, inner: Progress, log: Path | None) -> None:
         self.inner, self.log = inner, log
         self.title = ""
 
     def _write(self, text: str) -> None:
-        with self.log.open("a", encoding="utf-8") as f:
-            f.write(f"{_dt.datetime.now().isoformat(timespec='seconds')} {text}\n")
+        if self.log is not None and self.log.parent.is_dir():
+            with self.log.open("a", encoding="utf-8") as f:
+                f.write(f"{_dt.datetime.now().isoformat(timespec='seconds')} {text}\n")
 
     def start(self, title: str, total: int) -> None:
         self.title = title
@@ -80,132 +78,339 @@ class _LoggedProgress:
         self.inner.message(text)
 
 
+class _Interrupt:
+    """Ctrl-C: the first asks the running training loop to checkpoint and stop after its
+    batch; outside a loop (or on a second Ctrl-C) it stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.in_loop = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_Interrupt":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: keep Python's default
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested or not self.in_loop:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+def recipe_hash(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class Pipeline:
+    """``out``: the run directory (default runs/<name>-<time>). ``persist=False`` (file commands)
+    keeps no run directory: only ``final_model`` is written, and step files go to ``workdir``."""
+
     def __init__(self, recipe: RecipeBase, progress: Progress, out: str | Path | None = None,
-                 recipe_file: str | None = None) -> None:
+                 recipe_file: str | None = None, *, resume: bool = False, force: bool = False,
+                 persist: bool = True, workdir: Path | None = None, final_model: Path | None = None) -> None:
         self.recipe = recipe
         self.recipe_dict = recipe_to_dict(recipe)
-        self.run_dir = new_run_dir(recipe.name, out)
-        self.progress = _LoggedProgress(progress, self.run_dir / "run.log")
+        self.dist = Distributed.from_env()
+        self.persist = persist
+        self.run_dir = (Path(out) if out is not None else default_run_dir(recipe.name)) if persist else None
+        self.resume, self.force = resume, force
         self.recipe_file = recipe_file
-        self.teacher: ModelHandle | None = None
-        self.student: ModelHandle | None = None
+        self.workdir, self.final_model = workdir, final_model
+        log = self.run_dir / "run.log" if self.run_dir is not None and self.dist.is_main else None
+        self.progress = _LoggedProgress(progress if self.dist.is_main else SilentProgress(), log)
+        self.models: dict[str, ModelHandle | None] = {"teacher": None, "student": None}
+        self.versions = {"teacher": 0, "student": 0}  # how many steps changed each model
+        self.files: dict[str, Path | None] = {"teacher": None, "student": None}  # each model's latest file
+        self.interrupt = _Interrupt()
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
+        if self.run_dir is not None and self.dist.is_main:
+            check_out_dir(self.run_dir, self.recipe_dict, self.force, self.resume)
+        with self.interrupt:
+            try:
+                return self._run()
+            finally:
+                self.dist.stop()
+
+    def _run(self) -> RunResult:
         r = self.recipe
-        write_text(self.run_dir / "recipe.yaml", yaml.safe_dump(self.recipe_dict, sort_keys=False))
         if r.threads:
             torch.set_num_threads(r.threads)
         seed_everything(r.seed)
-        device = resolve_device(r.device)
-        t_run = time.perf_counter()
-        run_info = {"name": r.name, "dir": str(self.run_dir), "status": "running", "error": None,
-                    "started": _dt.datetime.now().isoformat(timespec="seconds"), "finished": None, "seconds": 0.0,
-                    "device": str(device), "seed": r.seed, "threads": torch.get_num_threads(),
-                    "versions": versions(), "recipe_file": self.recipe_file}
-        self.progress.message(f"run {r.name} -> {self.run_dir}  (device {device}, seed {r.seed}, "
-                              f"{torch.get_num_threads()} threads)")
-        self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
-        d = self.data
-        self.metrics = new_metrics(run_info, {
-            "name": d.name, "num_classes": d.num_classes, "class_names": d.class_names,
-            "input_shape": list(d.input_shape), "train_samples": d.train.num_samples, "val_samples": d.val.num_samples})
+        device = resolve_device(r.device, self.dist)
+        self.dist.start(device)
         self.device = device
+        self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
+        if self.dist.enabled:
+            self.data.train.shard(self.dist.rank, self.dist.world)
+            self.data.val.shard(self.dist.rank, self.dist.world)
+        if r.teacher is not None:
+            self.models["teacher"] = build_from_spec(r.teacher, self.data)
+            self.files["teacher"] = self._source_file(r.teacher.checkpoint)
+        if r.student.from_ != "teacher":  # built now, so its random start depends on the seed alone
+            self._current("student")
+        self.record = self._new_record(device)
+        self.checkpointer = Checkpointer(None)
+        saved = self._open_run_dir()
+        self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self._save_in_step,
+                               lambda: self.interrupt.requested)
+        t_run = time.perf_counter() - self.record.run.seconds
+        first = 0
+        if saved is not None:
+            first = self._restore(saved)
+        else:
+            self._measure_start()
+        run = self.record.run
         try:
-            if r.teacher is not None:
-                self.teacher = build_from_spec(r.teacher, d)
-                if r.teacher.checkpoint:  # the baseline the report's deltas are measured against
-                    self.metrics["teacher"] = self._measure(self.teacher)
             for index, (kind, cfg) in enumerate(r.step_list()):
+                if index < first:
+                    continue
+                if index > first or saved is None:
+                    self._checkpoint_boundary(index)
+                self.fits.begin_step(saved["fits"] if saved is not None and index == first else ())
                 self._run_step(index, kind, cfg)
-            run_info["status"] = "ok"
-        except DistillError as e:
-            run_info["status"], run_info["error"] = "failed", e.message
-            raise
+            run.status = "ok"
+        except Interrupted as e:
+            run.status, run.error = "interrupted", e.message
+            raise Interrupted(e.message, self._resume_hint()) from None
         except KeyboardInterrupt:
-            run_info["status"], run_info["error"] = "failed", "interrupted"
+            run.status, run.error = "interrupted", "interrupted"
+            raise Interrupted("interrupted", self._resume_hint()) from None
+        except DistillError as e:
+            run.status, run.error = "failed", e.message
             raise
         except Exception as e:  # a bug or a runtime failure: keep what was measured, then report it
-            run_info["status"], run_info["error"] = "failed", f"{type(e).__name__}: {e}"
+            run.status, run.error = "failed", f"{type(e).__name__}: {e}"
+            where = f"see {self.run_dir / 'run.log'}; " if self.run_dir else ""
             raise RunFailure(f"the run failed: {type(e).__name__}: {e}",
-                             f"see {self.run_dir / 'run.log'}; rerun with DISTILL_DEBUG=1 for the traceback") from e
+                             where + "rerun with DISTILL_DEBUG=1 for the traceback") from e
         finally:
-            run_info["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
-            run_info["seconds"] = time.perf_counter() - t_run
+            run.finished = _dt.datetime.now().isoformat(timespec="seconds")
+            run.seconds = time.perf_counter() - t_run
             self._write_reports()
-        self._publish_final_models()
-        return RunResult(self.run_dir, self.metrics)
+        self._finish()
+        return RunResult(self.run_dir, self.record, self.final_model, self.models["student"])
+
+    def _resume_hint(self) -> str:
+        if self.run_dir is None or not self.checkpointer.enabled:
+            return "nothing was kept: this command keeps no checkpoints; run it again"
+        return f"the last checkpoint is kept; continue with: distill resume {self.run_dir}"
+
+    def _source_file(self, checkpoint: str | None) -> Path | None:
+        """The model file a model was loaded from (for its stored size), if it is one of ours."""
+        if not checkpoint:
+            return None
+        path = Path(checkpoint).expanduser()
+        return path if path.suffix in (".pt", ".pt2", ".onnx") else None
+
+    def _new_record(self, device: torch.device) -> RunRecord:
+        r, d = self.recipe, self.data
+        info = RunInfo(name=r.name, dir=str(self.run_dir) if self.run_dir else None, device=str(device),
+                       seed=r.seed, threads=torch.get_num_threads(), world_size=self.dist.world,
+                       versions=versions(), recipe_file=self.recipe_file, recipe_hash=recipe_hash(self.recipe_dict),
+                       started=_dt.datetime.now().isoformat(timespec="seconds"))
+        data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
+                        input_shape=list(d.input_shape), train_samples=d.train.num_samples,
+                        val_samples=d.val.num_samples)
+        return RunRecord(run=info, data=data)
+
+    # ------------------------------------------------------------------ run directory and checkpoints
+    def _open_run_dir(self) -> dict[str, Any] | None:
+        """Create (or reopen) the run directory; returns the checkpoint to resume from."""
+        if self.run_dir is None:
+            return None
+        path = self.run_dir
+        folder = path / "checkpoints" if self.dist.is_main else None
+        ckpt = self.recipe.checkpoint
+        self.checkpointer = Checkpointer(folder, ckpt.every_epochs, ckpt.every_minutes)
+        if self.resume:
+            saved = Checkpointer(path / "checkpoints").read()
+            if saved is None:
+                self.progress.message(f"{path} has no checkpoint yet: starting the run from its beginning")
+            return saved
+        if self.dist.is_main:
+            if self.force and path.exists():
+                clear_run(path)
+            (path / "models").mkdir(parents=True, exist_ok=True)
+            write_text(path / "recipe.yaml", yaml.safe_dump(self.recipe_dict, sort_keys=False))
+        self.dist.barrier()
+        r = self.recipe
+        self.progress.message(f"run {r.name} -> {path}  (device {self.device}, seed {r.seed}, "
+                              f"{torch.get_num_threads()} threads" +
+                              (f", {self.dist.world} processes)" if self.dist.enabled else ")"))
+        return None
+
+    def _restore(self, saved: dict[str, Any]) -> int:
+        """Continue from a checkpoint: the record, the models and random state at the start of
+        the step that was running; that step re-runs and replays its finished loops."""
+        assert self.run_dir is not None  # resume needs a run directory
+        remove_stale_temps(self.run_dir)
+        self.record = RunRecord.model_validate(saved["record"])
+        self.record.run.resumed.append(_dt.datetime.now().isoformat(timespec="seconds"))
+        self.record.run.status, self.record.run.error = "running", None
+        for target in TARGETS:
+            self.versions[target] = saved["versions"][target]
+            name = saved["models"][target]
+            if name is not None:
+                self.models[target] = load_model(self.run_dir / "checkpoints" / name).handle
+            if saved["files"][target]:
+                self.files[target] = Path(saved["files"][target])
+        set_rng_state(saved["rng"])
+        self._boundary = {k: saved[k] for k in ("step", "models", "versions", "rng", "files", "record")}
+        step = int(saved["step"])
+        done = sum(len(s.get("curve", [])) for s in saved["fits"])
+        self.progress.message(f"resuming {self.run_dir} at step {step}" + (f" ({done} epochs of it done)" if done else ""))
+        return step
+
+    def _model_file_name(self, target: str) -> str | None:
+        handle = self.models[target]
+        rebuilt = target == "teacher" or self.recipe.student.from_ != "teacher"
+        if handle is None or (self.versions[target] == 0 and rebuilt):
+            return None  # built from the recipe at the start, exactly as on resume
+        return f"{target}-v{self.versions[target]}{model_suffix(handle)}"
+
+    def _checkpoint_boundary(self, step: int) -> None:
+        """The state at the start of ``step``: models changed so far, record, random state."""
+        if not self.checkpointer.enabled:
+            return
+        assert self.checkpointer.folder is not None
+        names = {}
+        for target in TARGETS:
+            name = self._model_file_name(target)
+            handle = self.models[target]
+            if name is not None and handle is not None and not (self.checkpointer.folder / name).exists():
+                self._save(handle, self.checkpointer.folder / name, Measures())
+            names[target] = name
+        self._boundary = {"step": step, "models": names, "versions": dict(self.versions), "rng": rng_state(),
+                          "files": {t: str(p) if p else None for t, p in self.files.items()},
+                          "record": self.record.to_json()}
+        self._save_in_step([])
+        for old in self.checkpointer.folder.iterdir():  # model files no checkpoint refers to any more
+            if old.name not in (*names.values(), "state.pt") and not old.name.startswith("."):
+                old.unlink()
+
+    def _save_in_step(self, fits: list[dict[str, Any]]) -> None:
+        self.checkpointer.write({**self._boundary, "recipe_hash": self.record.run.recipe_hash, "fits": fits})
 
     # ------------------------------------------------------------------ steps
     def _current(self, target: str) -> ModelHandle:
-        if target == "teacher":
-            assert self.teacher is not None  # recipe validation guarantees a teacher section
-            return self.teacher
-        if self.student is None:
-            spec = self.recipe.student
-            self.student = (student_from_teacher(spec, self.teacher, self.data) if spec.from_ == "teacher"
-                            else build_from_spec(spec, self.data))
-        return self.student
+        model = self.models[target]
+        if model is not None:
+            return model
+        spec = self.recipe.student  # only the student is built lazily (validation requires a teacher section)
+        teacher = self.models["teacher"]
+        if spec.from_ == "teacher" and teacher is not None:
+            model = student_from_teacher(spec, teacher, self.data)
+        else:
+            model = build_from_spec(spec, self.data)
+            self.files["student"] = self._source_file(spec.checkpoint)
+        self.models["student"] = model
+        return model
 
     def _context(self) -> StepContext:
-        return StepContext(device=self.device, data=self.data, seed=self.recipe.seed, teacher=self.teacher,
-                           progress=self.progress, channels_last=self.recipe.channels_last, workdir=self.run_dir)
+        workdir = self.run_dir if self.run_dir is not None else self.workdir
+        exports = self.run_dir / "exports" if self.run_dir is not None else self.workdir
+        return StepContext(device=self.device, data=self.data, seed=self.recipe.seed, teacher=self.models["teacher"],
+                           progress=self.progress, channels_last=self.recipe.channels_last, workdir=workdir,
+                           exports_dir=exports, dist=self.dist, fits=self.fits)
+
+    def _measure_start(self) -> None:
+        """Measure the models a run starts from when they were loaded (the report's baseline)."""
+        r = self.recipe
+        steps = r.step_list()
+        if r.teacher is not None and r.teacher.checkpoint:
+            self.record.offer_baseline("teacher", "the teacher", self._measure(self.models["teacher"], "teacher"))
+        if r.student.checkpoint and steps and steps[0][0] != "evaluate":
+            model = self._current("student")
+            self.record.offer_baseline("start", "the starting model", self._measure(model, "student"))
 
     def _run_step(self, index: int, kind: str, cfg: Any) -> None:
         target = cfg.model
         model = self._current(target)
         self.progress.message(f"step {index}: {kind} [{target}]")
         t0 = time.perf_counter()
-        out = STEPS.get(kind).run(model, self._context(), cfg)
+        self.interrupt.in_loop = True
+        try:
+            out = STEPS.get(kind).run(model, self._context(), cfg)
+        finally:
+            self.interrupt.in_loop = False
         seconds = time.perf_counter() - t0
+        changed = out.model is not model
+        self.models[target] = out.model
+        if changed:
+            self.versions[target] += 1
+            self.files[target] = None
+        entry = StepRecord(index=index, kind=kind, target=target, options=cfg.model_dump(mode="json"),
+                           seconds=seconds, curve=out.curve, best=best_epoch(out.curve), info=out.info)
+        entry.measures = self._measure(out.model, target)
+        if changed and self.run_dir is not None and self.recipe.report.save_models and self.dist.is_main:
+            path = self._save(out.model, self.run_dir / "models" / f"{index:02d}-{kind}-{target}", entry.measures)
+            self.files[target] = path
+        if self.files[target] is not None and self.run_dir is not None and \
+                self.files[target].is_relative_to(self.run_dir):  # type: ignore[union-attr]
+            entry.model_file = str(self.files[target].relative_to(self.run_dir))  # type: ignore[union-attr]
+        self.record.steps.append(entry)
         if target == "teacher":
-            self.teacher = out.model
-        else:
-            self.student = out.model
-        entry: dict[str, Any] = {"index": index, "kind": kind, "target": target,
-                                 "options": cfg.model_dump(mode="json"), "seconds": seconds, "model_file": None,
-                                 "measures": {}, "curve": out.curve, "best": best_epoch(out.curve), "info": out.info}
-        entry["measures"] = self._measure(out.model)
-        if self.recipe.report.save_models:
-            path = self._save(out.model, self.run_dir / "models" / f"{index:02d}-{kind}-{target}", entry["measures"])
-            entry["model_file"] = str(path.relative_to(self.run_dir))
-            entry["measures"]["file_bytes"] = file_size(path)
-        self.metrics["steps"].append(entry)
-        m = entry["measures"]
-        self.progress.message(f"step {index}: {kind} [{target}] top-1 {m['top1']:.2f} %  params {m.get('params')}  "
-                              f"MACs {m.get('macs')}  ({seconds:.1f}s)")
+            self.record.offer_baseline("teacher_step", f"the teacher after step {index}", entry.measures, index)
+        elif index == 0:
+            self.record.offer_baseline("first_step", f"step 0 ({kind})", entry.measures, 0)
+        m = entry.measures
+        self.progress.message(f"step {index}: {kind} [{target}] top-1 {m.top1 or 0:.2f} %  params {m.params}  "
+                              f"MACs {m.macs}  ({seconds:.1f}s)")
         self._write_reports()
 
-    def _measure(self, model: ModelHandle) -> dict[str, Any]:
+    def _measure(self, model: ModelHandle | None, target: str) -> Measures:
+        assert model is not None
         rep = self.recipe.report
-        module = model.module
-        return measure_model(module, self.data.val, self.data.num_classes, self.data.input_shape, self.device,
-                             latency_batches=rep.latency_batches if rep.latency else (),
-                             repeats=rep.latency_repeats, channels_last=self.recipe.channels_last)
+        raw = measure_model(model.module, self.data.val, self.data.num_classes, self.data.input_shape, self.device,
+                            latency_batches=rep.latency_batches if rep.latency else (),
+                            repeats=rep.latency_repeats, channels_last=self.recipe.channels_last, dist=self.dist)
+        measures = Measures(**raw)
+        source = self.files[target]
+        if source is not None and source.is_file():
+            measures.file_bytes = file_size(source)
+        return measures
 
-    def _save(self, model: ModelHandle, stem: Path, measures: dict[str, Any]) -> Path:
+    def _save(self, model: ModelHandle, stem: Path, measures: Measures) -> Path:
         d = self.data
         header = file_header(model, class_names=d.class_names, input_shape=d.input_shape, data=d.spec,
-                             metrics={k: v for k, v in measures.items() if k != "per_class_top1"},
-                             recipe=self.recipe_dict)
-        return save_model(stem.with_suffix(model_suffix(model)), model, header)
+                             metrics=measures.summary(), recipe=self.recipe_dict)
+        path = save_model(stem.with_suffix(model_suffix(model)), model, header)
+        measures.file_bytes = file_size(path)
+        return path
 
-    def _publish_final_models(self) -> None:
-        """models/student.pt and models/teacher.pt: the last file written for each."""
-        for target in ("student", "teacher"):
-            files = [s["model_file"] for s in self.metrics["steps"] if s["target"] == target and s["model_file"]]
-            if files:
-                src = self.run_dir / files[-1]
-                with atomic_path(self.run_dir / "models" / f"{target}{src.suffix}") as tmp:
-                    shutil.copyfile(src, tmp)
+    def _finish(self) -> None:
+        """models/student.pt and teacher.pt (the last file of each), and the requested model file."""
+        if not self.dist.is_main:
+            return
+        if self.run_dir is not None:
+            for target in TARGETS:
+                src = self.files[target]
+                if src is not None and src.is_relative_to(self.run_dir / "models"):
+                    dest = self.run_dir / "models" / f"{target}{src.suffix}"
+                    with atomic_path(dest) as tmp:
+                        shutil.copyfile(src, tmp)
                     if src.with_name(src.name + ".data").exists():  # external weights travel too
-                        shutil.copyfile(src.with_name(src.name + ".data"), self.run_dir / "models" / f"{target}{src.suffix}.data")
+                        shutil.copyfile(src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))
+        if self.final_model is not None:
+            step = self.record.final_step()
+            model = self.models["student"]
+            assert model is not None and step is not None
+            self.final_model = self._save(model, self.final_model, step.measures)
 
     def _write_reports(self) -> None:
+        if self.run_dir is None or not self.dist.is_main or not self.run_dir.is_dir():
+            return
         formats = self.recipe.report.formats
         if "json" in formats:
-            write_json(self.run_dir / "metrics.json", self.metrics)
+            write_json(self.run_dir / "metrics.json", self.record.to_json())
         if "md" in formats:
-            write_text(self.run_dir / "report.md", render(self.metrics))
-
+            write_text(self.run_dir / "report.md", render(self.record))

@@ -51,6 +51,15 @@ class ReportConfig(BaseModel):
     save_models: bool = Field(True, description="write a model file after every step")
 
 
+class CheckpointConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    every_epochs: PositiveInt | None = Field(1, le=10_000, description="checkpoint after every N epochs of "
+                                             "training (null: only at step boundaries and every_minutes)")
+    every_minutes: float | None = Field(None, gt=0, le=10_000, description="also checkpoint mid-epoch after this "
+                                        "many minutes of training")
+
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -66,6 +75,7 @@ class RecipeBase(BaseModel):
     teacher: ModelSpec | None = None
     student: ModelSpec = Field(default_factory=lambda: ModelSpec(arch="resnet20"))
     report: ReportConfig = Field(default_factory=ReportConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
     @field_validator("device")
     @classmethod

@@ -45,11 +45,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda, then mps, then cpu; an unavailable explicit device is an error."""
+def resolve_device(name: str, dist: "Distributed | None" = None) -> torch.device:
+    """auto -> cuda (cuda:LOCAL_RANK under torchrun), then mps, then cpu; an unavailable
+    explicit device is an error."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", dist.local_rank) if dist is not None and dist.enabled else torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -64,3 +65,81 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise OptionError("device 'mps' was asked for, but MPS is not available here", "use --device cpu (or auto)")
     return device
+
+
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when not launched by torchrun).
+
+    torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; ``start`` joins the process group through
+    torchrun's own rendezvous (env://): gloo on the CPU, nccl on CUDA. The student trains
+    wrapped in DistributedDataParallel; everything else (teacher, measuring) is plain.
+    """
+
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0) -> None:
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, device: torch.device) -> None:
+        if not self.enabled or torch.distributed.is_initialized():
+            return
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(backend, rank=self.rank, world_size=self.world)
+
+    def stop(self) -> None:
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training loop calls: DDP around the model under torchrun."""
+        if not self.enabled:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        param = next(model.parameters())
+        ids = [param.device.index] if param.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+    def average_gradients(self, modules: list[torch.nn.Module]) -> None:
+        """Average the gradients of modules that train beside the model but outside DDP."""
+        if not self.enabled:
+            return
+        for module in modules:
+            for p in module.parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.world
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over all processes (identity for one process)."""
+        if not self.enabled:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def sum_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.enabled:
+            return tensors
+        for t in tensors.values():
+            torch.distributed.all_reduce(t)
+        return tensors
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()

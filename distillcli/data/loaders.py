@@ -6,7 +6,14 @@ augmentation are a handful of batched tensor ops, with no per-sample Python work
 batch-wise augmentation after collation.
 
 Randomness comes from a generator seeded from (seed, epoch) only, so epoch ``e`` has the same
-order and augmentation whether or not epochs before it ran (exact resume relies on it).
+order and augmentation whether or not epochs before it ran, and ``iter_from(k)`` starts an
+epoch at its k-th batch with exactly the batches an uninterrupted epoch would have had there
+(exact resume relies on both).
+
+Under distributed training every process draws the same global order and augmentation and
+keeps its share of each global batch (``shard``): the union of the shards is the batch one
+process would have seen, so the recipe's batch_size means the same thing on any number of
+processes.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Iterator, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 Augment = Literal["standard", "crop", "none"]
 Batch = tuple[Tensor, Tensor, Tensor]
@@ -55,6 +62,13 @@ def crop_flip(x: Tensor, offsets: Tensor, flips: Tensor | None) -> Tensor:
         cols = torch.where(flips[:, None], ox + torch.arange(w - 1, -1, -1, device=x.device), cols)
     index = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
     return padded.gather(2, index).view(b, c, h, w)
+
+
+def _batches(n: int, batch_size: int, world: int, drop_short: bool) -> int:
+    """Batches per epoch. With several processes a training epoch drops a last batch too
+    small to give every process a sample (a process with no sample would stall the others)."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest and not (drop_short and world > 1 and rest < world) else 0)
 
 
 def _memory_format(channels_last: bool) -> torch.memory_format:
@@ -95,14 +109,23 @@ class TensorLoader:
         self.channels_last = channels_last
         self.num_samples = images.shape[0]
         self.epoch = 0
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def shard(self, rank: int, world: int) -> None:
+        """Keep this process's share of every batch (see the module docstring)."""
+        self.rank, self.world = rank, world
+
     def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
+        return _batches(self.num_samples, self.batch_size, self.world, self.shuffle)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, first_batch: int) -> Iterator[Batch]:
+        """The epoch's batches from batch ``first_batch`` on."""
         n, store, device = self.num_samples, self.images.device, self.device
         fmt = _memory_format(self.channels_last)
         order = offsets = flips = None
@@ -112,31 +135,17 @@ class TensorLoader:
                 order = torch.randperm(n, generator=g).to(store)
             if self.augment != "none":
                 offsets, flips = draw_augmentation(n, self.augment, g, store)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            if order is None:
-                idx = torch.arange(start, stop, device=store)
-                x, y = self.images[start:stop], self.labels[start:stop]
-            else:
-                idx = order[start:stop]
-                x, y = self.images[idx], self.labels[idx]
+        for b in range(first_batch, len(self)):
+            start = b * self.batch_size
+            pos = torch.arange(start, min(start + self.batch_size, n), device=store)
+            if self.world > 1:
+                pos = pos.tensor_split(self.world)[self.rank]
+            idx = pos if order is None else order[pos]
+            x, y = self.images[idx], self.labels[idx]
             if offsets is not None:
-                x = crop_flip(x, offsets[:, start:stop], flips[start:stop] if flips is not None else None)
+                x = crop_flip(x, offsets[:, pos], flips[pos] if flips is not None else None)
             x = x.to(device, non_blocking=True).to(torch.float32, memory_format=fmt).div_(255)
             yield x, y.to(device, non_blocking=True), idx.to(device, non_blocking=True)
-
-
-class EpochSampler(Sampler[int]):
-    """A random permutation of range(n) that depends only on (seed, epoch)."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 class FolderLoader:
@@ -165,31 +174,45 @@ class FolderLoader:
         self.seed = seed
         self.channels_last = channels_last
         self.epoch = 0
-        self._sampler = EpochSampler(self.num_samples, seed) if shuffle else None
-        self._loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=self._sampler,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=workers > 0,
-        )
+        self.batch_size, self.shuffle, self.workers = batch_size, shuffle, workers
+        self.rank, self.world = 0, 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        if self._sampler is not None:
-            self._sampler.epoch = epoch
+
+    def shard(self, rank: int, world: int) -> None:
+        """Keep this process's share of every batch (see the module docstring)."""
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
-        return len(self._loader)
+        return _batches(self.num_samples, self.batch_size, self.world, self.shuffle)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def _global_batches(self) -> list[list[int]]:
+        order = (torch.randperm(self.num_samples, generator=epoch_generator(self.seed, self.epoch)).tolist()
+                 if self.shuffle else list(range(self.num_samples)))
+        return [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+
+    def iter_from(self, first_batch: int) -> Iterator[Batch]:
+        """The epoch's batches from batch ``first_batch`` on; only this process's share is read."""
         device, fmt = self.device, _memory_format(self.channels_last)
+        batches = self._global_batches()
         g = epoch_generator(self.seed, self.epoch, stream=1) if self.augment != "none" else None
-        for x, y, idx in self._loader:
+        draws = [draw_augmentation(len(batch), self.augment, g, torch.device("cpu")) if g is not None else None
+                 for batch in batches]  # drawn for every global batch, so skipped ones keep the stream aligned
+        shares = [list(torch.tensor(batch).tensor_split(self.world)[self.rank].tolist()) if self.world > 1
+                  else batch for batch in batches[first_batch:]]
+        loader = DataLoader(self.dataset, batch_sampler=shares, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda")
+        for b, (x, y, idx) in enumerate(loader, start=first_batch):
             x = x.to(device, non_blocking=True)
-            if g is not None:
-                x = crop_flip(x, *draw_augmentation(x.shape[0], self.augment, g, device))
+            if draws[b] is not None:
+                offsets, flips = draws[b]
+                pos = torch.arange(len(batches[b])).tensor_split(self.world)[self.rank] if self.world > 1 \
+                    else torch.arange(len(batches[b]))
+                x = crop_flip(x, offsets[:, pos].to(device), flips[pos].to(device) if flips is not None else None)
             if x.dtype == torch.uint8:
                 x = x.to(torch.float32, memory_format=fmt).div_(255)
             else:

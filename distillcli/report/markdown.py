@@ -1,8 +1,8 @@
-"""report.md: one table, a row per step, deltas against the teacher."""
+"""report.md: one table, a row per step, deltas against the run's baseline (record.py decides it)."""
 
 from __future__ import annotations
 
-from typing import Any
+from distillcli.record import Measures, RunRecord
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -33,48 +33,39 @@ def _ratio(base: float | None, value: float | None) -> str:
     return f"{base / value:.2f}x"
 
 
-def render(metrics: dict[str, Any]) -> str:
-    run = metrics["run"]
-    teacher = metrics.get("teacher")
-    for step in metrics["steps"]:
-        if step["target"] == "teacher":
-            teacher = step["measures"]
-    baseline_name = "the teacher"
-    if teacher is None and metrics["steps"]:  # no teacher: compare against the first step's model
-        teacher, baseline_name = metrics["steps"][0]["measures"], f"step 0 ({metrics['steps'][0]['kind']})"
-    batches = sorted({int(b) for s in metrics["steps"] for b in s["measures"].get("latency_ms", {})})
+def render(record: RunRecord) -> str:
+    run, base = record.run, record.baseline
+    t = base.measures if base is not None else Measures()
+    batches = sorted({int(b) for s in record.steps for b in s.measures.latency_ms})
     lines = [
-        f"# {run['name']}",
+        f"# {run.name}",
         "",
-        f"status **{run['status']}** · device {run['device']} · seed {run['seed']} · {run.get('threads')} threads"
-        f" · {run.get('seconds', 0):.0f} s · torch {run['versions'].get('torch')}",
+        f"status **{run.status}** · device {run.device} · seed {run.seed} · {run.threads} threads"
+        + (f" · {run.world_size} processes" if run.world_size > 1 else "")
+        + f" · {run.seconds:.0f} s · torch {run.versions.get('torch')}",
         "",
     ]
-    if run.get("error"):
-        lines += [f"> failed: {run['error']}", ""]
+    if run.error:
+        lines += [f"> {run.status}: {run.error}", ""]
     head = ["#", "step", "model", "top-1 %", "Δ top-1", "top-5 %", "params", "MACs", "file"]
     head += [f"ms b{b}" for b in batches] + ["speed-up b" + str(batches[-1]) if batches else "speed-up", "best epoch", "time s"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    t = teacher or {}
-    for s in metrics["steps"]:
-        m = s["measures"]
-        delta = None if m.get("top1") is None or t.get("top1") is None else m["top1"] - t["top1"]
-        lat = m.get("latency_ms", {})
-        best = s.get("best")
-        row = [str(s["index"]), s["kind"], s["target"], _num(m.get("top1")), _num(delta, "{:+.2f}"),
-               _num(m.get("top5")), human_count(m.get("params")), human_count(m.get("macs")),
-               human_bytes(m.get("file_bytes"))]
-        row += [_num(lat.get(str(b))) for b in batches]
+    for s in record.steps:
+        m = s.measures
+        delta = None if m.top1 is None or t.top1 is None else m.top1 - t.top1
+        row = [str(s.index), s.kind, s.target, _num(m.top1), _num(delta, "{:+.2f}"), _num(m.top5),
+               human_count(m.params), human_count(m.macs), human_bytes(m.file_bytes)]
+        row += [_num(m.latency_ms.get(str(b))) for b in batches]
         last = str(batches[-1]) if batches else None
-        row.append(_ratio(t.get("latency_ms", {}).get(last), lat.get(last)) if last else "-")
-        row.append(f"{best['epoch']} ({best['val_top1']:.2f})" if best else "-")
-        row.append(f"{s['seconds']:.1f}")
+        row.append(_ratio(t.latency_ms.get(last), m.latency_ms.get(last)) if last else "-")
+        row.append(f"{s.best.epoch} ({s.best.val_top1:.2f})" if s.best else "-")
+        row.append(f"{s.seconds:.1f}")
         lines.append("| " + " | ".join(row) + " |")
-    if teacher:
-        lines += ["", f"Deltas and speed-up are against {baseline_name} (top-1 {_num(teacher.get('top1'))} %, "
-                      f"{human_count(teacher.get('params'))} params, {human_count(teacher.get('macs'))} MACs)."]
-    for s in metrics["steps"]:
-        if s.get("info"):
-            lines += ["", f"## step {s['index']}: {s['kind']}", ""]
-            lines += [f"- {k}: {v}" for k, v in s["info"].items() if not isinstance(v, (list, dict))]
+    if base is not None:
+        lines += ["", f"Deltas and speed-up are against {base.label} (top-1 {_num(t.top1)} %, "
+                      f"{human_count(t.params)} params, {human_count(t.macs)} MACs)."]
+    for s in record.steps:
+        if s.info:
+            lines += ["", f"## step {s.index}: {s.kind}", ""]
+            lines += [f"- {k}: {v}" for k, v in s.info.items() if not isinstance(v, (list, dict))]
     return "\n".join(lines) + "\n"

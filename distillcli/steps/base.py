@@ -3,23 +3,30 @@
 A step is a function ``run(model, ctx, cfg) -> StepOutput``: it receives the current model
 and the run context, and returns the next model plus what it measured along the way. It
 never knows which step ran before it, and steps never import each other. Its options are a
-pydantic model (``cfg``), so steps are as callable from code as from YAML.
+pydantic model (``cfg``), so steps are as callable from code as from YAML. A step that trains
+asks ``ctx.fit`` to do it: the engine behind it owns the loop, checkpoints and resume.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
 from distillcli.data.bundle import DataBundle
+from distillcli.losses.registry import Objective
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress, SilentProgress
+from distillcli.record import EpochRecord
 from distillcli.registry import Registry
+from distillcli.runtime import Distributed
+from distillcli.training.fit import FitSession
+from distillcli.training.optim import OptimConfig
 
 
 class StepConfig(BaseModel):
@@ -36,13 +43,23 @@ class StepContext:
     teacher: ModelHandle | None = None  # the current teacher, if the recipe has one
     progress: Progress = field(default_factory=SilentProgress)
     channels_last: bool = False
-    workdir: Path | None = None  # the run directory, for a step's extra files
+    workdir: Path | None = None  # where a step writes its extra files (sensitivity/)
+    exports_dir: Path | None = None  # where export steps write (the run's exports/)
+    dist: Distributed = field(default_factory=Distributed)
+    fits: FitSession | None = None  # the engine's training seam; None: plain loops, no checkpoints
+
+    def fit(self, model: nn.Module, objective: Objective, cfg: OptimConfig, hooks: Sequence[Any] = (),
+            title: str = "train") -> list[EpochRecord]:
+        """Train ``model`` with ``objective``; returns the per-epoch curve."""
+        if self.fits is None:
+            self.fits = FitSession(self.data, self.progress, self.dist)
+        return self.fits(model, objective, cfg, hooks, title)
 
 
 @dataclass
 class StepOutput:
     model: ModelHandle
-    curve: list[dict[str, Any]] = field(default_factory=list)  # per-epoch training curve
+    curve: list[EpochRecord] = field(default_factory=list)  # per-epoch training curve
     info: dict[str, Any] = field(default_factory=dict)  # step-specific measurements
 
 

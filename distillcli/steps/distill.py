@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from distillcli.errors import OptionError
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses import KDOptions, make_objective
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
-from distillcli.training.trainer import Trainer
 
 
-class DistillConfig(StepConfig, OptimConfig):
-    temperature: float = Field(4.0, gt=0, description="softmax temperature T of both models' logits")
-    alpha: float = Field(0.9, ge=0, le=1, description="weight of the soft (teacher) term; 1 - alpha weighs the labels")
+class DistillConfig(StepConfig, OptimConfig, KDOptions):
+    pass
 
 
 @step("distill", DistillConfig)
@@ -28,6 +24,6 @@ def distill(model: ModelHandle, ctx: StepContext, cfg: DistillConfig) -> StepOut
                           "add a `teacher:` section (arch + checkpoint, or arch + a train step with model: teacher)")
     module = prepare(model.module, ctx)
     teacher = prepare(ctx.teacher.module, ctx)
-    objective = KnowledgeDistillation(teacher, cfg.temperature, cfg.alpha, cfg.label_smoothing)
-    curve = Trainer(module, objective, ctx.data, cfg, ctx.progress, title="distill").fit()
+    objective = make_objective("kd", teacher, cfg, cfg.label_smoothing)
+    curve = ctx.fit(module, objective, cfg, title="distill")
     return StepOutput(ModelHandle(module, model.arch, model.kind, model.info), curve)

@@ -34,11 +34,11 @@ class ExportConfig(StepConfig):
 @step("export", ExportConfig)
 def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutput:
     """Write the model as ONNX (fp32 or onnxruntime int8) or .pt2 into the run's exports/."""
-    if ctx.workdir is None:
+    if ctx.exports_dir is None:
         raise OptionError("the export step writes into the run directory, and there is none here",
                           "run it from a recipe, or use `distill export MODEL --format onnx --out FILE`")
     precision = "int8" if cfg.int8 else ("fp32" if model.kind == "eager" else model.kind)
-    path = ctx.workdir / "exports" / (cfg.name or f"{cfg.model}-{precision}.{cfg.format}")
+    path = ctx.exports_dir / (cfg.name or f"{cfg.model}-{precision}.{cfg.format}")
     n = 2
     while cfg.name is None and path.exists():  # a second export of the same kind in one run
         path, n = path.with_name(f"{cfg.model}-{precision}-{n}.{cfg.format}"), n + 1
@@ -48,7 +48,8 @@ def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutpu
     example = next(iter(data.val))[0][:64].to("cpu")
     result = export_model(model, header, path, cfg.format, example, data.train if cfg.int8 else None,
                           cfg.calibration_batches)
-    info: dict[str, Any] = {**result.summary(), "file": str(result.path.relative_to(ctx.workdir))}
+    inside = ctx.workdir is not None and result.path.is_relative_to(ctx.workdir)
+    info: dict[str, Any] = {**result.summary(), "file": str(result.path.relative_to(ctx.workdir) if inside else result.path)}
     if cfg.evaluate:
         runner = load_model(result.path).handle.module
         measured = measure_model(runner, data.val, data.num_classes, data.input_shape, torch.device("cpu"))

@@ -20,25 +20,22 @@ from distillcli.compress.pruning import (
 )
 from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
-from distillcli.losses.classification import CrossEntropy
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses import KDOptions, make_objective
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
+from distillcli.record import EpochRecord
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
-from distillcli.training.trainer import Trainer
 
 LATENCY_BATCHES = (1, 64)
 
 
-class FinetuneConfig(OptimConfig):
+class FinetuneConfig(OptimConfig, KDOptions):
     epochs: int = Field(0, ge=0, description="fine-tune epochs after pruning (after each round when iterative); "
                                              "0: no fine-tune")
     lr: float = Field(0.01, gt=0, description="peak learning rate (lower than from-scratch training)")
     distill: bool = Field(True, description="distil from a frozen copy of the model as it was before pruning; "
                                             "false: cross-entropy on the labels only")
-    temperature: float = Field(4.0, gt=0, description="distill: softmax temperature")
-    alpha: float = Field(0.9, ge=0, le=1, description="distill: weight of the soft (unpruned model) term")
 
 
 class PruneConfig(StepConfig):
@@ -123,7 +120,7 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
 
 # ---------------------------------------------------------------- channel
 def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
-             teacher: nn.Module | None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
+             teacher: nn.Module | None) -> tuple[nn.Module, list[EpochRecord], dict[str, Any]]:
     rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
     current, curve, ratios, top1_pruned, base_macs = module, [], [], None, 0
     original: dict[str, int] = {}  # channels per group, before the first round and after the last
@@ -173,10 +170,10 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
 
 # ---------------------------------------------------------------- unstructured
 def _unstructured(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
-                  teacher: nn.Module | None) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any]]:
+                  teacher: nn.Module | None) -> tuple[nn.Module, list[EpochRecord], dict[str, Any]]:
     sparsity = cfg.sparsity or 0.0  # PruneConfig requires it for this method
     pruner = MagnitudePruner(module, sparsity, cfg.scope, cfg.ignore, cfg.overrides)
-    curve: list[dict[str, Any]] = []
+    curve: list[EpochRecord] = []
     if cfg.schedule == "gradual":
         steps = cfg.finetune.epochs * max(1, len(ctx.data.train))
         pruner.schedule = AgpSchedule.over(sparsity, cfg.initial_sparsity, steps, cfg.ramp, cfg.frequency)
@@ -200,13 +197,10 @@ def _title(round_index: int, rounds: int) -> str:
 
 
 def _finetune(module: nn.Module, ctx: StepContext, cfg: PruneConfig, teacher: nn.Module | None,
-              hooks: Sequence[Any], title: str) -> list[dict[str, Any]]:
+              hooks: Sequence[Any], title: str) -> list[EpochRecord]:
     ft = cfg.finetune
-    if teacher is not None:
-        objective: Any = KnowledgeDistillation(teacher, ft.temperature, ft.alpha, ft.label_smoothing)
-    else:
-        objective = CrossEntropy(ft.label_smoothing)
-    return Trainer(module, objective, ctx.data, ft, ctx.progress, hooks, title=title).fit()
+    objective = make_objective("kd" if teacher is not None else "ce", teacher, ft, ft.label_smoothing)
+    return ctx.fit(module, objective, ft, hooks, title)
 
 
 def _speedup(before: nn.Module, after: nn.Module, ctx: StepContext, rounds: int = 3) -> dict[str, Any]:

@@ -13,18 +13,17 @@ from distillcli.modelfile.program import compile_default, ProgramModule
 from distillcli.compress.quantization import calibrate, convert, half_program, prepare, resolve_skip
 from distillcli.compress.quantization.layers import quantized_layers
 from distillcli.errors import OptionError
-from distillcli.losses.classification import CrossEntropy
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses import KDOptions, make_objective
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare as place, step
+from distillcli.record import EpochRecord
 from distillcli.training.optim import OptimConfig
-from distillcli.training.trainer import Trainer
 
 Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]
-_TRAINING = set(OptimConfig.model_fields) | {"temperature", "alpha"}
+_TRAINING = set(OptimConfig.model_fields) | set(KDOptions.model_fields)
 
 
-class QuantizeConfig(StepConfig, OptimConfig):
+class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
     method: Method = Field("static", description=(
         "static: int8 with activation ranges calibrated on training images (the fast path for CNNs); "
         "dynamic: int8 Linear layers, activation ranges per batch (Linear-heavy models); qat: fake-quantized "
@@ -35,10 +34,8 @@ class QuantizeConfig(StepConfig, OptimConfig):
                                                               "'net.conv1' or 'net.layer3.*') kept in float")
     compile: bool | None = Field(None, description="compile the program (torch.compile) before it is measured; "
                                                    "default: for int8 only, which is slow uncompiled")
-    # QAT: the OptimConfig fields plus distillation from the float model
+    # QAT: the OptimConfig fields plus distillation from the float model (alpha 0: labels only)
     lr: float = Field(0.001, gt=0, description="qat: peak learning rate (a fine-tune: lower than training)")
-    temperature: float = Field(4.0, gt=0, description="qat: softmax temperature of the distillation")
-    alpha: float = Field(0.5, ge=0, le=1, description="qat: weight of the float model's soft targets (0: labels only)")
 
     @model_validator(mode="after")
     def _only_what_applies(self) -> "QuantizeConfig":
@@ -60,7 +57,7 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
                           "quantize the .pt model file the program was made from")
     example = next(iter(ctx.data.train))[0][:2]
     info: dict[str, Any] = {"method": cfg.method}
-    curve: list[dict[str, Any]] = []
+    curve: list[EpochRecord] = []
     if cfg.method in ("bf16", "fp16"):
         program, kind = half_program(model.module, cfg.method, example), cfg.method
     else:
@@ -68,9 +65,8 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
         if cfg.method == "qat":
             float_model = place(model.module, ctx).eval()
             prepared = prepare(copy.deepcopy(float_model), "qat", example.to(ctx.device), cfg.skip)
-            objective = (KnowledgeDistillation(float_model, cfg.temperature, cfg.alpha, cfg.label_smoothing)
-                         if cfg.alpha > 0 else CrossEntropy(cfg.label_smoothing))
-            curve = Trainer(prepared, objective, ctx.data, cfg, ctx.progress, title="quantize[qat]").fit()
+            objective = make_objective("kd" if cfg.alpha > 0 else "ce", float_model, cfg, cfg.label_smoothing)
+            curve = ctx.fit(prepared, objective, cfg, title="quantize[qat]")
         else:
             prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip)
             if cfg.method == "static":

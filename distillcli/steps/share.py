@@ -14,15 +14,14 @@ from pydantic import Field
 from distillcli.compress.quantization import resolve_skip
 from distillcli.compress.sharing import CentroidTuning, Reduce, model_size, share_model
 from distillcli.errors import OptionError
-from distillcli.losses.classification import CrossEntropy
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses import KDOptions, make_objective
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
+from distillcli.record import EpochRecord
 from distillcli.training.optim import OptimConfig
-from distillcli.training.trainer import Trainer
 
 
-class ShareConfig(StepConfig, OptimConfig):
+class ShareConfig(StepConfig, OptimConfig, KDOptions):
     clusters: int = Field(16, ge=2, le=256, description="shared values per Conv2d layer (16: 4-bit codes); "
                                                         "a pruned layer's zero is one of them")
     linear_clusters: int | None = Field(None, ge=2, le=256, description="shared values per Linear layer "
@@ -35,8 +34,6 @@ class ShareConfig(StepConfig, OptimConfig):
                                                      "(the paper); mean: their average (steps independent of "
                                                      "cluster size)")
     distill: bool = Field(True, description="fine-tune by distilling from the model as it was before sharing")
-    temperature: float = Field(4.0, gt=0, description="distill: softmax temperature")
-    alpha: float = Field(0.9, ge=0, le=1, description="distill: weight of the soft targets")
 
 
 @step("share", ShareConfig)
@@ -48,12 +45,11 @@ def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
     module = prepare(model.module, ctx)
     reference = copy.deepcopy(module).eval() if cfg.epochs and cfg.distill else None
     layers = share_model(module, cfg.clusters, cfg.linear_clusters, resolve_skip(module, cfg.skip), cfg.iterations)
-    curve: list[dict[str, Any]] = []
+    curve: list[EpochRecord] = []
     if cfg.epochs:
-        objective = (KnowledgeDistillation(reference, cfg.temperature, cfg.alpha, cfg.label_smoothing)
-                     if reference is not None else CrossEntropy(cfg.label_smoothing))
+        objective = make_objective("kd" if reference is not None else "ce", reference, cfg, cfg.label_smoothing)
         hook = CentroidTuning(module, layers, cfg.centroid_grad)
-        curve = Trainer(module, objective, ctx.data, cfg, ctx.progress, hooks=[hook], title="share").fit()
+        curve = ctx.fit(module, objective, cfg, [hook], title="share")
     size = model_size(module, layers)
     info: dict[str, Any] = {"clusters": cfg.clusters, "linear_clusters": cfg.linear_clusters or cfg.clusters,
                             "shared_layers": len(layers), **size.summary(), "size_layers": size.rows()}

@@ -14,10 +14,11 @@ from distillcli.modelfile import file_header, save_model
 from distillcli.cli import app
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
-from distillcli.file_ops import evaluate_file
+from distillcli.file_recipe import run_on_file
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import SilentProgress
+from distillcli.steps.evaluate import EvaluateConfig
 from tests.conftest import run_cli
 
 runner = CliRunner()
@@ -83,8 +84,8 @@ def test_export_onnx_then_eval(model_file, tmp_path) -> None:
     out = tmp_path / "m.onnx"
     result = invoke("export", model_file, "--format", "onnx", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "onnxruntime vs the model on 16 images: top-1 agreement 100.0 %" in result.stdout
-    evaluated = evaluate_file(out)  # through the registered kind, as `distill eval m.onnx` does
-    measures = evaluated["measures"]
-    assert evaluated["kind"] == "onnx" and set(measures["latency_ms"]) == {"1", "64"}
-    assert measures["top1"] == evaluate_file(model_file, device="cpu", latency=False)["measures"]["top1"]
+    assert "onnxruntime vs the model on 32 images: top-1 agreement 100.0 %" in result.stdout
+    onnx = run_on_file(out, "evaluate", EvaluateConfig(), SilentProgress())  # as `distill eval m.onnx` does
+    assert onnx.model.kind == "onnx" and set(onnx.after.latency_ms) == {"1", "64"}
+    eager = run_on_file(model_file, "evaluate", EvaluateConfig(), SilentProgress(), device="cpu", latency=False)
+    assert onnx.after.top1 == eager.after.top1

@@ -76,7 +76,7 @@ def test_recipe_share_quantize_export(write_recipe, tmp_path) -> None:
                {"export": {"format": "onnx"}}],
         report={"latency": False})
     result = Pipeline(load_recipe(write_recipe(recipe)), SilentProgress(), out=tmp_path / "run").run()
-    steps = {s["kind"]: s for s in result.metrics["steps"]}
+    steps = {s["kind"]: s for s in result.record.to_json()["steps"]}
     share = steps["share"]["info"]
     assert share["shared_layers"] == 4 and share["huffman_ratio"] > share["shared_ratio"] > 4
     assert steps["quantize"]["model_file"] == "models/01-quantize-student.pt2"

@@ -78,8 +78,8 @@ def test_mac_target_is_hit_and_reported(data) -> None:
 
 def test_finetune_distils_from_the_unpruned_model(data) -> None:
     out = run(handle("resnet8"), data, sparsity=0.5, latency=False, finetune={"epochs": 2, "lr": 0.05})
-    assert [row["epoch"] for row in out.curve] == [1, 2]
-    assert "top1_before_finetune" in out.info and out.curve[-1]["val_top1"] is not None
+    assert [row.epoch for row in out.curve] == [1, 2]
+    assert "top1_before_finetune" in out.info and out.curve[-1].val_top1 is not None
     assert abs(out.info["sparsity"] - 0.5) < 0.1
 
 
@@ -148,7 +148,7 @@ def test_recipe_prunes_a_copy_of_the_teacher_then_distils(write_recipe, tmp_path
                {"distill": {"epochs": 1, "lr": 0.02}}])
     r = load_recipe(write_recipe(recipe))
     result = Pipeline(r, SilentProgress(), out=tmp_path / "run").run()
-    teacher, prune, distill = result.metrics["steps"]
+    teacher, prune, distill = result.record.to_json()["steps"]
     assert prune["kind"] == "prune" and prune["info"]["mac_reduction"] >= 2.0
     assert prune["measures"]["macs"] < teacher["measures"]["macs"] / 1.9
     assert distill["measures"]["macs"] == prune["measures"]["macs"]

@@ -87,6 +87,13 @@ class MagnitudePruner:
         else:
             self.apply()
 
+    # Checkpoints -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        return {name: mask.detach().to("cpu", copy=True) for name, mask in self.masks.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.masks = {name: mask.to(self.weights[name].device) for name, mask in state.items()}
+
     # Report ------------------------------------------------------------------
     def sparsity(self) -> float:
         """True fraction of zeros among the managed weights."""

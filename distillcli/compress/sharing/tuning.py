@@ -42,6 +42,14 @@ class CentroidTuning:
         self.members = {n: torch.bincount(l.codes.reshape(-1), minlength=l.clusters).float()
                         for n, l in layers.items()}
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The centroids (the codes are fixed by the clustering, which resuming repeats)."""
+        return {name: layer.centroids.detach().to("cpu", copy=True) for name, layer in self.layers.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        for name, centroids in state.items():
+            self.layers[name].centroids = centroids.to(self.weights[name].device)
+
     @torch.no_grad()
     def after_backward(self, model: nn.Module) -> None:
         for name, layer in self.layers.items():

@@ -1,0 +1,265 @@
+"""Commands on a saved model file. Each is a one-step recipe run by the one engine
+(file_recipe.py), so it measures exactly as the same step inside a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from distillcli.cli import app
+from distillcli.cli_options import DataOpt, DataRootOpt, DeviceOpt, JsonOpt, QuietOpt, guarded, step_options
+from distillcli.output import Output, measures_table
+
+
+def _progress(quiet: bool, as_json: bool) -> Any:
+    from distillcli.progress import make_progress
+
+    return make_progress(quiet or as_json)
+
+
+def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
+    rows = [("before", run.before.model_dump())] if run.before is not None else []
+    return rows + [("after", run.after.model_dump())]
+
+
+@app.command("eval")
+@guarded
+def eval_(model: Path = typer.Argument(..., help="a model file written by distill (.pt, .pt2, .onnx)"),
+          data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
+          batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536),
+          subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate only the first N samples"),
+          no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurement"),
+          as_json: bool = JsonOpt) -> None:
+    """Evaluate a saved model: accuracy, size, MACs and latency, in a fresh process.
+
+    Example: distill eval runs/quickstart-*/models/student.pt --data-root data/
+    """
+    from distillcli.file_recipe import run_on_file
+    from distillcli.progress import SilentProgress
+    from distillcli.steps.evaluate import EvaluateConfig
+
+    run = run_on_file(model, "evaluate", EvaluateConfig(), SilentProgress(), data=data, data_root=data_root,
+                      device=device, latency=not no_latency, eval_batch_size=batch_size, val_subset=subset)
+    name = run.record.data.name
+    result = {"file": str(model), "kind": run.model.kind, "arch": run.model.arch.name, "data": name,
+              "data_root": data_root, "measures": run.after.model_dump()}
+    Output(as_json).result(result, measures_table(f"{model} on {name}", [(model.name, result["measures"])]))
+
+
+def _prune_summary(info: dict[str, Any]) -> str:
+    from distillcli.report.markdown import human_bytes
+
+    if info["method"] == "unstructured":
+        return (f"sparsity {100 * info['sparsity']:.1f} % of the conv/linear weights; stored sparse "
+                f"{human_bytes(info['sparse_bytes'])} instead of {human_bytes(info['dense_bytes'])}\n"
+                f"note: {info['note']}")
+    text = (f"channels removed {100 * info['sparsity']:.1f} % (ratio {info['ratio']:.3f}); "
+            f"MACs {info.get('mac_reduction', 0):.2f}x fewer, params {info['params_before'] / info['params_after']:.2f}x fewer")
+    speed = [f"b{b[len('speedup_b'):]} {v:.2f}x" for b, v in info.items() if b.startswith("speedup_b")]
+    if speed and info.get("mac_reduction"):
+        text += f"; measured speedup {', '.join(speed)} (MAC reduction {info['mac_reduction']:.2f}x)"
+    return text
+
+
+@app.command()
+@guarded
+def prune(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
+          sparsity: Optional[float] = typer.Option(None, "--sparsity", help="fraction of channels (unstructured: "
+                                                   "weights) to remove, e.g. 0.5"),
+          target_mac_reduction: Optional[float] = typer.Option(None, "--target-mac-reduction",
+                                                               help="channel: prune until N times fewer MACs, e.g. 2"),
+          method: str = typer.Option("channel", "--method", help="channel (smaller and faster) | unstructured (sparser)"),
+          importance: str = typer.Option("l1", "--importance", help="channel score: l1 | l2 | bn_scale | taylor"),
+          scope: str = typer.Option("layer", "--scope", help="layer (same ratio everywhere) | global (rank all layers)"),
+          round_to: Optional[int] = typer.Option(None, "--round-to", help="keep channel counts a multiple of N"),
+          ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern never pruned (repeatable); "
+                                                     "'stem' = the first convolution"),
+          schedule: str = typer.Option("oneshot", "--schedule", help="oneshot | iterative | gradual (unstructured)"),
+          iterations: Optional[int] = typer.Option(None, "--iterations", help="iterative: prune + fine-tune rounds"),
+          finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="fine-tune epochs after pruning"),
+          lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate (default 0.01)"),
+          distill: bool = typer.Option(True, "--distill/--no-distill", help="fine-tune by distilling from the unpruned model"),
+          out: Optional[Path] = typer.Option(None, "--out", help="output model file (default: MODEL-pruned.pt)"),
+          data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
+          quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+    """Prune a saved model: remove channels (smaller, faster) or zero weights; prints before/after.
+
+    Example: distill prune runs/x/models/student.pt --target-mac-reduction 2 --finetune-epochs 1 --data-root data/
+    """
+    from distillcli.file_recipe import run_on_file
+    from distillcli.steps.prune import PruneConfig
+
+    cfg = step_options(PruneConfig, "prune", method=method, sparsity=sparsity, target_mac_reduction=target_mac_reduction,
+                       importance=importance, scope=scope, round_to=round_to, ignore=ignore, schedule=schedule,
+                       iterations=iterations, finetune={"epochs": finetune_epochs, "distill": distill,
+                                                        **({"lr": lr} if lr is not None else {})})
+    target = out or model.with_name(f"{model.stem}-pruned.pt")
+    run = run_on_file(model, "prune", cfg, _progress(quiet, as_json), output=target, data=data, data_root=data_root,
+                      device=device)
+    o = Output(as_json, quiet)
+    step = run.record.steps[-1]
+    o.result({"source": str(model), "output": str(run.output), "before": run.before.model_dump() if run.before else None,
+              "after": run.after.model_dump(), "info": run.info, "curve": [r.model_dump() for r in step.curve]},
+             measures_table(f"prune {model.name} ({cfg.method})", _before_after(run)))
+    o.info(f"{_prune_summary(run.info)}\nwritten: {run.output}\nnext: distill eval {run.output}")
+
+
+@app.command()
+@guarded
+def sensitivity(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
+                ratios: str = typer.Option("0.25,0.5,0.75", "--ratios", help="comma-separated fractions of a layer's "
+                                           "channels to remove"),
+                importance: str = typer.Option("l1", "--importance", help="l1 | l2 | bn_scale | taylor"),
+                ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern to skip (repeatable)"),
+                budget: float = typer.Option(1.0, "--budget", help="accuracy drop (percentage points) allowed per "
+                                             "layer in the suggested overrides"),
+                out: Path = typer.Option(Path("sensitivity"), "--out", help="folder for sensitivity.csv and .png"),
+                data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
+                subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples"),
+                device: str = DeviceOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+    """Prune each layer alone at several ratios and measure accuracy; writes a CSV, a plot and
+    suggested per-layer ratios (`overrides:` for the prune step).
+
+    Example: distill sensitivity runs/x/models/student.pt --data-root data/ --subset 2000 --budget 0.5
+    """
+    from rich.table import Table
+
+    from distillcli.compress.pruning import overrides_yaml
+    from distillcli.errors import OptionError
+    from distillcli.file_recipe import run_on_file
+    from distillcli.steps.sensitivity import SensitivityConfig
+
+    try:
+        fractions = [float(r) for r in ratios.split(",") if r.strip()]
+    except ValueError:
+        fractions = []
+    if not fractions or not all(0 < r < 1 for r in fractions):
+        raise OptionError(f"--ratios {ratios!r}: expected comma-separated fractions in (0, 1)", "e.g. --ratios 0.25,0.5,0.75")
+    cfg = step_options(SensitivityConfig, "sensitivity", ratios=fractions, importance=importance, ignore=ignore,
+                       budget=budget)
+    run = run_on_file(model, "sensitivity", cfg, _progress(quiet, as_json), workdir=out.parent / f".{out.name}.work",
+                      data=data, data_root=data_root, device=device, latency=False, val_subset=subset)
+    info = _move_results(run.info, out)
+    suggested = info["suggested_overrides"]
+    table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {info['baseline_top1']:.2f} %)")
+    for col in ["layer", "channels", *[f"top-1 @{r:g}" for r in fractions], "suggested"]:
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for layer in suggested:
+        rows = {r["ratio"]: r for r in info["rows"] if r["layer"] == layer}
+        table.add_row(layer, str(rows[fractions[0]]["channels"]), *[f"{rows[r]['top1']:.2f}" for r in fractions],
+                      f"{suggested[layer]:g}")
+    o = Output(as_json, quiet)
+    o.result({"model": str(model), **info}, table)
+    o.info(f"wrote {info['csv']} and {info['plot']}\n"
+           f"per-layer ratios within a {budget:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
+
+
+def _move_results(info: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The step writes into <workdir>/sensitivity/; the command's --out names the folder itself."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    moved = dict(info)
+    for key in ("csv", "plot"):
+        src = Path(info[key])
+        dest = out / src.name
+        src.replace(dest)
+        moved[key] = str(dest)
+    shutil.rmtree(Path(info["csv"]).parent.parent, ignore_errors=True)
+    return moved
+
+
+def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str:
+    from distillcli.report.markdown import human_bytes
+
+    text = f"method {info['method']}"
+    if "int8_layers" in info:
+        text += f": {info['int8_layers']} int8 layers ({100 * info['int8_weight_share']:.1f} % of the weights)"
+        if info.get("skipped"):
+            text += f", kept in float: {', '.join(info['skipped'])}"
+    if before.get("file_bytes") and after.get("file_bytes"):
+        text += (f"\nfile {human_bytes(before['file_bytes'])} -> {human_bytes(after['file_bytes'])} "
+                 f"({before['file_bytes'] / after['file_bytes']:.2f}x smaller)")
+    speed = [f"b{b} {before['latency_ms'][b] / ms:.2f}x" for b, ms in after.get("latency_ms", {}).items()
+             if before.get("latency_ms", {}).get(b)]
+    if speed:
+        text += f"; speedup {', '.join(speed)}" + (" (compiled)" if info.get("compiled") else "")
+    return text
+
+
+@app.command()
+@guarded
+def quantize(model: Path = typer.Argument(..., help="a float model file written by distill (.pt)"),
+             method: str = typer.Option("static", "--method", help="static | dynamic | qat | bf16 | fp16"),
+             calibration_batches: Optional[int] = typer.Option(None, "--calibration-batches", min=1,
+                                                               help="static: training batches that calibrate "
+                                                                    "the int8 ranges (default 16)"),
+             skip: Optional[list[str]] = typer.Option(None, "--skip", help="int8: layer pattern kept in float "
+                                                      "(repeatable), e.g. 'net.conv1'"),
+             epochs: Optional[int] = typer.Option(None, "--epochs", help="qat: fine-tune epochs (default 1)"),
+             lr: Optional[float] = typer.Option(None, "--lr", help="qat: learning rate (default 0.001)"),
+             compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="compile the program "
+                                                     "before measuring it (default: int8 only)"),
+             out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-<method>.pt2)"),
+             data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
+             no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurements"),
+             quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+    """Quantize a saved model to int8 (static, dynamic, QAT) or bf16 / fp16 weights, as a .pt2 program.
+
+    Prints the result beside the float model; `distill eval` loads the .pt2 file.
+
+    Example: distill quantize runs/x/models/student.pt --data-root data/ --out student-int8.pt2
+    """
+    from distillcli.file_recipe import run_on_file
+    from distillcli.steps.quantize import QuantizeConfig
+
+    cfg = step_options(QuantizeConfig, "quantize", method=method, calibration_batches=calibration_batches,
+                       skip=skip, epochs=epochs, lr=lr, compile=compile_)
+    target = out or model.with_name(f"{model.stem}-{method}.pt2")
+    run = run_on_file(model, "quantize", cfg, _progress(quiet, as_json), output=target, data=data,
+                      data_root=data_root, device=device, latency=not no_latency)
+    before, after = (run.before.model_dump() if run.before else {}), run.after.model_dump()
+    kind = "int8" if method in ("static", "dynamic", "qat") else method
+    o = Output(as_json, quiet)
+    o.result({"source": str(model), "output": str(run.output), "before": before, "after": after, "info": run.info,
+              "curve": [r.model_dump() for r in run.record.steps[-1].curve]},
+             measures_table(f"quantize {model.name} ({method})", [("float", before), (kind, after)]))
+    o.info(f"{_quantize_summary(run.info, before, after)}\nwritten: {run.output}\nnext: distill eval {run.output}")
+
+
+@app.command()
+@guarded
+def export(model: Path = typer.Argument(..., help="a model file written by distill (.pt, or a .pt2 program)"),
+           format_: str = typer.Option("onnx", "--format", help="onnx | pt2"),
+           int8: bool = typer.Option(False, "--int8", help="onnx: int8 by onnxruntime (static, QDQ, per channel), "
+                                     "calibrated on the training data"),
+           calibration_batches: int = typer.Option(16, "--calibration-batches", min=1, max=100_000,
+                                                   help="--int8: training batches that calibrate the ranges"),
+           out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-export.<format>)"),
+           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
+           as_json: bool = JsonOpt) -> None:
+    """Export a saved model as ONNX (fp32, or int8 with --int8) or a torch.export program (.pt2).
+
+    The file is run in its runtime and its outputs compared with the model's.
+
+    Example: distill export runs/x/models/student.pt --format onnx --int8 --data-root data/ --out student.onnx
+    """
+    from distillcli.file_recipe import run_on_file
+    from distillcli.progress import SilentProgress
+    from distillcli.report.markdown import human_bytes
+    from distillcli.steps.export import ExportConfig
+
+    target = out or model.with_name(f"{model.stem}-{'int8' if int8 else 'export'}.{format_}")
+    cfg = step_options(ExportConfig, "export", format=format_, int8=int8, calibration_batches=calibration_batches,
+                       name=target.with_suffix(f".{format_}").name, evaluate=False)
+    run = run_on_file(model, "export", cfg, SilentProgress(), workdir=target.parent.resolve(), data=data,
+                      data_root=data_root, device="cpu", latency=False)
+    info = dict(run.info)
+    info["file"] = str(target.with_suffix(f".{format_}"))
+    runtime = "onnxruntime" if info["format"] == "onnx" else "torch.export"
+    Output(as_json).result(info, (
+        f"wrote {info['file']} ({info['format']}, {info['precision']}, {human_bytes(info['file_bytes'])})\n"
+        f"{runtime} vs the model on {info['images']} images: top-1 agreement {info['top1_agreement']:.1f} %, "
+        f"max |logit difference| {info['max_abs_diff']:.2g}\nnext: distill eval {info['file']}"))

@@ -1,0 +1,148 @@
+"""The run record: typed run / step / epoch records, written as metrics.json.
+
+Everything a report, a CI gate or a search reads comes from here, not from dict keys spread
+over the code. The schema is versioned and published (`distill schema --metrics`).
+The baseline that deltas are measured against is decided once, here (see ``RunRecord.offer_baseline``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA = "distillcli.metrics"
+SCHEMA_VERSION = 2
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EpochRecord(_Record):
+    """One training epoch: what the loop saw on the training data, then the validation measure."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_top1: float
+    val_loss: float | None = None
+    val_top1: float | None = None
+    val_top5: float | None = None
+    images_per_s: float = 0.0
+    seconds: float = 0.0
+
+
+class Measures(_Record):
+    """A model measured as it is: accuracy on the validation split, cost, size, speed."""
+
+    top1: float | None = None
+    top5: float | None = None
+    loss: float | None = None
+    samples: int = 0
+    per_class_top1: list[float | None] = Field(default_factory=list)
+    params: int | None = None
+    nonzero_params: int | None = None
+    macs: int | None = None
+    file_bytes: int | None = None
+    latency_ms: dict[str, float] = Field(default_factory=dict, description="median ms per batch size")
+    threads: int | None = None
+    device: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The measures without the per-class list (what headers and summaries keep)."""
+        return self.model_dump(exclude={"per_class_top1"})
+
+
+class BestEpoch(_Record):
+    epoch: int
+    val_top1: float
+
+
+class StepRecord(_Record):
+    index: int
+    kind: str
+    target: Literal["student", "teacher"]
+    options: dict[str, Any] = Field(default_factory=dict, description="the step's resolved options")
+    seconds: float = 0.0
+    model_file: str | None = Field(None, description="relative to the run directory")
+    measures: Measures = Field(default_factory=Measures)
+    curve: list[EpochRecord] = Field(default_factory=list)
+    best: BestEpoch | None = Field(None, description="best epoch of the curve; the model kept is the last")
+    info: dict[str, Any] = Field(default_factory=dict, description="step-specific facts")
+
+
+class Baseline(_Record):
+    """What deltas and speed-ups are measured against."""
+
+    source: Literal["teacher", "teacher_step", "start", "first_step"]
+    label: str
+    step: int | None = None
+    measures: Measures
+
+
+# The order in which a baseline is preferred: a loaded teacher over a trained one, over the
+# loaded starting model, over the first step's model.
+_PREFERENCE = ("teacher", "teacher_step", "start", "first_step")
+
+
+class RunInfo(_Record):
+    name: str
+    dir: str | None = None
+    status: Literal["running", "ok", "failed", "interrupted"] = "running"
+    error: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    seconds: float = 0.0
+    device: str = "cpu"
+    seed: int = 0
+    threads: int = 1
+    world_size: int = 1
+    versions: dict[str, str] = Field(default_factory=dict)
+    recipe_file: str | None = None
+    recipe_hash: str = ""
+    resumed: list[str] = Field(default_factory=list, description="times the run was resumed from a checkpoint")
+
+
+class DataInfo(_Record):
+    name: str
+    num_classes: int
+    class_names: list[str]
+    input_shape: list[int]
+    train_samples: int
+    val_samples: int
+
+
+class RunRecord(_Record):
+    schema_: Literal["distillcli.metrics"] = Field(SCHEMA, alias="schema")
+    schema_version: Literal[2] = SCHEMA_VERSION
+    run: RunInfo
+    data: DataInfo
+    baseline: Baseline | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def offer_baseline(self, source: str, label: str, measures: Measures, step: int | None = None) -> None:
+        """Keep ``measures`` as the baseline unless a preferred source already provided one."""
+        current = self.baseline
+        if current is None or _PREFERENCE.index(source) <= _PREFERENCE.index(current.source):
+            self.baseline = Baseline(source=source, label=label, step=step, measures=measures)  # type: ignore[arg-type]
+
+    def final_step(self, target: str = "student") -> StepRecord | None:
+        return next((s for s in reversed(self.steps) if s.target == target), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
+    rows = [r for r in curve if r.val_top1 is not None]
+    if not rows:
+        return None
+    top = max(rows, key=lambda r: r.val_top1 or 0.0)
+    return BestEpoch(epoch=top.epoch, val_top1=top.val_top1 or 0.0)
+
+
+def metrics_schema() -> dict[str, Any]:
+    return RunRecord.model_json_schema(by_alias=True)

@@ -1,0 +1,94 @@
+"""The run directory: where it goes, whether an existing one may be used, and its layout.
+
+    recipe.yaml      the resolved recipe (every default filled in)
+    metrics.json     the run record (record.py), rewritten after every step
+    report.md        the table people read
+    run.log          one line per epoch and step
+    models/          the model after each step; student.pt / teacher.pt are the last ones
+    exports/         files written by export steps
+    checkpoints/     state.pt and the models it refers to (what `distill resume` reads)
+
+A directory that already holds a run is never reused silently: resuming continues it,
+``--force`` replaces it, anything else is refused with what differs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillcli.errors import RunDirError
+
+RUN_FILES = ("recipe.yaml", "metrics.json", "report.md", "run.log")
+RUN_FOLDERS = ("models", "exports", "checkpoints", "sensitivity")
+
+
+def default_run_dir(name: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{name}-{stamp}-{n}"
+    return path
+
+
+def holds_run(path: Path) -> bool:
+    return (path / "recipe.yaml").is_file() or (path / "checkpoints").is_dir()
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{where}[{i}]")]
+    return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
+
+
+def recipe_differences(path: Path, recipe: dict[str, Any]) -> list[str]:
+    """What differs between the run's saved recipe and ``recipe`` (empty: the same)."""
+    try:
+        saved = yaml.safe_load((path / "recipe.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return ["recipe.yaml: missing or unreadable"]
+    return _differences(saved, recipe)
+
+
+def check_out_dir(path: Path, recipe: dict[str, Any], force: bool, resume: bool) -> None:
+    """Refuse a directory that cannot take this run (see the module docstring)."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} is a file, not a directory", "choose another --out")
+    if resume:
+        if not holds_run(path):
+            raise RunDirError(f"{path} holds no run to resume", "check the path, or start the run without --resume")
+        diff = recipe_differences(path, recipe)
+        if diff:
+            raise RunDirError(f"cannot resume {path} with a different recipe: " + "; ".join(diff[:5])
+                              + (f" (+{len(diff) - 5} more)" if len(diff) > 5 else ""),
+                              f"resume with the run's own recipe (distill resume {path}), or start anew with --force")
+        return
+    if not path.exists() or force or not any(path.iterdir()):
+        return
+    if holds_run(path):
+        diff = recipe_differences(path, recipe)
+        same = "the same recipe" if not diff else "another recipe (" + "; ".join(diff[:3]) + \
+            (f"; +{len(diff) - 3} more" if len(diff) > 3 else "") + ")"
+        raise RunDirError(f"{path} already holds a run of {same}",
+                          f"continue it with `distill resume {path}`, replace it with --force, or choose another --out")
+    raise RunDirError(f"{path} is not empty and holds no run", "choose an empty or new --out, or add --force")
+
+
+def clear_run(path: Path) -> None:
+    """--force: remove what an earlier run left in ``path`` (only the run's own files)."""
+    for name in RUN_FILES:
+        (path / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (path / name).is_dir():
+            shutil.rmtree(path / name)
