@@ -264,7 +264,8 @@ class Pipeline:
             if saved["files"][target]:
                 self.files[target] = Path(saved["files"][target])
         set_rng_state(saved["rng"])
-        self._boundary = {k: saved[k] for k in ("step", "models", "versions", "rng", "files", "record")}
+        self.data.train.set_epoch(saved["loader_epoch"])  # steps may read training batches before they fit
+        self._boundary = {k: saved[k] for k in ("step", "models", "versions", "rng", "loader_epoch", "files", "record")}
         step = int(saved["step"])
         done = sum(len(s.get("curve", [])) for s in saved["fits"])
         self.progress.message(f"resuming {self.run_dir} at step {step}" + (f" ({done} epochs of it done)" if done else ""))
@@ -290,6 +291,7 @@ class Pipeline:
                 self._save(handle, self.checkpointer.folder / name, Measures())
             names[target] = name
         self._boundary = {"step": step, "models": names, "versions": dict(self.versions), "rng": rng_state(),
+                          "loader_epoch": self.data.train.epoch,
                           "files": {t: str(p) if p else None for t, p in self.files.items()},
                           "record": self.record.to_json()}
         self._save_in_step([])

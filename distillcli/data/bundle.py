@@ -18,12 +18,21 @@ class BatchLoader(Protocol):
     """
 
     num_samples: int
+    epoch: int
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]: ...
+
+    def iter_from(self, first_batch: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """The current epoch's batches from batch ``first_batch`` on (resuming mid-epoch)."""
+        ...
 
     def __len__(self) -> int: ...
 
     def set_epoch(self, epoch: int) -> None: ...
+
+    def shard(self, rank: int, world: int) -> None:
+        """Under torchrun: yield only process ``rank``'s share of every batch."""
+        ...
 
 
 @dataclass

@@ -6,6 +6,7 @@ counts, see models.structure), so a pruned model rebuilds without the script tha
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import zipfile
@@ -24,9 +25,11 @@ from distillcli.models.structure import apply_structure, capture_structure
 
 
 def save_eager(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
-    payload = dict(header)
+    payload = json.loads(json.dumps(header))  # plain, unshared objects: equal headers pickle to equal bytes
     payload["structure"] = capture_structure(handle.module)
-    payload["state_dict"] = {k: v.detach().cpu().contiguous() for k, v in handle.module.state_dict().items()}
+    # compact copies: a view would save its whole storage, so equal models would give unequal files
+    payload["state_dict"] = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+                             for k, v in handle.module.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

@@ -92,7 +92,7 @@ class Trainer:
             "model": _cpu_copy(self.model.state_dict()),
             "extras": [_cpu_copy(m.state_dict()) for m in self.extras],
             "hooks": [hook.state_dict() if hasattr(hook, "state_dict") else None for hook in self.hooks],
-            "rng": rng_state(), "loader_epoch": self.data.train.epoch if hasattr(self.data.train, "epoch") else 0,
+            "rng": rng_state(), "loader_epoch": self.data.train.epoch,
         }
         if not self.done:
             state["optimizer"] = self.optimizer.state_dict()
