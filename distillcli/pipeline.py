@@ -255,7 +255,9 @@ class Pipeline:
         remove_stale_temps(self.run_dir)
         self.record = RunRecord.model_validate(saved["record"])
         self.record.run.resumed.append(_dt.datetime.now().isoformat(timespec="seconds"))
-        self.record.run.status, self.record.run.error = "running", None
+        run, now = self.record.run, self._new_record(self.device).run  # where this leg runs
+        run.status, run.error = "running", None
+        run.device, run.threads, run.world_size, run.versions = now.device, now.threads, now.world_size, now.versions
         for target in TARGETS:
             self.versions[target] = saved["versions"][target]
             name = saved["models"][target]
