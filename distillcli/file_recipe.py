@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distillcli.data.config import DataConfig
 from distillcli.errors import DataError
 from distillcli.modelfile import read_header
 from distillcli.models.handle import ModelHandle
@@ -21,7 +22,9 @@ from distillcli.steps import StepConfig
 
 def data_options(path: Path, data: str | None, data_root: str | None, **overrides: Any) -> dict[str, Any]:
     """The data the model was trained on, with command-line replacements applied."""
-    recorded = dict(read_header(path).get("data") or {})
+    defaults = DataConfig().model_dump()
+    recorded = {k: v for k, v in dict(read_header(path).get("data") or {}).items()
+                if k == "name" or v != defaults.get(k)}  # only what was chosen: defaults may not apply
     if data is not None and data != recorded.get("name"):
         recorded = {"name": data}  # another dataset: none of the recorded options apply
     if not recorded.get("name"):

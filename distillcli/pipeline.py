@@ -142,6 +142,7 @@ class Pipeline:
 
     def _run(self) -> RunResult:
         r = self.recipe
+        t0 = time.perf_counter()
         if r.threads:
             torch.set_num_threads(r.threads)
         seed_everything(r.seed)
@@ -162,13 +163,14 @@ class Pipeline:
         saved = self._open_run_dir()
         self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self._save_in_step,
                                lambda: self.interrupt.requested)
-        t_run = time.perf_counter() - self.record.run.seconds
         first = 0
         if saved is not None:
             first = self._restore(saved)
         else:
             self._measure_start()
         run = self.record.run
+        self._t_run = t_run = t0 - run.seconds  # a resumed run's time adds up over its legs
+        self._ckpt_base = (run.checkpoint_writes, run.checkpoint_seconds)
         try:
             for index, (kind, cfg) in enumerate(r.step_list()):
                 if index < first:
@@ -195,6 +197,8 @@ class Pipeline:
         finally:
             run.finished = _dt.datetime.now().isoformat(timespec="seconds")
             run.seconds = time.perf_counter() - t_run
+            run.checkpoint_writes = self._ckpt_base[0] + self.checkpointer.writes
+            run.checkpoint_seconds = self._ckpt_base[1] + self.checkpointer.write_seconds
             self._write_reports()
         self._finish()
         return RunResult(self.run_dir, self.record, self.final_model, self.models["student"])
@@ -285,6 +289,10 @@ class Pipeline:
         if not self.checkpointer.enabled:
             return
         assert self.checkpointer.folder is not None
+        run = self.record.run
+        run.seconds = time.perf_counter() - self._t_run
+        run.checkpoint_writes = self._ckpt_base[0] + self.checkpointer.writes
+        run.checkpoint_seconds = self._ckpt_base[1] + self.checkpointer.write_seconds
         names = {}
         for target in TARGETS:
             name = self._model_file_name(target)

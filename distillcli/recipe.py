@@ -346,9 +346,37 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
             problems.append(f"{role}.checkpoint: file not found: {spec.checkpoint}")
         if (spec.mean is None) != (spec.std is None):
             problems.append(f"{role}: give mean and std together")
+    problems += _data_problems(recipe)
+    frozen: dict[str, int] = {}  # target -> index of the step that made it a program (quantize)
     for i, (kind, cfg) in enumerate(recipe.step_list()):
         if cfg.model == "teacher" and recipe.teacher is None:
             problems.append(f"steps[{i}].{kind}.model: 'teacher', but the recipe has no teacher section")
         if kind == "distill" and recipe.teacher is None:
             problems.append(f"steps[{i}].distill: needs a teacher section")
+        if kind in _NEEDS_EAGER and cfg.model in frozen:
+            problems.append(f"steps[{i}].{kind}: needs a float PyTorch model, but steps[{frozen[cfg.model]}] "
+                            f"quantized the {cfg.model}; move this step before the quantize step")
+        if kind == "quantize":
+            frozen[cfg.model] = i
+    return problems
+
+
+# Steps that change or train a float model (they cannot act on a quantized program).
+_NEEDS_EAGER = ("train", "distill", "prune", "share", "quantize", "sensitivity")
+# Data keys that only some datasets read: a key set for another dataset would be ignored silently.
+_DATASET_KEYS = {"num_classes": ("synthetic",), "channels": ("synthetic",), "train_size": ("synthetic",),
+                 "val_size": ("synthetic",), "image_size": ("digits", "imagefolder", "synthetic"),
+                 "download": ("cifar10", "cifar100"), "workers": ("imagefolder",)}
+_ON_DISK = ("cifar10", "cifar100", "imagefolder")
+
+
+def _data_problems(recipe: RecipeBase) -> list[str]:
+    data, problems = recipe.data, []
+    for key in sorted(data.model_fields_set & set(_DATASET_KEYS)):
+        if data.name not in _DATASET_KEYS[key] and getattr(data, key) != type(data).model_fields[key].default:
+            problems.append(f"data.{key}: dataset {data.name!r} does not use it (only {', '.join(_DATASET_KEYS[key])} "
+                            f"do); remove it")
+    if data.name in _ON_DISK and not data.download and not Path(data.root).expanduser().is_dir():
+        problems.append(f"data.root: {data.root!r} does not exist; point it at the dataset's folder"
+                        + (" or set data.download: true (needs internet)" if data.name != "imagefolder" else ""))
     return problems

@@ -102,6 +102,8 @@ class RunInfo(_Record):
     recipe_file: str | None = None
     recipe_hash: str = ""
     resumed: list[str] = Field(default_factory=list, description="times the run was resumed from a checkpoint")
+    checkpoint_writes: int = 0
+    checkpoint_seconds: float = Field(0.0, description="time spent writing checkpoints (all legs of the run)")
 
 
 class DataInfo(_Record):

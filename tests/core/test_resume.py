@@ -25,7 +25,8 @@ from tests.conftest import run_cli, tiny_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms"}
+TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms", "checkpoint_writes",
+               "checkpoint_seconds"}
 
 
 def normalised(metrics: dict[str, Any]) -> Any:
@@ -204,7 +205,7 @@ def test_existing_run_directory_is_refused_unless_resume_or_force(tmp_path, writ
 def test_failure_before_the_first_step_leaves_no_run_directory(tmp_path, write_recipe) -> None:
     from distillcli.errors import DataError
 
-    raw = tiny_recipe(data={"name": "cifar10", "root": str(tmp_path / "nowhere")})
+    raw = tiny_recipe(data={"name": "cifar10", "root": str(tmp_path)})  # a folder without CIFAR-10 in it
     with pytest.raises(DataError):
         run(write_recipe(raw), tmp_path / "run")
     assert not (tmp_path / "run").exists()
