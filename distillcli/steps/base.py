@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from distillcli.data.bundle import DataBundle
+from distillcli.errors import OptionError
 from distillcli.losses.registry import Objective
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
@@ -86,6 +87,14 @@ def step(name: str, config: type[StepConfig]) -> Callable[[StepFn], StepFn]:
         return fn
 
     return add
+
+
+def require_eager(model: ModelHandle, step_name: str) -> None:
+    """Steps that change or train a model need the float PyTorch model, not a program or ONNX file."""
+    if model.kind != "eager":
+        raise OptionError(f"{step_name} needs a float PyTorch model (.pt), and this one is {model.kind!r}",
+                          f"put the {step_name} step before quantize / export, or use the .pt file the "
+                          f"{model.kind} model was made from")
 
 
 def prepare(module: torch.nn.Module, ctx: StepContext) -> torch.nn.Module:

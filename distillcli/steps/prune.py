@@ -24,7 +24,7 @@ from distillcli.losses import KDOptions, make_objective
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, require_eager, step
 from distillcli.training.optim import OptimConfig
 
 LATENCY_BATCHES = (1, 64)
@@ -98,8 +98,7 @@ class PruneConfig(StepConfig):
 @step("prune", PruneConfig)
 def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
     """Prune channels (faster) or weights (sparser), then optionally fine-tune with KD from the unpruned model."""
-    if model.kind != "eager":
-        raise CompressionError(f"cannot prune a {model.kind!r} model", "prune before quantizing or exporting")
+    require_eager(model, "prune")
     module = prepare(model.module, ctx)
     # The fine-tune's teacher: the model as it is now (KnowledgeDistillation freezes it).
     teacher = copy.deepcopy(module) if cfg.finetune.epochs and cfg.finetune.distill else None

@@ -12,10 +12,9 @@ from distillcli.compress.export.program import cpu_copy
 from distillcli.modelfile.program import compile_default, ProgramModule
 from distillcli.compress.quantization import calibrate, convert, half_program, prepare, resolve_skip
 from distillcli.compress.quantization.layers import quantized_layers
-from distillcli.errors import OptionError
 from distillcli.losses import KDOptions, make_objective
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare as place, step
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare as place, require_eager, step
 from distillcli.record import EpochRecord
 from distillcli.training.optim import OptimConfig
 
@@ -52,9 +51,7 @@ class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
 @step("quantize", QuantizeConfig)
 def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepOutput:
     """Quantize to int8 (static / dynamic / QAT) or half-precision weights, as a .pt2 program."""
-    if model.kind != "eager":
-        raise OptionError(f"quantize needs a float PyTorch model (.pt), and this one is {model.kind!r}",
-                          "quantize the .pt model file the program was made from")
+    require_eager(model, "quantize")
     example = next(iter(ctx.data.train))[0][:2]
     info: dict[str, Any] = {"method": cfg.method}
     curve: list[EpochRecord] = []

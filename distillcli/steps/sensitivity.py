@@ -7,9 +7,9 @@ from __future__ import annotations
 from pydantic import Field, PositiveInt, field_validator
 
 from distillcli.compress.pruning import ImportanceName, analyse
-from distillcli.errors import CompressionError, OptionError
+from distillcli.errors import OptionError
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, require_eager, step
 
 
 class SensitivityConfig(StepConfig):
@@ -32,8 +32,7 @@ class SensitivityConfig(StepConfig):
 @step("sensitivity", SensitivityConfig)
 def sensitivity(model: ModelHandle, ctx: StepContext, cfg: SensitivityConfig) -> StepOutput:
     """Prune each layer alone at several ratios; write a CSV, a plot and suggested per-layer ratios."""
-    if model.kind != "eager":
-        raise CompressionError(f"cannot analyse a {model.kind!r} model", "use the model before quantizing or exporting")
+    require_eager(model, "sensitivity")
     if ctx.workdir is None:
         raise OptionError("the sensitivity step writes files, and there is no folder for them here",
                           "run it from a recipe, or use `distill sensitivity MODEL --out DIR`")

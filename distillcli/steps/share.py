@@ -13,10 +13,9 @@ from pydantic import Field
 
 from distillcli.compress.quantization import resolve_skip
 from distillcli.compress.sharing import CentroidTuning, Reduce, model_size, share_model
-from distillcli.errors import OptionError
 from distillcli.losses import KDOptions, make_objective
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
+from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, require_eager, step
 from distillcli.record import EpochRecord
 from distillcli.training.optim import OptimConfig
 
@@ -39,9 +38,7 @@ class ShareConfig(StepConfig, OptimConfig, KDOptions):
 @step("share", ShareConfig)
 def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
     """Share weights (k-means per layer), fine-tune the centroids, report the Deep Compression size."""
-    if model.kind != "eager":
-        raise OptionError(f"share needs a float PyTorch model (.pt), and this one is {model.kind!r}",
-                          "put the share step before quantize")
+    require_eager(model, "share")
     module = prepare(model.module, ctx)
     reference = copy.deepcopy(module).eval() if cfg.epochs and cfg.distill else None
     layers = share_model(module, cfg.clusters, cfg.linear_clusters, resolve_skip(module, cfg.skip), cfg.iterations)

@@ -5,8 +5,6 @@ only rank 0 writes, and a checkpoint resumes with another number of processes.""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
