@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +25,20 @@ from distillcli.atomic_write import atomic_path, remove_stale_temps, write_json,
 from distillcli.data import load_data
 from distillcli.errors import DistillError, Interrupted, RunFailure
 from distillcli.measure import measure_model
-from distillcli.modelfile import file_header, file_size, load_model, model_suffix, save_model, versions
+from distillcli.modelfile import file_header, file_size, model_suffix, save_model, versions
 from distillcli.models.handle import ModelHandle
-from distillcli.progress import Progress, SilentProgress
+from distillcli.interrupt import InterruptHandler
+from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
 from distillcli.recipe_models import build_from_spec, student_from_teacher
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, best_epoch
 from distillcli.report.markdown import render
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir
+from distillcli.run_state import TARGETS, RunState
 from distillcli.runtime import Distributed, resolve_device, seed_everything
 from distillcli.steps import STEPS, StepContext
-from distillcli.training.checkpoint import Checkpointer, rng_state, set_rng_state
+from distillcli.training.checkpoint import Checkpointer
 from distillcli.training.fit import FitSession
-
-TARGETS = ("teacher", "student")
 
 
 @dataclass
@@ -48,60 +47,6 @@ class RunResult:
     record: RunRecord
     final_model: Path | None = None
     student: ModelHandle | None = None
-
-
-class _LoggedProgress:
-    """Forwards to the user's progress display and appends finished loops to run.log."""
-
-    def __init__(self, inner: Progress, log: Path | None) -> None:
-        self.inner, self.log = inner, log
-        self.title = ""
-
-    def _write(self, text: str) -> None:
-        if self.log is not None and self.log.parent.is_dir():
-            with self.log.open("a", encoding="utf-8") as f:
-                f.write(f"{_dt.datetime.now().isoformat(timespec='seconds')} {text}\n")
-
-    def start(self, title: str, total: int) -> None:
-        self.title = title
-        self.inner.start(title, total)
-
-    def update(self, done: int, **stats: float) -> None:
-        self.inner.update(done, **stats)
-
-    def finish(self, **stats: float) -> None:
-        self._write(self.title + "  " + "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-        self.inner.finish(**stats)
-
-    def message(self, text: str) -> None:
-        self._write(text)
-        self.inner.message(text)
-
-
-class _Interrupt:
-    """Ctrl-C: the first asks the running training loop to checkpoint and stop after its
-    batch; outside a loop (or on a second Ctrl-C) it stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.in_loop = False
-        self._previous: Any = None
-
-    def __enter__(self) -> "_Interrupt":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: keep Python's default
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested or not self.in_loop:
-            raise KeyboardInterrupt
-        self.requested = True
 
 
 def recipe_hash(recipe: dict[str, Any]) -> str:
@@ -124,11 +69,8 @@ class Pipeline:
         self.recipe_file = recipe_file
         self.workdir, self.final_model = workdir, final_model
         log = self.run_dir / "run.log" if self.run_dir is not None and self.dist.is_main else None
-        self.progress = _LoggedProgress(progress if self.dist.is_main else SilentProgress(), log)
-        self.models: dict[str, ModelHandle | None] = {"teacher": None, "student": None}
-        self.versions = {"teacher": 0, "student": 0}  # how many steps changed each model
-        self.files: dict[str, Path | None] = {"teacher": None, "student": None}  # each model's latest file
-        self.interrupt = _Interrupt()
+        self.progress = LoggedProgress(progress if self.dist.is_main else SilentProgress(), log)
+        self.interrupt = InterruptHandler()
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -150,6 +92,8 @@ class Pipeline:
         self.dist.start(device)
         self.device = device
         self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
+        self.state = RunState(self.data, student_rebuilt=r.student.from_ != "teacher")
+        self.models, self.files = self.state.models, self.state.files
         if self.dist.enabled:
             self.data.train.shard(self.dist.rank, self.dist.world)
             self.data.val.shard(self.dist.rank, self.dist.world)
@@ -161,7 +105,7 @@ class Pipeline:
         self.record = self._new_record(device)
         self.checkpointer = Checkpointer(None)
         saved = self._open_run_dir()
-        self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self._save_in_step,
+        self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self.state.write,
                                lambda: self.interrupt.requested)
         first = 0
         if saved is not None:
@@ -169,7 +113,7 @@ class Pipeline:
         else:
             self._measure_start()
         run = self.record.run
-        self._t_run = t_run = t0 - run.seconds  # a resumed run's time adds up over its legs
+        self._t_run = t0 - run.seconds  # a resumed run's time adds up over its legs
         self._ckpt_base = (run.checkpoint_writes, run.checkpoint_seconds)
         try:
             for index, (kind, cfg) in enumerate(r.step_list()):
@@ -196,9 +140,7 @@ class Pipeline:
                              where + "rerun with DISTILL_DEBUG=1 for the traceback") from e
         finally:
             run.finished = _dt.datetime.now().isoformat(timespec="seconds")
-            run.seconds = time.perf_counter() - t_run
-            run.checkpoint_writes = self._ckpt_base[0] + self.checkpointer.writes
-            run.checkpoint_seconds = self._ckpt_base[1] + self.checkpointer.write_seconds
+            self._update_timings()
             self._write_reports()
         self._finish()
         return RunResult(self.run_dir, self.record, self.final_model, self.models["student"])
@@ -234,7 +176,7 @@ class Pipeline:
         path = self.run_dir
         folder = path / "checkpoints" if self.dist.is_main else None
         ckpt = self.recipe.checkpoint
-        self.checkpointer = Checkpointer(folder, ckpt.every_epochs, ckpt.every_minutes)
+        self.checkpointer = self.state.checkpointer = Checkpointer(folder, ckpt.every_epochs, ckpt.every_minutes)
         if self.resume:
             saved = Checkpointer(path / "checkpoints").read()
             if saved is None:
@@ -262,55 +204,24 @@ class Pipeline:
         run, now = self.record.run, self._new_record(self.device).run  # where this leg runs
         run.status, run.error = "running", None
         run.device, run.threads, run.world_size, run.versions = now.device, now.threads, now.world_size, now.versions
-        for target in TARGETS:
-            self.versions[target] = saved["versions"][target]
-            name = saved["models"][target]
-            if name is not None:
-                self.models[target] = load_model(self.run_dir / "checkpoints" / name).handle
-            if saved["files"][target]:
-                self.files[target] = Path(saved["files"][target])
-        set_rng_state(saved["rng"])
-        self.data.train.set_epoch(saved["loader_epoch"])  # steps may read training batches before they fit
-        self._boundary = {k: saved[k] for k in ("step", "models", "versions", "rng", "loader_epoch", "files", "record")}
+        self.state.restore(saved, self.run_dir / "checkpoints")
         step = int(saved["step"])
         done = sum(len(s.get("curve", [])) for s in saved["fits"])
         self.progress.message(f"resuming {self.run_dir} at step {step}" + (f" ({done} epochs of it done)" if done else ""))
         return step
 
-    def _model_file_name(self, target: str) -> str | None:
-        handle = self.models[target]
-        rebuilt = target == "teacher" or self.recipe.student.from_ != "teacher"
-        if handle is None or (self.versions[target] == 0 and rebuilt):
-            return None  # built from the recipe at the start, exactly as on resume
-        return f"{target}-v{self.versions[target]}{model_suffix(handle)}"
-
     def _checkpoint_boundary(self, step: int) -> None:
         """The state at the start of ``step``: models changed so far, record, random state."""
         if not self.checkpointer.enabled:
             return
-        assert self.checkpointer.folder is not None
+        self._update_timings()
+        self.state.boundary(step, self.record.to_json(), lambda m, path: self._save(m, path, Measures()) and None)
+
+    def _update_timings(self) -> None:
         run = self.record.run
         run.seconds = time.perf_counter() - self._t_run
         run.checkpoint_writes = self._ckpt_base[0] + self.checkpointer.writes
         run.checkpoint_seconds = self._ckpt_base[1] + self.checkpointer.write_seconds
-        names = {}
-        for target in TARGETS:
-            name = self._model_file_name(target)
-            handle = self.models[target]
-            if name is not None and handle is not None and not (self.checkpointer.folder / name).exists():
-                self._save(handle, self.checkpointer.folder / name, Measures())
-            names[target] = name
-        self._boundary = {"step": step, "models": names, "versions": dict(self.versions), "rng": rng_state(),
-                          "loader_epoch": self.data.train.epoch,
-                          "files": {t: str(p) if p else None for t, p in self.files.items()},
-                          "record": self.record.to_json()}
-        self._save_in_step([])
-        for old in self.checkpointer.folder.iterdir():  # model files no checkpoint refers to any more
-            if old.name not in (*names.values(), "state.pt") and not old.name.startswith("."):
-                old.unlink()
-
-    def _save_in_step(self, fits: list[dict[str, Any]]) -> None:
-        self.checkpointer.write({**self._boundary, "recipe_hash": self.record.run.recipe_hash, "fits": fits})
 
     # ------------------------------------------------------------------ steps
     def _current(self, target: str) -> ModelHandle:
@@ -356,10 +267,8 @@ class Pipeline:
             self.interrupt.in_loop = False
         seconds = time.perf_counter() - t0
         changed = out.model is not model
-        self.models[target] = out.model
         if changed:
-            self.versions[target] += 1
-            self.files[target] = None
+            self.state.changed(target, out.model)
         entry = StepRecord(index=index, kind=kind, target=target, options=cfg.model_dump(mode="json"),
                            seconds=seconds, curve=out.curve, best=best_epoch(out.curve), info=out.info)
         entry.measures = self._measure(out.model, target)

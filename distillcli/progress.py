@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import sys
 import time
+from pathlib import Path
 from typing import Protocol, TextIO
 
 
@@ -102,3 +104,31 @@ def make_progress(quiet: bool) -> Progress:
     if quiet:
         return SilentProgress()
     return RichProgress() if sys.stderr.isatty() else LineProgress()
+
+
+class LoggedProgress:
+    """Forwards to the user's progress display and appends finished loops to run.log."""
+
+    def __init__(self, inner: Progress, log: Path | None) -> None:
+        self.inner, self.log = inner, log
+        self.title = ""
+
+    def _write(self, text: str) -> None:
+        if self.log is not None and self.log.parent.is_dir():
+            with self.log.open("a", encoding="utf-8") as f:
+                f.write(f"{_dt.datetime.now().isoformat(timespec='seconds')} {text}\n")
+
+    def start(self, title: str, total: int) -> None:
+        self.title = title
+        self.inner.start(title, total)
+
+    def update(self, done: int, **stats: float) -> None:
+        self.inner.update(done, **stats)
+
+    def finish(self, **stats: float) -> None:
+        self._write(self.title + "  " + "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+        self.inner.finish(**stats)
+
+    def message(self, text: str) -> None:
+        self._write(text)
+        self.inner.message(text)
