@@ -46,7 +46,7 @@ RECIPE = {
     "checkpoint": {"every_epochs": 1, "every_minutes": 0.02},
 }
 TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms",
-               "checkpoint_writes", "checkpoint_seconds"}
+               "checkpoint_writes", "checkpoint_seconds", "recipe_file"}
 
 
 def normalised(node: Any) -> Any:
