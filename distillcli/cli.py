@@ -13,14 +13,30 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli_options import JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, guarded
+from distillcli.cli_options import ForceOpt, JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, guarded, progress_for
 from distillcli.output import Output, measures_table
 
 app = typer.Typer(
     help="Make PyTorch image models smaller and faster: distillation, pruning, quantization, export.\n\n"
-         "Start with:  distill run recipes/quickstart.yaml",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+         "Start with:  distill init my.yaml && distill run my.yaml\n\n"
+         "Exit codes: 0 ok, 1 failure while running, 2 bad input, 3 a CI gate failed, 130 interrupted.",
+    no_args_is_help=True, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from distillcli import __version__
+
+        sys.stdout.write(f"distill {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Make PyTorch image models smaller and faster."""
 
 
 def _overrides(sets: list[str] | None, device: str | None, seed: int | None) -> list[str]:
@@ -49,18 +65,45 @@ def _launch_torchrun(nproc: int, out: Path) -> None:
     raise typer.Exit(subprocess.call(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}))
 
 
-def _print_run(result: Any, quiet: bool, as_json: bool) -> None:
+def _print_run(result: Any, quiet: bool, as_json: bool, max_drop: float | None) -> None:
     record, run_dir = result.record, result.run_dir
     steps = [{"index": s.index, "kind": s.kind, "target": s.target, "model_file": s.model_file,
               **s.measures.summary()} for s in record.steps]
-    summary = {"status": record.run.status, "run_dir": str(run_dir), "metrics": str(run_dir / "metrics.json"),
-               "report": str(run_dir / "report.md"), "steps": steps}
-    rows = [(f"{s.index} {s.kind} [{s.target}]", s.measures.model_dump()) for s in record.steps]
+    summary: dict[str, Any] = {"status": record.run.status, "run_dir": str(run_dir),
+                               "metrics": str(run_dir / "metrics.json"), "report": str(run_dir / "report.md"),
+                               "steps": steps}
+    gate = _drop_gate(record, max_drop)
+    if gate is not None:
+        summary["gate"] = gate
+        if not gate["passed"]:
+            from distillcli.errors import GateFailed
+
+            error = GateFailed(f"top-1 dropped {gate['drop']:.2f} points against {gate['baseline']} "
+                               f"(allowed: {max_drop:g})", "the run's files are kept; see " + summary["report"])
+            error.details = {"summary": summary}  # type: ignore[attr-defined]
+            raise error
+    rows = [(f"{s.index} {s.kind} [{s.target}]" + (" (baseline)" if record.baseline and record.baseline.step == s.index
+                                                    else ""), s.measures.model_dump()) for s in record.steps]
     o = Output(as_json, quiet)
     o.result(summary, measures_table(f"run {record.run.name}", rows))
     final = record.final_step()
     o.info(f"report: {run_dir / 'report.md'}" + (f"\nnext: distill eval {run_dir / final.model_file}"
                                                  if final is not None and final.model_file else ""))
+
+
+def _drop_gate(record: Any, max_drop: float | None) -> dict[str, Any] | None:
+    """--max-drop: the final student's top-1 against the run's baseline."""
+    if max_drop is None:
+        return None
+    final, base = record.final_step(), record.baseline
+    if final is None or base is None or final.measures.top1 is None or base.measures.top1 is None:
+        from distillcli.errors import OptionError
+
+        raise OptionError("--max-drop needs a measured baseline (a teacher, or a model the run starts from) and a "
+                          "final student", "add a teacher or start from a model file")
+    drop = base.measures.top1 - final.measures.top1
+    return {"max_drop": max_drop, "drop": drop, "baseline": base.label, "baseline_top1": base.measures.top1,
+            "final_top1": final.measures.top1, "passed": drop <= max_drop}
 
 
 @app.command()
@@ -74,6 +117,10 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
         force: bool = typer.Option(False, "--force", help="replace the run already in --out"),
         nproc: Optional[int] = typer.Option(None, "--nproc", min=1, max=1024, help="launch N processes with torchrun "
                                             "(distributed data parallel on this machine)"),
+        max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0, help="CI gate: exit 3 when the final "
+                                                 "student's top-1 is more than this many points below the baseline"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="load the recipe, data and weights, print the plan, "
+                                     "write nothing"),
         quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Run a recipe: train / distill / compress, evaluate after every step, write the report.
 
@@ -81,7 +128,6 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
     """
     from distillcli.errors import OptionError
     from distillcli.pipeline import Pipeline
-    from distillcli.progress import make_progress
     from distillcli.recipe import load_recipe
     from distillcli.rundir import default_run_dir
 
@@ -90,13 +136,36 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
         raise OptionError("--resume and --out name different directories", "give only --resume RUN_DIR")
     if resume is not None and force:
         raise OptionError("--resume continues a run and --force replaces it", "give one of them")
+    if dry_run:
+        from distillcli.plan import plan as make_plan
+
+        plan = make_plan(r, resume or out or default_run_dir(r.name), force=force, resume=resume is not None)
+        Output(as_json).result(plan, _plan_text(plan))
+        return
     if nproc is not None and nproc > 1 and "RANK" not in os.environ:
         _launch_torchrun(nproc, out or resume or default_run_dir(r.name))
-    pipeline = Pipeline(r, make_progress(quiet), out=resume or out, recipe_file=str(recipe),
+    pipeline = Pipeline(r, progress_for(quiet, as_json), out=resume or out, recipe_file=str(recipe),
                         resume=resume is not None, force=force)
     result = pipeline.run()
     if pipeline.dist.is_main:
-        _print_run(result, quiet, as_json)
+        _print_run(result, quiet, as_json, max_drop)
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    from distillcli.report.markdown import human_count
+
+    lines = [f"plan for {plan['name']}: device {plan['device']}, data {plan['data']['name']} "
+             f"({plan['data']['train_samples']} train / {plan['data']['val_samples']} val images)"]
+    for role in ("teacher", "student"):
+        m = plan["models"].get(role)
+        if m:
+            lines.append(f"  {role}: {m['arch']}  {human_count(m['params'])} params  {human_count(m['macs'])} MACs"
+                         + (f"  (from {m['source']})" if m.get("source") else ""))
+    for s in plan["steps"]:
+        lines.append(f"  step {s['index']}: {s['kind']} [{s['target']}]" + (f"  {s['epochs']} epochs" if s.get("epochs")
+                                                                            else ""))
+    lines.append(f"  files would go to {plan['run_dir']} (nothing was written)")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -109,16 +178,62 @@ def resume(run_dir: Path = typer.Argument(..., help="a run directory written by 
     """
     from distillcli.errors import RunDirError
     from distillcli.pipeline import Pipeline
-    from distillcli.progress import make_progress
     from distillcli.recipe import load_recipe
 
     if not (run_dir / "recipe.yaml").is_file():
         raise RunDirError(f"{run_dir} holds no run (no recipe.yaml)", "give the directory `distill run` wrote")
     r = load_recipe(run_dir / "recipe.yaml")
-    pipeline = Pipeline(r, make_progress(quiet), out=run_dir, recipe_file=str(run_dir / "recipe.yaml"), resume=True)
+    pipeline = Pipeline(r, progress_for(quiet, as_json), out=run_dir, recipe_file=str(run_dir / "recipe.yaml"),
+                        resume=True)
     result = pipeline.run()
     if pipeline.dist.is_main:
-        _print_run(result, quiet, as_json)
+        _print_run(result, quiet, as_json, None)
+
+
+STARTER = """\
+# A starter recipe: `distill validate {name}` checks it, `distill run {name}` runs it.
+# It works offline (scikit-learn's handwritten digits) in about a minute on a laptop CPU.
+# Every key is listed by `distill schema`; `--set key=value` overrides any of them.
+name: {stem}
+seed: 0
+device: auto                  # auto | cpu | cuda | cuda:N | mps
+data:
+  name: digits                # cifar10 | cifar100 | imagefolder | digits | synthetic
+  image_size: 32
+  batch_size: 64
+  # name: cifar10
+  # root: data/cifar10        # the folder holding cifar-10-batches-py/
+  # download: true            # fetch it when missing (needs internet)
+teacher: {{arch: resnet20}}     # or a trained model: {{checkpoint: runs/x/models/teacher.pt}}
+student: {{arch: resnet8, args: {{width: 0.5}}}}
+steps:
+  - train: {{model: teacher, epochs: 3, lr: 0.1, warmup_epochs: 1}}
+  - distill: {{epochs: 3, lr: 0.1, temperature: 4, alpha: 0.9}}
+  # - prune: {{method: channel, target_mac_reduction: 2, round_to: 8, finetune: {{epochs: 3}}}}
+  # - quantize: {{method: static}}
+  - evaluate: {{}}
+report: {{latency_batches: [1, 64]}}
+checkpoint: {{every_epochs: 1}}  # `distill resume RUN_DIR` continues from the last one
+"""
+
+
+@app.command()
+@guarded
+def init(path: Path = typer.Argument(Path("recipe.yaml"), help="where to write the recipe"),
+         force: bool = ForceOpt) -> None:
+    """Write a commented starter recipe that validates and runs offline.
+
+    Example: distill init my.yaml && distill run my.yaml
+    """
+    import re
+
+    from distillcli.atomic_write import write_text
+    from distillcli.cli_options import refuse_overwrite
+
+    refuse_overwrite(path, force)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "starter"
+    write_text(path, STARTER.format(name=path, stem=stem))
+    Output().info(f"wrote {path}\nnext: distill validate {path} && distill run {path}")
 
 
 @app.command()

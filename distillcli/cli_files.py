@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from distillcli.cli import app
-from distillcli.cli_options import DataOpt, DataRootOpt, DeviceOpt, JsonOpt, QuietOpt, guarded, step_options
+from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, guarded,
+                                    progress_for, refuse_overwrite, step_options)
 from distillcli.output import Output, measures_table
-
-
-def _progress(quiet: bool, as_json: bool) -> Any:
-    from distillcli.progress import make_progress
-
-    return make_progress(quiet or as_json)
 
 
 def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -29,12 +25,14 @@ def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
 def eval_(model: Path = typer.Argument(..., help="a model file written by distill (.pt, .pt2, .onnx)"),
           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
           batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536),
-          subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate only the first N samples"),
+          subset: Optional[int] = SubsetOpt,
           no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurement"),
+          min_top1: Optional[float] = typer.Option(None, "--min-top1", min=0, max=100, help="CI gate: exit 3 when "
+                                                   "top-1 (%) is below this"),
           as_json: bool = JsonOpt) -> None:
     """Evaluate a saved model: accuracy, size, MACs and latency, in a fresh process.
 
-    Example: distill eval runs/quickstart-*/models/student.pt --data-root data/
+    Example: distill eval runs/quickstart-*/models/student.pt --data-root data/ --min-top1 90
     """
     from distillcli.file_recipe import run_on_file
     from distillcli.progress import SilentProgress
@@ -45,6 +43,16 @@ def eval_(model: Path = typer.Argument(..., help="a model file written by distil
     name = run.record.data.name
     result = {"file": str(model), "kind": run.model.kind, "arch": run.model.arch.name, "data": name,
               "data_root": data_root, "measures": run.after.model_dump()}
+    top1 = run.after.top1 or 0.0
+    if min_top1 is not None:
+        result["gate"] = {"min_top1": min_top1, "top1": top1, "passed": top1 >= min_top1}
+        if top1 < min_top1:
+            from distillcli.errors import GateFailed
+
+            error = GateFailed(f"{model}: top-1 {top1:.2f} % is below --min-top1 {min_top1:g}",
+                               f"measured on {run.after.samples} {name} images")
+            error.details = {"result": result}  # type: ignore[attr-defined]
+            raise error
     Output(as_json).result(result, measures_table(f"{model} on {name}", [(model.name, result["measures"])]))
 
 
@@ -55,8 +63,8 @@ def _prune_summary(info: dict[str, Any]) -> str:
         return (f"sparsity {100 * info['sparsity']:.1f} % of the conv/linear weights; stored sparse "
                 f"{human_bytes(info['sparse_bytes'])} instead of {human_bytes(info['dense_bytes'])}\n"
                 f"note: {info['note']}")
-    text = (f"channels removed {100 * info['sparsity']:.1f} % (ratio {info['ratio']:.3f}); "
-            f"MACs {info.get('mac_reduction', 0):.2f}x fewer, params {info['params_before'] / info['params_after']:.2f}x fewer")
+    text = (f"weights removed {100 * info['sparsity']:.1f} %, channels removed {100 * info['channels_removed']:.1f} % "
+            f"(ratio {info['ratio']:.3f}); MACs {info.get('mac_reduction', 0):.2f}x fewer, params {info['params_before'] / info['params_after']:.2f}x fewer")
     speed = [f"b{b[len('speedup_b'):]} {v:.2f}x" for b, v in info.items() if b.startswith("speedup_b")]
     if speed and info.get("mac_reduction"):
         text += f"; measured speedup {', '.join(speed)} (MAC reduction {info['mac_reduction']:.2f}x)"
@@ -66,8 +74,10 @@ def _prune_summary(info: dict[str, Any]) -> str:
 @app.command()
 @guarded
 def prune(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
-          sparsity: Optional[float] = typer.Option(None, "--sparsity", help="fraction of channels (unstructured: "
-                                                   "weights) to remove, e.g. 0.5"),
+          sparsity: Optional[float] = typer.Option(None, "--sparsity", help="fraction of the weights to remove, e.g. "
+                                                   "0.5 (channel: the channel ratio is searched to remove it)"),
+          channel_ratio: Optional[float] = typer.Option(None, "--channel-ratio", help="channel: fraction of every "
+                                                        "layer's channels to remove"),
           target_mac_reduction: Optional[float] = typer.Option(None, "--target-mac-reduction",
                                                                help="channel: prune until N times fewer MACs, e.g. 2"),
           method: str = typer.Option("channel", "--method", help="channel (smaller and faster) | unstructured (sparser)"),
@@ -82,7 +92,8 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
           lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate (default 0.01)"),
           distill: bool = typer.Option(True, "--distill/--no-distill", help="fine-tune by distilling from the unpruned model"),
           out: Optional[Path] = typer.Option(None, "--out", help="output model file (default: MODEL-pruned.pt)"),
-          data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
+          force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
+          subset: Optional[int] = SubsetOpt, device: str = DeviceOpt,
           quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Prune a saved model: remove channels (smaller, faster) or zero weights; prints before/after.
 
@@ -91,19 +102,26 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
     from distillcli.file_recipe import run_on_file
     from distillcli.steps.prune import PruneConfig
 
-    cfg = step_options(PruneConfig, "prune", method=method, sparsity=sparsity, target_mac_reduction=target_mac_reduction,
+    cfg = step_options(PruneConfig, "prune", method=method, sparsity=sparsity, channel_ratio=channel_ratio,
+                       target_mac_reduction=target_mac_reduction,
                        importance=importance, scope=scope, round_to=round_to, ignore=ignore, schedule=schedule,
                        iterations=iterations, finetune={"epochs": finetune_epochs, "distill": distill,
                                                         **({"lr": lr} if lr is not None else {})})
     target = out or model.with_name(f"{model.stem}-pruned.pt")
-    run = run_on_file(model, "prune", cfg, _progress(quiet, as_json), output=target, data=data, data_root=data_root,
-                      device=device)
+    refuse_overwrite(target, force)
+    run = run_on_file(model, "prune", cfg, progress_for(quiet, as_json), output=target, data=data, data_root=data_root,
+                      device=device, val_subset=subset)
     o = Output(as_json, quiet)
     step = run.record.steps[-1]
     o.result({"source": str(model), "output": str(run.output), "before": run.before.model_dump() if run.before else None,
               "after": run.after.model_dump(), "info": run.info, "curve": [r.model_dump() for r in step.curve]},
              measures_table(f"prune {model.name} ({cfg.method})", _before_after(run)))
     o.info(f"{_prune_summary(run.info)}\nwritten: {run.output}\nnext: distill eval {run.output}")
+    if finetune_epochs == 0 and run.before is not None and run.before.top1 is not None and run.after.top1 is not None:
+        drop = run.before.top1 - run.after.top1
+        if drop > 0.5:
+            sys.stderr.write(f"warning: top-1 fell {drop:.1f} points ({run.before.top1:.2f} -> {run.after.top1:.2f} %) "
+                             "without fine-tuning; add --finetune-epochs N (e.g. 5) to recover it\n")
 
 
 @app.command()
@@ -116,7 +134,7 @@ def sensitivity(model: Path = typer.Argument(..., help="a model file written by 
                 budget: float = typer.Option(1.0, "--budget", help="accuracy drop (percentage points) allowed per "
                                              "layer in the suggested overrides"),
                 out: Path = typer.Option(Path("sensitivity"), "--out", help="folder for sensitivity.csv and .png"),
-                data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
+                force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
                 subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples"),
                 device: str = DeviceOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Prune each layer alone at several ratios and measure accuracy; writes a CSV, a plot and
@@ -139,7 +157,8 @@ def sensitivity(model: Path = typer.Argument(..., help="a model file written by 
         raise OptionError(f"--ratios {ratios!r}: expected comma-separated fractions in (0, 1)", "e.g. --ratios 0.25,0.5,0.75")
     cfg = step_options(SensitivityConfig, "sensitivity", ratios=fractions, importance=importance, ignore=ignore,
                        budget=budget)
-    run = run_on_file(model, "sensitivity", cfg, _progress(quiet, as_json), workdir=out.parent / f".{out.name}.work",
+    refuse_overwrite(out / "sensitivity.csv", force)
+    run = run_on_file(model, "sensitivity", cfg, progress_for(quiet, as_json), workdir=out.parent / f".{out.name}.work",
                       data=data, data_root=data_root, device=device, latency=False, val_subset=subset)
     info = _move_results(run.info, out)
     suggested = info["suggested_overrides"]
@@ -203,7 +222,8 @@ def quantize(model: Path = typer.Argument(..., help="a float model file written 
              compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="compile the program "
                                                      "before measuring it (default: int8 only)"),
              out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-<method>.pt2)"),
-             data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
+             force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
+             subset: Optional[int] = SubsetOpt, device: str = DeviceOpt,
              no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurements"),
              quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Quantize a saved model to int8 (static, dynamic, QAT) or bf16 / fp16 weights, as a .pt2 program.
@@ -217,9 +237,10 @@ def quantize(model: Path = typer.Argument(..., help="a float model file written 
 
     cfg = step_options(QuantizeConfig, "quantize", method=method, calibration_batches=calibration_batches,
                        skip=skip, epochs=epochs, lr=lr, compile=compile_)
-    target = out or model.with_name(f"{model.stem}-{method}.pt2")
-    run = run_on_file(model, "quantize", cfg, _progress(quiet, as_json), output=target, data=data,
-                      data_root=data_root, device=device, latency=not no_latency)
+    target = (out or model.with_name(f"{model.stem}-{method}")).with_suffix(".pt2")
+    refuse_overwrite(target, force)
+    run = run_on_file(model, "quantize", cfg, progress_for(quiet, as_json), output=target, data=data,
+                      data_root=data_root, device=device, latency=not no_latency, val_subset=subset)
     before, after = (run.before.model_dump() if run.before else {}), run.after.model_dump()
     kind = "int8" if method in ("static", "dynamic", "qat") else method
     o = Output(as_json, quiet)
@@ -238,8 +259,8 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
            calibration_batches: int = typer.Option(16, "--calibration-batches", min=1, max=100_000,
                                                    help="--int8: training batches that calibrate the ranges"),
            out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-export.<format>)"),
-           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-           as_json: bool = JsonOpt) -> None:
+           force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
+           subset: Optional[int] = SubsetOpt, as_json: bool = JsonOpt) -> None:
     """Export a saved model as ONNX (fp32, or int8 with --int8) or a torch.export program (.pt2).
 
     The file is run in its runtime and its outputs compared with the model's.
@@ -251,11 +272,12 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
     from distillcli.report.markdown import human_bytes
     from distillcli.steps.export import ExportConfig
 
-    target = out or model.with_name(f"{model.stem}-{'int8' if int8 else 'export'}.{format_}")
+    target = (out or model.with_name(f"{model.stem}-{'int8' if int8 else 'export'}")).with_suffix(f".{format_}")
+    refuse_overwrite(target, force)
     cfg = step_options(ExportConfig, "export", format=format_, int8=int8, calibration_batches=calibration_batches,
                        name=target.with_suffix(f".{format_}").name, evaluate=False)
     run = run_on_file(model, "export", cfg, SilentProgress(), workdir=target.parent.resolve(), data=data,
-                      data_root=data_root, device="cpu", latency=False)
+                      data_root=data_root, device="cpu", latency=False, val_subset=subset)
     info = dict(run.info)
     info["file"] = str(target.with_suffix(f".{format_}"))
     runtime = "onnxruntime" if info["format"] == "onnx" else "torch.export"

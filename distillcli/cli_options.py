@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import typer
@@ -17,39 +19,49 @@ DataOpt = typer.Option(None, "--data", help="dataset name (default: the one reco
 DataRootOpt = typer.Option(None, "--data-root", help="dataset folder")
 JsonOpt = typer.Option(False, "--json", help="print one JSON object on stdout (for scripts)")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress output")
+ForceOpt = typer.Option(False, "--force", help="overwrite the output if it exists")
+SubsetOpt = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples only")
 SetOpt = typer.Option(None, "--set", help="override a recipe key: --set steps.0.epochs=1 (repeatable)")
 
 
-def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"error: {message}\n")
+def _fail(kind: str, message: str, hint: str | None, code: int, as_json: bool,
+          details: dict[str, Any] | None = None) -> None:
+    """One message on stderr (and, with --json, one JSON document on stdout), then exit ``code``."""
+    sys.stderr.write(f"error: {message}" + (f"\n  -> {hint}" if hint else "") + "\n")
+    details = details or {}
+    if as_json:
+        sys.stdout.write(json.dumps({"status": "error", "error": kind, "message": message, "hint": hint,
+                                     "exit_code": code, **details}, default=str) + "\n")
     raise typer.Exit(code)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command, mapping errors to one message and an exit code, never a traceback.
-    DISTILL_DEBUG=1 lets the traceback through."""
+    Exit codes: 0 ok, 1 a failure while running, 2 bad input, 3 a CI gate failed, 130
+    interrupted. DISTILL_DEBUG=1 lets the traceback through."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
         if os.environ.get("DISTILL_DEBUG") == "1":
             return fn(*args, **kwargs)
         try:
             return fn(*args, **kwargs)
         except DistillError as e:
-            _fail(str(e), e.exit_code)
+            _fail(type(e).__name__, e.message, e.hint, e.exit_code, as_json, getattr(e, "details", None))
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("Interrupted", "interrupted", None, 130, as_json)
         except typer.Exit:
             raise
         except RecursionError:
-            _fail("the input is nested too deeply to process\n  -> simplify the recipe or file", 2)
+            _fail("InputError", "the input is nested too deeply to process", "simplify the recipe or file", 2, as_json)
         except OSError as e:
             where = f" {e.filename}" if getattr(e, "filename", None) else ""
-            _fail(f"cannot access{where}: {e.strerror or e}\n  -> check the path, its permissions and free disk "
-                  "space; files already written are intact", 2)
+            _fail("OutputError", f"cannot access{where}: {e.strerror or e}",
+                  "check the path, its permissions and free disk space; files already written are intact", 2, as_json)
         except Exception as e:  # a bug: say so briefly; the traceback is one variable away
-            _fail(f"{type(e).__name__}: {e}\n  -> this is a bug in distillcli; rerun with DISTILL_DEBUG=1 "
-                  "for the traceback and report it", 1)
+            _fail("Bug", f"{type(e).__name__}: {e}", "this is a bug in distillcli; rerun with DISTILL_DEBUG=1 "
+                  "for the traceback and report it", 1, as_json)
 
     return wrapper
 
@@ -67,3 +79,20 @@ def step_options(config: type[Any], command: str, **values: Any) -> Any:
             (f"--{'.'.join(map(str, err['loc'])).replace('_', '-')}: " if err["loc"] else "")
             + err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise OptionError(f"invalid options: {problems}", f"see `distill {command} --help`") from None
+
+
+def progress_for(quiet: bool, as_json: bool) -> Any:
+    """Progress on stderr: none with --quiet; plain lines with --json (CI logs), else a live bar on a terminal."""
+    from distillcli.progress import LineProgress, SilentProgress, make_progress
+
+    if quiet:
+        return SilentProgress()
+    return LineProgress() if as_json else make_progress(False)
+
+
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """An output file that exists is replaced only with --force."""
+    from distillcli.errors import RunDirError
+
+    if path.exists() and not force:
+        raise RunDirError(f"{path} already exists", "choose another output path, or add --force to replace it")

@@ -68,3 +68,9 @@ class Interrupted(DistillError):
 
 class RunDirError(DistillError):
     """The output directory cannot be used as asked (it holds another run, or no run to resume)."""
+
+
+class GateFailed(DistillError):
+    """A CI gate (--min-top1, --max-drop) was not met. Exit code 3."""
+
+    exit_code = 3

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillcli.report.markdown import human_bytes, human_count
@@ -20,12 +21,14 @@ class Output:
     def result(self, obj: dict[str, Any], table: Table | str | None = None) -> None:
         if self.as_json:
             sys.stdout.write(json.dumps(obj, default=str) + "\n")
+        elif isinstance(table, str):
+            self.console.print(table, markup=False, highlight=False)  # "[student]" is text, not a style
         elif table is not None:
             self.console.print(table)
 
     def info(self, text: str) -> None:
         if not self.as_json and not self.quiet:
-            self.console.print(text)
+            self.console.print(text, markup=False, highlight=False)
 
 
 def measures_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
@@ -38,7 +41,7 @@ def measures_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
         def f(v: Any, fmt: str = "{:.2f}") -> str:
             return "-" if v is None else fmt.format(v)
 
-        table.add_row(name, f(m.get("top1")), f(m.get("top5")), f(m.get("loss"), "{:.4f}"),
+        table.add_row(escape(name), f(m.get("top1")), f(m.get("top5")), f(m.get("loss"), "{:.4f}"),
                       human_count(m.get("params")), human_count(m.get("macs")), human_bytes(m.get("file_bytes")),
                       *[f(m.get("latency_ms", {}).get(b)) for b in batches])
     return table

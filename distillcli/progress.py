@@ -83,7 +83,9 @@ class RichProgress:
             self._bar.start()
         else:
             self._bar.remove_task(self._task)
-        self._task = self._bar.add_task(title, total=total, stats="")
+        from rich.markup import escape
+
+        self._task = self._bar.add_task(escape(title), total=total, stats="")
 
     def update(self, done: int, **stats: float) -> None:
         if self._task is not None:
@@ -94,10 +96,11 @@ class RichProgress:
             self._bar.remove_task(self._task)
             self._bar.stop()
             self._task = None
-        self.console.print(f"{self.title}  {_fmt(stats)}  ({time.perf_counter() - self.t0:.1f}s)")
+        self.console.print(f"{self.title}  {_fmt(stats)}  ({time.perf_counter() - self.t0:.1f}s)", markup=False,
+                           highlight=False)
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
 
 
 def make_progress(quiet: bool) -> Progress:

@@ -347,6 +347,8 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
         if (spec.mean is None) != (spec.std is None):
             problems.append(f"{role}: give mean and std together")
     problems += _data_problems(recipe)
+    if not recipe.step_list():
+        problems.append("steps: the recipe has no steps; add at least one, e.g. `steps: [{evaluate: {}}]`")
     frozen: dict[str, int] = {}  # target -> index of the step that made it a program (quantize)
     for i, (kind, cfg) in enumerate(recipe.step_list()):
         if cfg.model == "teacher" and recipe.teacher is None:

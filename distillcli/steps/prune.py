@@ -42,8 +42,10 @@ class PruneConfig(StepConfig):
     method: Literal["channel", "unstructured"] = Field(
         "channel", description="channel: remove whole channels/filters (smaller and faster); "
                                "unstructured: zero single weights (sparser, not faster on dense hardware)")
-    sparsity: float | None = Field(None, gt=0, lt=1, description="channel: fraction of channels removed; "
-                                                                  "unstructured: fraction of conv/linear weights zeroed")
+    sparsity: float | None = Field(None, gt=0, lt=1, description="fraction of the weights removed: channel: of all "
+                                   "parameters (the channel ratio is searched); unstructured: of conv/linear weights")
+    channel_ratio: float | None = Field(None, gt=0, lt=1, description="channel: fraction of every layer's channels "
+                                        "removed (removes about 1 - (1 - r)^2 of the weights)")
     target_mac_reduction: float | None = Field(None, gt=1, description="channel: prune until the model needs this "
                                                                         "many times fewer MACs (the ratio is searched)")
     importance: ImportanceName = Field("l1", description="channel score: l1 | l2 (weight norms), bn_scale "
@@ -73,14 +75,15 @@ class PruneConfig(StepConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "PruneConfig":
-        if (self.sparsity is None) == (self.target_mac_reduction is None):
-            raise ValueError("give exactly one of sparsity (e.g. 0.5) and target_mac_reduction (e.g. 2.0)")
+        if [self.sparsity, self.channel_ratio, self.target_mac_reduction].count(None) != 2:
+            raise ValueError("give exactly one of sparsity (e.g. 0.5), channel_ratio (e.g. 0.3) and "
+                             "target_mac_reduction (e.g. 2.0)")
         bad = {k: v for k, v in self.overrides.items() if not 0 <= v < 1}
         if bad:
             raise ValueError(f"override ratios must be in [0, 1): {bad}")
         if self.method == "unstructured":
-            if self.target_mac_reduction is not None:
-                raise ValueError("unstructured pruning does not reduce MACs; give sparsity, or use method: channel")
+            if self.target_mac_reduction is not None or self.channel_ratio is not None:
+                raise ValueError("unstructured pruning zeroes single weights; give sparsity, or use method: channel")
             if self.importance not in ("l1", "l2"):
                 raise ValueError("unstructured pruning ranks single weights by magnitude; importance must be l1 or l2")
             if self.round_to is not None:
@@ -113,6 +116,8 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
     if cfg.latency:
         costs.update(_speedup(reference, pruned, ctx))
     info = {"method": cfg.method, "schedule": cfg.schedule, **facts, **costs}
+    if cfg.method == "channel":
+        info["sparsity"] = 1 - costs["params_after"] / max(1, costs["params_before"])  # of all the weights
     summary = {k: info[k] for k in ("method", "sparsity", "mac_reduction") if k in info}
     return StepOutput(ModelHandle(pruned, model.arch, model.kind, {**model.info, "pruning": summary}), curve, info)
 
@@ -121,7 +126,7 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
 def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
              teacher: nn.Module | None) -> tuple[nn.Module, list[EpochRecord], dict[str, Any]]:
     rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
-    current, curve, ratios, top1_pruned, base_macs = module, [], [], None, 0
+    current, curve, ratios, top1_pruned, base = module, [], [], None, 0
     original: dict[str, int] = {}  # channels per group, before the first round and after the last
     final: dict[str, int] = {}
     options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=cfg.round_to, max_ratio=cfg.max_layer_ratio)
@@ -130,24 +135,25 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             accumulate_gradients(current, ctx.data.train, cfg.importance_batches)
         pruner = ChannelPruner(current, ctx.data.input_shape, cfg.importance, cfg.ignore)
         current.zero_grad(set_to_none=True)
-        if cfg.target_mac_reduction is not None:
-            # Each round aims at base / target**fraction MACs, measured from the current model.
-            macs_now = pruner.macs({})
-            if not macs_now:
+        if cfg.channel_ratio is not None:
+            # Each round removes its share of the *original* channels: cumulative 1 - r * fraction kept.
+            done = cfg.channel_ratio * (rounds[k - 1] if k else 0.0)
+            ratio = 1 - (1 - cfg.channel_ratio * fraction) / (1 - done)
+        else:
+            # Each round aims at base / target**fraction MACs (or parameters), measured from the current model.
+            count = pruner.macs if cfg.target_mac_reduction is not None else pruner.params
+            target = cfg.target_mac_reduction or 1 / (1 - (cfg.sparsity or 0.0))
+            now = count({})
+            if not now:
                 raise CompressionError("cannot count the model's MACs, so a MAC target cannot be searched",
-                                       "give sparsity instead of target_mac_reduction")
-            base_macs = base_macs or macs_now
-            goal = macs_now * cfg.target_mac_reduction ** fraction / base_macs
+                                       "give sparsity or channel_ratio instead of target_mac_reduction")
+            base = base or now
+            goal = now * target ** fraction / base
 
             def reduction(r: float) -> float:
-                return macs_now / max(1, pruner.macs(pruner.plan(r, **options)))
+                return now / max(1, count(pruner.plan(r, **options)))
 
             ratio = search_ratio(reduction, goal, cfg.max_layer_ratio) if goal > 1 else 0.0
-        else:
-            # Each round removes its share of the *original* channels: cumulative 1 - s * fraction kept.
-            sparsity = cfg.sparsity or 0.0  # PruneConfig requires one of the two
-            done = sparsity * (rounds[k - 1] if k else 0.0)
-            ratio = 1 - (1 - sparsity * fraction) / (1 - done)
         ratios.append(ratio)
         plan = pruner.plan(ratio, **options)
         for name, (before, after) in pruner.channel_counts(plan).items():
@@ -160,7 +166,7 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
     facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "ratio": ratios[-1], "ratios": ratios,
                              "target_mac_reduction": cfg.target_mac_reduction,
-                             "sparsity": 1 - sum(final.values()) / max(1, sum(original.values())),
+                             "channels_removed": 1 - sum(final.values()) / max(1, sum(original.values())),
                              "channels": {name: [n, final[name]] for name, n in original.items()}}
     if top1_pruned is not None:
         facts["top1_before_finetune"] = top1_pruned

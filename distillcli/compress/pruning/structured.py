@@ -208,6 +208,10 @@ class ChannelPruner:
                 dep.handler(modules[target], list(dep_idxs))
         return pruned
 
+    def params(self, plan: Plan) -> int:
+        """Parameters after ``plan``, counted on a meta copy (as ``macs``)."""
+        return sum(p.numel() for p in self.apply(plan, weights=False).parameters())
+
     def macs(self, plan: Plan) -> int:
         """MACs of one image after ``plan``, counted on a meta copy: no weights are copied and
         no kernels run, so trying many plans (ratio search) stays cheap."""

@@ -1,0 +1,39 @@
+"""`distill run --dry-run`: load the recipe, its data and weights, and say what would happen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distillcli.data import load_data
+from distillcli.measure import count_macs, count_params
+from distillcli.recipe import RecipeBase, recipe_to_dict
+from distillcli.recipe_models import build_from_spec, student_from_teacher
+from distillcli.rundir import check_out_dir
+from distillcli.runtime import Distributed, resolve_device
+
+
+def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool = False) -> dict[str, Any]:
+    """What the run would do, after loading its data and weights. Writes nothing."""
+    if run_dir is not None:
+        check_out_dir(run_dir, recipe_to_dict(r), force, resume)
+    device = resolve_device(r.device, Distributed.from_env())
+    data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
+    teacher = build_from_spec(r.teacher, data) if r.teacher is not None else None
+    student = (student_from_teacher(r.student, teacher, data) if r.student.from_ == "teacher" and teacher
+               else build_from_spec(r.student, data))
+    models = {}
+    for role, handle, spec in (("teacher", teacher, r.teacher), ("student", student, r.student)):
+        if handle is not None and spec is not None:
+            models[role] = {"arch": handle.arch.name, "kind": handle.kind, "params": count_params(handle.module),
+                            "macs": count_macs(handle.module, data.input_shape),
+                            "source": spec.checkpoint or ("a copy of the teacher" if spec.from_ else None)}
+    steps = []
+    for index, (kind, cfg) in enumerate(r.step_list()):
+        epochs = getattr(cfg, "epochs", None) or getattr(getattr(cfg, "finetune", None), "epochs", None)
+        steps.append({"index": index, "kind": kind, "target": cfg.model, "epochs": epochs})
+    return {"name": r.name, "device": str(device), "run_dir": str(run_dir) if run_dir else None,
+            "data": {"name": data.name, "train_samples": data.train.num_samples,
+                     "val_samples": data.val.num_samples, "input_shape": list(data.input_shape)},
+            "models": models, "steps": steps}
+
