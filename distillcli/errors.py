@@ -58,3 +58,7 @@ class RunFailure(DistillError):
     """Something failed while running (not the user's input): exit code 1."""
 
     exit_code = 1
+
+
+class OutputError(DistillError):
+    """A file cannot be written (disk full, no permission, read-only, path too long ...)."""
