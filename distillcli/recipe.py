@@ -366,7 +366,7 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
 # ---------------------------------------------------------------- hostile input
 _MAX_BYTES = 1 << 20  # a recipe file, or a --set value
 _MAX_DEPTH = 32  # levels of nesting (aliases expanded)
-_MAX_NODES = 50_000  # YAML values, counting every alias as a copy of what it names
+_MAX_NODES = 10_000  # YAML values, counting every alias as a copy of what it names (recipes hold ~100)
 
 
 class _TooComplex(Exception):
@@ -438,6 +438,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, depth)
         self._level = 0
+        self._composed = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -446,6 +447,9 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise _TooComplex("self-referential (an alias inside the value its anchor names)")
             return node
         self._level += 1
+        self._composed += 1
+        if self._composed > _MAX_NODES:  # stop parsing early: pure-Python YAML reads ~50k values a second
+            raise _TooComplex(f"too large (more than {_MAX_NODES} values)")
         if self._level > _MAX_DEPTH:
             raise _TooComplex(f"nested too deeply (more than {_MAX_DEPTH} levels)")
         try:

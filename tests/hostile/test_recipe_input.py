@@ -31,6 +31,17 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert str(path) in _message(excinfo)
 
 
+@pytest.mark.parametrize("text", ["a:\n" + "- 1\n" * 250_000, "a: [" + "1," * 500_000 + "]\n"])
+def test_many_values_stop_the_parser_early(tmp_path: Path, text: str) -> None:
+    """Under 1 MiB, but pure-Python YAML would take seconds to read it all."""
+    path = tmp_path / "long.yaml"
+    path.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(RecipeError, match=r"too large \(more than"):
+        read_yaml(path)
+    assert time.perf_counter() - start < 2
+
+
 def test_a_few_aliases_are_still_fine(tmp_path: Path) -> None:
     recipe = yaml.safe_dump(tiny_recipe(), sort_keys=False).replace("  batch_size: 32", "  batch_size: &bs 32")
     recipe = recipe.replace("val_size: 64", "val_size: *bs")
