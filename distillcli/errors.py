@@ -74,3 +74,7 @@ class GateFailed(DistillError):
     """A CI gate (--min-top1, --max-drop) was not met. Exit code 3."""
 
     exit_code = 3
+
+
+class OutputError(DistillError):
+    """A file cannot be written (disk full, no permission, read-only, path too long ...)."""

@@ -317,10 +317,10 @@ class Pipeline:
                 src = self.files[target]
                 if src is not None and src.is_relative_to(self.run_dir / "models"):
                     dest = self.run_dir / "models" / f"{target}{src.suffix}"
-                    with atomic_path(dest) as tmp:
-                        shutil.copyfile(src, tmp)
-                    if src.with_name(src.name + ".data").exists():  # external weights travel too
-                        shutil.copyfile(src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))
+                    for a, b in ((src, dest), (src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))):
+                        if a.exists():  # external ONNX weights travel too
+                            with atomic_path(b) as tmp:
+                                shutil.copyfile(a, tmp)
         if self.final_model is not None:
             step = self.record.final_step()
             model = self.models["student"]

@@ -1,10 +1,23 @@
-"""Typed data options, as written under ``data:`` in a recipe."""
+"""Typed data options, as written under ``data:`` in a recipe.
+
+Every number is bounded: a recipe (or a model file's recorded data options) must not be
+able to ask for gigabytes of images or a million loader processes.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_SAMPLES = 100_000_000
+MAX_IMAGE_SIZE = 4096
+MAX_CHANNELS = 64
+MAX_SYNTHETIC_VALUES = 1 << 28  # synthetic images x channels x pixels (256 MiB as uint8)
+
+Count = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+# finite and bounded; a std's sign is checked where the dataset's channels are known (datasets.resolve_norm)
+Norm = list[Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False)]]
 
 
 class DataConfig(BaseModel):
@@ -12,22 +25,40 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("digits", description="cifar10 | cifar100 | imagefolder | digits | synthetic")
-    root: str = Field("data", description="folder the dataset lives in (or is downloaded to)")
+    name: str = Field("digits", max_length=200, description="cifar10 | cifar100 | imagefolder | digits | synthetic")
+    root: str = Field("data", max_length=4096, description="folder the dataset lives in (or is downloaded to)")
     download: bool = Field(False, description="download the dataset when it is missing (needs internet)")
-    batch_size: PositiveInt = 128
-    eval_batch_size: PositiveInt = 256
-    workers: int = Field(0, ge=0, description="loader worker processes (imagefolder only; in-memory data needs none)")
-    train_subset: PositiveInt | None = Field(None, description="use only the first N training samples")
-    val_subset: PositiveInt | None = Field(None, description="use only the first N validation samples")
+    batch_size: int = Field(128, ge=1, le=65536)
+    eval_batch_size: int = Field(256, ge=1, le=65536)
+    workers: int = Field(0, ge=0, le=256, description="loader worker processes (imagefolder only; in-memory data "
+                                                       "needs none)")
+    train_subset: Count | None = Field(None, description="use only the first N training samples")
+    val_subset: Count | None = Field(None, description="use only the first N validation samples")
     augment: Literal["auto", "standard", "crop", "none"] = Field(
         "auto", description="standard: pad-4 random crop + horizontal flip; crop: crop only; auto: the dataset's default"
     )
-    image_size: PositiveInt | None = Field(None, description="resize images to this size (digits, imagefolder, synthetic)")
-    mean: list[float] | None = Field(None, description="normalisation mean per channel (default: the dataset's)")
-    std: list[float] | None = Field(None, description="normalisation std per channel (default: the dataset's)")
+    image_size: Annotated[int, Field(ge=1, le=MAX_IMAGE_SIZE)] | None = Field(
+        None, description=f"resize images to this size, at most {MAX_IMAGE_SIZE} (digits, imagefolder, synthetic)")
+    mean: Norm | None = Field(None, min_length=1, max_length=MAX_CHANNELS,
+                              description="normalisation mean per channel (default: the dataset's)")
+    std: Norm | None = Field(None, min_length=1, max_length=MAX_CHANNELS,
+                              description="normalisation std per channel (default: the dataset's)")
     # synthetic only
-    num_classes: PositiveInt | None = Field(None, description="synthetic only: number of classes")
-    channels: PositiveInt | None = Field(None, description="synthetic only: image channels")
-    train_size: PositiveInt | None = Field(None, description="synthetic only: training samples")
-    val_size: PositiveInt | None = Field(None, description="synthetic only: validation samples")
+    num_classes: Annotated[int, Field(ge=1, le=100_000)] | None = Field(None, description="synthetic only: number "
+                                                                                           "of classes")
+    channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] | None = Field(None, description="synthetic only: image "
+                                                                                             "channels")
+    train_size: Count | None = Field(None, description="synthetic only: training samples")
+    val_size: Count | None = Field(None, description="synthetic only: validation samples")
+
+    @model_validator(mode="after")
+    def _synthetic_fits(self) -> "DataConfig":
+        """The synthetic set is made in memory at once: bound its total size, not just each factor."""
+        if self.name == "synthetic":
+            images = (self.train_size or 512) + (self.val_size or 128)
+            values = images * (self.channels or 3) * (self.image_size or 32) ** 2
+            if values > MAX_SYNTHETIC_VALUES:
+                raise ValueError(f"synthetic data of {images} images of {self.channels or 3}x{self.image_size or 32}"
+                                 f"x{self.image_size or 32} is {values / 2**20:.0f} MiB; the limit is 256 MiB "
+                                 "(lower train_size, val_size or image_size)")
+        return self

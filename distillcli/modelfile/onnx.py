@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import ModelFileError
-from distillcli.modelfile.header import ModelFile, check_format
+from distillcli.modelfile.header import ModelFile, check_format, check_model_path
 from distillcli.models.handle import ArchSpec, ModelHandle
 
 META_KEY = "distillcli"
@@ -82,24 +82,46 @@ def load_onnx(path: Path) -> ModelFile:
     import onnx
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}", "check the path")
+    check_model_path(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise ModelFileError(f"cannot read {path}: not an ONNX file ({str(e).splitlines()[0][:160]})",
+        raise ModelFileError(f"cannot read {path}: not an ONNX file ({str(e).splitlines()[0][:160] if str(e) else e!r})",
                              "re-create the file; a partial copy is the usual cause") from None
     _check_external_data(proto, path)
     meta = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in meta:
         raise ModelFileError(f"{path} is an ONNX model without a distillcli header",
                              "export models with `distill export MODEL --format onnx`")
-    header = json.loads(meta[META_KEY])
+    try:
+        header = json.loads(meta[META_KEY])
+    except (ValueError, RecursionError) as e:
+        raise ModelFileError(f"{path}: its distillcli header is not valid JSON ({str(e)[:120]})",
+                             "re-export the model with `distill export MODEL --format onnx`") from None
     check_format(header, path)
     runner = OnnxRunner(path)
+    _check_io(runner, header, path)
     handle = ModelHandle(cast(nn.Module, runner), ArchSpec.from_dict(header["arch"]), "onnx", header.get("info", {}))
     return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
                      header.get("metrics", {}), header.get("recipe", {}), path)
+
+
+def _check_io(runner: OnnxRunner, header: dict[str, Any], path: Path) -> None:
+    """The graph must take one float image batch of the recorded shape (any batch size) and
+    return one logits tensor per image; anything else fails only when it is evaluated."""
+    inputs, outputs = runner.session.get_inputs(), runner.session.get_outputs()
+    shape, classes = list(header["input_shape"]), header["arch"]["num_classes"]
+    x = inputs[0] if len(inputs) == 1 else None
+    y = outputs[0] if len(outputs) == 1 else None
+    fits = (x is not None and x.type == "tensor(float)" and len(x.shape) == 4 and not isinstance(x.shape[0], int)
+            and all(not isinstance(got, int) or got == want for got, want in zip(x.shape[1:], shape))
+            and y is not None and y.type in ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
+            and len(y.shape) == 2 and (not isinstance(y.shape[1], int) or y.shape[1] == classes))
+    if not fits:
+        got = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)[:200]
+        raise ModelFileError(f"{path}: the ONNX graph does not take the images its header describes (expected one "
+                             f"float input [batch, {', '.join(map(str, shape))}] and one output [batch, {classes}]; "
+                             f"its inputs: {got or 'none'})", "export models with `distill export MODEL --format onnx`")
 
 
 def save_onnx(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import CompressionError, ModelFileError
-from distillcli.modelfile.header import ModelFile, check_format
+from distillcli.modelfile.header import ModelFile, check_format, check_model_path
 from distillcli.modelfile.pt2_check import HEADER_NAME, check_archive
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.quiet import quiet
@@ -128,8 +128,7 @@ def register_quantized_ops() -> None:
 def load_program(path: Path) -> ModelFile:
     """Read a ``.pt2`` model file (validated first; see ``pt2_check``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}", "check the path (runs write models to runs/<run>/models/)")
+    check_model_path(path)
     header = check_archive(path)
     check_format(header, path)
     kind = header.get("kind")
@@ -140,10 +139,41 @@ def load_program(path: Path) -> ModelFile:
     try:
         with quiet():
             program = torch.export.load(path)
+            _check_signature(program, header, path)
+            module = ProgramModule(program, compile_default(kind))
+    except ModelFileError:
+        raise
     except Exception as e:
-        raise ModelFileError(f"cannot load the program in {path}: {str(e).splitlines()[0][:200]}",
+        raise ModelFileError(f"cannot load the program in {path}: {(str(e).splitlines() or [''])[0][:200]}",
                              "it was probably written by another torch version; re-create it with this one") from None
-    handle = ModelHandle(ProgramModule(program, compile_default(kind)), ArchSpec.from_dict(header["arch"]), kind,
-                         header.get("info", {}))
+    handle = ModelHandle(module, ArchSpec.from_dict(header["arch"]), kind, header.get("info", {}))
     return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
                      header.get("metrics", {}), header.get("recipe", {}), path)
+
+
+def _check_signature(program: torch.export.ExportedProgram, header: dict[str, Any], path: Path) -> None:
+    """The program must take one float image batch of the recorded shape (any batch size) and
+    return one logits tensor per image; anything else fails only when it is evaluated."""
+    nodes = {n.name: n for n in program.graph.nodes if n.op in ("placeholder", "output")}
+    signature = program.graph_signature
+    inputs = [nodes[name].meta.get("val") for name in signature.user_inputs if name in nodes]
+    output_node = next((n for n in program.graph.nodes if n.op == "output"), None)
+    produced = {getattr(a, "name", None): a for a in (output_node.args[0] if output_node is not None else ())}
+    outputs = [getattr(produced.get(name), "meta", {}).get("val") for name in signature.user_outputs]
+    shape = list(header["input_shape"])
+    want = f"one float32 input of shape [batch, {', '.join(map(str, shape))}] and one output of [batch, " \
+           f"{header['arch']['num_classes']}] logits"
+    x = inputs[0] if len(inputs) == 1 else None
+    y = outputs[0] if len(outputs) == 1 else None
+    fits = (isinstance(x, Tensor) and x.dtype == torch.float32 and x.dim() == 4
+            and isinstance(x.shape[0], torch.SymInt) and [_static(d) for d in x.shape[1:]] == shape
+            and isinstance(y, Tensor) and y.is_floating_point() and y.dim() == 2
+            and _static(y.shape[1]) in (header["arch"]["num_classes"], None))
+    if not fits:
+        got = ", ".join(f"{tuple(v.shape)} {v.dtype}" if isinstance(v, Tensor) else type(v).__name__ for v in inputs)
+        raise ModelFileError(f"{path}: the program does not take the images its header describes (expected {want}; "
+                             f"its inputs: {got or 'none'})", "export models with `distill export MODEL --format pt2`")
+
+
+def _static(dim: Any) -> int | None:
+    return dim if isinstance(dim, int) else None

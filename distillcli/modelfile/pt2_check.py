@@ -92,6 +92,10 @@ def check_archive(path: Path) -> dict[str, Any]:
     """Validate a ``.pt2`` archive (see the module docstring); returns the distillcli header."""
     try:
         with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+            if declared > 2 * path.stat().st_size + (16 << 20):
+                raise _refuse(path, f"its compressed members expand to {declared / 2**30:.1f} GiB "
+                                    "(torch.export writes uncompressed archives)")
             names = archive.namelist()
             roots = {n.split("/", 1)[0] for n in names}
             if len(roots) != 1:
@@ -126,9 +130,12 @@ def check_archive(path: Path) -> dict[str, Any]:
                 raise ModelFileError(f"{path} is a torch.export program but not a distillcli model file",
                                      "export models with `distill export MODEL --format pt2`")
             header = json.loads(read(f"extra/{HEADER_NAME}"))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, OSError) as e:
-        raise ModelFileError(f"cannot read {path}: the file is corrupt or not a .pt2 program ({e})",
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, OSError, EOFError) as e:
+        raise ModelFileError(f"cannot read {path}: the file is corrupt or not a .pt2 program ({str(e)[:160]})",
                              "re-create the file; a partial copy is the usual cause") from None
+    except (AttributeError, TypeError, ValueError, RecursionError, zipfile.LargeZipFile):
+        # JSON of the wrong shape (a list where a mapping belongs ...), or nested too deeply
+        raise _refuse(path, "its program description is malformed") from None
     if not isinstance(header, dict):
         raise _refuse(path, "its distillcli header is not a JSON object")
     return header

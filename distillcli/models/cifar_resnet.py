@@ -98,7 +98,7 @@ class CifarResNet(BlockNet):
         shortcut: str = "A",
     ) -> None:
         super().__init__()
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 8 <= depth <= 1202 or (depth - 2) % 6:
             raise OptionError(
                 f"cifar_resnet: depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}",
                 "pick a valid depth, e.g. depth: 20 or depth: 56",

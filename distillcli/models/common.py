@@ -7,11 +7,14 @@ from torch import nn
 from distillcli.errors import OptionError
 
 
+MAX_WIDTH = 64  # a channel multiplier beyond this is a typo, and would allocate gigabytes
+
+
 def check_width(width: float, model: str) -> float:
     """Validate a channel multiplier given by the user."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
         raise OptionError(
-            f"{model}: width must be a positive number, got {width!r}",
+            f"{model}: width must be a number in (0, {MAX_WIDTH}], got {width!r}",
             "use e.g. width: 1.0 (full size) or width: 0.5 (half the channels)",
         )
     return float(width)

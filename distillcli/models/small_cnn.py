@@ -15,10 +15,10 @@ from distillcli.models.blocknet import BlockNet
 class SmallCNN(BlockNet):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 32, depth: int = 3) -> None:
         super().__init__()
-        for key, value in (("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        for key, value, limit in (("width", width, 4096), ("depth", depth, 12)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
                 raise OptionError(
-                    f"cnn: {key} must be a positive integer, got {value!r}",
+                    f"cnn: {key} must be an integer from 1 to {limit}, got {value!r}",
                     "use e.g. width: 32 (channels of the first stage) and depth: 3 (number of stages)",
                 )
         stages: list[nn.Module] = []

@@ -8,6 +8,7 @@ rebuilt, so a file can never name a class to construct.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any, Callable
 
 from torch import nn
@@ -54,22 +55,69 @@ def capture_structure(model: nn.Module) -> dict[str, dict[str, Any]]:
     return out
 
 
-def apply_structure(model: nn.Module, structure: dict[str, dict[str, Any]]) -> nn.Module:
+def apply_structure(model: nn.Module, structure: Any) -> nn.Module:
     """Rebuild, in place, each layer whose recorded arguments differ from the model's."""
+    if not isinstance(structure, dict):
+        raise ModelFileError("the model file's 'structure' is not a mapping of layer names to layers", _DAMAGED)
     table = _layer_table()
     current = capture_structure(model)
     for name, entry in structure.items():
-        kind = entry.get("type")
-        if kind not in table or name not in current or current[name]["type"] != kind:
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not isinstance(kind, str) or kind not in table or name not in current \
+                or current[name]["type"] != kind:
             raise ModelFileError(
-                f"the model file records a {kind!r} layer at {name!r} that its architecture does not have",
+                f"the model file records a {_short(kind)} layer at {_short(name)} that its architecture does not have",
                 "the file was written for another architecture or version; re-export it from the run that made it",
             )
-        if current[name]["args"] == entry["args"]:
+        args = _checked_args(name, entry.get("args"), current[name]["args"])
+        if current[name]["args"] == args:
             continue
-        cls = table[kind][0]
-        args = dict(entry["args"])
         if kind == "Conv2d":
             args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
-        model.set_submodule(name, cls(**args))
+        try:
+            layer = table[kind][0](**args)
+        except (ValueError, TypeError, RuntimeError) as e:  # e.g. groups that do not divide the channels
+            raise ModelFileError(f"the model file records arguments for layer {name!r} that do not make a "
+                                 f"{kind} ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})",
+                                 _DAMAGED) from None
+        model.set_submodule(name, layer)
     return model
+
+
+# ---------------------------------------------------------------- checks on what a file records
+MAX_UNITS = 1 << 20  # channels, features, strides ... of one layer
+_DAMAGED = "the file is damaged or was not written by distillcli; re-create it from the run or command that made it"
+
+
+def _checked_args(name: str, args: Any, reference: dict[str, Any]) -> dict[str, Any]:
+    """The recorded constructor arguments, with the same keys and kinds of value as the
+    layer the architecture builds, and numbers in range (channel counts at least 1)."""
+    if not isinstance(args, dict) or set(args) != set(reference):
+        raise ModelFileError(f"the model file records arguments {_short(args)} for layer {name!r}; expected the keys "
+                             f"{', '.join(reference)}", _DAMAGED)
+    for key, value in args.items():
+        if not _fits(key, value, reference[key]):
+            raise ModelFileError(f"the model file records {key}={_short(value)} for layer {name!r}, which is out of "
+                                 f"range or of the wrong type (the architecture has {reference[key]!r})", _DAMAGED)
+    return args
+
+
+def _fits(key: str, value: Any, like: Any) -> bool:
+    low = 0 if key == "padding" else 1
+    if isinstance(like, bool):
+        return isinstance(value, bool)
+    if isinstance(like, int):
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_UNITS
+    if isinstance(like, float) or like is None:
+        if value is None:
+            return like is None or key == "momentum"
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1 \
+            and value == value  # eps, momentum; value == value excludes NaN
+    if isinstance(like, list):
+        return isinstance(value, list) and len(value) == len(like) and all(_fits(key, v, like[0]) for v in value)
+    return value == like
+
+
+def _short(value: Any) -> str:
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

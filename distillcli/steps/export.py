@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from distillcli.modelfile import file_header, load_model
 from distillcli.compress.export import export_model
@@ -20,9 +20,23 @@ class ExportConfig(StepConfig):
     format: Literal["onnx", "pt2"] = Field("onnx", description="onnx (runs in onnxruntime) | pt2 (torch.export program)")
     int8: bool = Field(False, description="onnx: quantize to int8 with onnxruntime (static, QDQ, per channel), "
                                           "calibrated on training batches")
-    calibration_batches: PositiveInt = Field(16, description="int8: training batches that calibrate the ranges")
+    calibration_batches: PositiveInt = Field(16, le=100_000, description="int8: training batches that calibrate "
+                                                                         "the ranges")
     name: str | None = Field(None, description="file name in <run>/exports/ (default: <model>-<precision>.<format>)")
     evaluate: bool = Field(True, description="measure the exported file's accuracy and latency under its runtime")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_file_name(cls, name: str | None) -> str | None:
+        """The file goes into <run>/exports/: a name that is a path could write anywhere."""
+        if name is None:
+            return name
+        if name in ("", ".", "..") or any(c in name for c in "/\\:") or not name.isprintable():
+            raise ValueError("must be a plain file name (no folders, '..', ':' or control characters), "
+                             "e.g. student.onnx")
+        if len(name.encode("utf-8", "surrogatepass")) > 255:
+            raise ValueError("must be at most 255 bytes long")
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> "ExportConfig":

@@ -31,9 +31,9 @@ LATENCY_BATCHES = (1, 64)
 
 
 class FinetuneConfig(OptimConfig, KDOptions):
-    epochs: int = Field(0, ge=0, description="fine-tune epochs after pruning (after each round when iterative); "
-                                             "0: no fine-tune")
-    lr: float = Field(0.01, gt=0, description="peak learning rate (lower than from-scratch training)")
+    epochs: int = Field(0, ge=0, le=100_000, description="fine-tune epochs after pruning (after each round "
+                                                         "when iterative); 0: no fine-tune")
+    lr: float = Field(0.01, gt=0, le=1e12, description="peak learning rate (lower than from-scratch training)")
     distill: bool = Field(True, description="distil from a frozen copy of the model as it was before pruning; "
                                             "false: cross-entropy on the labels only")
 
@@ -46,30 +46,32 @@ class PruneConfig(StepConfig):
                                    "parameters (the channel ratio is searched); unstructured: of conv/linear weights")
     channel_ratio: float | None = Field(None, gt=0, lt=1, description="channel: fraction of every layer's channels "
                                         "removed (removes about 1 - (1 - r)^2 of the weights)")
-    target_mac_reduction: float | None = Field(None, gt=1, description="channel: prune until the model needs this "
-                                                                        "many times fewer MACs (the ratio is searched)")
+    target_mac_reduction: float | None = Field(None, gt=1, le=1000, description="channel: prune until the model "
+                                               "needs this many times fewer MACs (the ratio is searched)")
     importance: ImportanceName = Field("l1", description="channel score: l1 | l2 (weight norms), bn_scale "
                                                          "(BatchNorm |gamma|), taylor (|weight x gradient|)")
     scope: Literal["layer", "global"] = Field("layer", description="layer: the same ratio in every layer; "
                                                                    "global: rank all layers together")
     max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope / ratio search: at most this "
                                                                 "fraction of any layer is removed")
-    overrides: dict[str, float] = Field(default_factory=dict, description="per-layer ratios by module-name "
-                                        "wildcard, e.g. {'net.layer3.*': 0.3}; 0 keeps the layer whole")
-    ignore: list[str] = Field(default_factory=list, description="layers (wildcards) never pruned; 'stem' is the "
-                              "first convolution; the classifier's outputs are always kept")
-    round_to: PositiveInt | None = Field(None, description="channel: keep channel counts a multiple of this "
+    overrides: dict[str, float] = Field(default_factory=dict, max_length=10_000, description="per-layer ratios "
+                                        "by module-name wildcard, e.g. {'net.layer3.*': 0.3}; 0 keeps the layer whole")
+    ignore: list[str] = Field(default_factory=list, max_length=10_000, description="layers (wildcards) never "
+                              "pruned; 'stem' is the first convolution; the classifier's outputs are always kept")
+    round_to: PositiveInt | None = Field(None, le=4096, description="channel: keep channel counts a multiple of this "
                                                            "(e.g. 8, for fast kernels)")
     schedule: Literal["oneshot", "iterative", "gradual"] = Field(
         "oneshot", description="oneshot; iterative: `iterations` prune + fine-tune rounds; gradual (unstructured): "
                                "AGP cubic ramp during the fine-tune")
-    iterations: PositiveInt = Field(3, description="iterative: number of prune + fine-tune rounds")
-    frequency: PositiveInt = Field(100, description="gradual: optimiser steps between sparsity updates")
+    iterations: PositiveInt = Field(3, le=100, description="iterative: number of prune + fine-tune rounds")
+    frequency: PositiveInt = Field(100, le=10_000_000, description="gradual: optimiser steps between sparsity updates")
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="gradual: sparsity at the start of the ramp")
     ramp: float = Field(0.75, gt=0, le=1, description="gradual: fraction of the fine-tune over which sparsity rises")
-    importance_batches: PositiveInt = Field(8, description="taylor: training batches whose gradients score channels")
-    recalibrate_bn: int = Field(20, ge=0, description="training batches used to re-estimate BatchNorm statistics "
-                                                      "after each pruning round (0: keep the old ones)")
+    importance_batches: PositiveInt = Field(8, le=100_000, description="taylor: training batches whose gradients "
+                                                                       "score channels")
+    recalibrate_bn: int = Field(20, ge=0, le=100_000, description="training batches used to re-estimate BatchNorm "
+                                                                   "statistics after each pruning round (0: keep the "
+                                                                   "old ones)")
     latency: bool = Field(True, description="measure latency before and after (for the speedup in the report)")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 

@@ -28,13 +28,14 @@ class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
         "dynamic: int8 Linear layers, activation ranges per batch (Linear-heavy models); qat: fake-quantized "
         "fine-tune distilled from the float model, then int8; bf16: bfloat16 weights and compute; "
         "fp16: float16 weights, float32 compute"))
-    calibration_batches: PositiveInt = Field(16, description="static: training batches that calibrate the ranges")
-    skip: list[str] = Field(default_factory=list, description="int8: layers (wildcards on module names, e.g. "
-                                                              "'net.conv1' or 'net.layer3.*') kept in float")
+    calibration_batches: PositiveInt = Field(16, le=100_000, description="static: training batches that calibrate "
+                                                                         "the ranges")
+    skip: list[str] = Field(default_factory=list, max_length=10_000, description="int8: layers (wildcards on "
+                            "module names, e.g. 'net.conv1' or 'net.layer3.*') kept in float")
     compile: bool | None = Field(None, description="compile the program (torch.compile) before it is measured; "
                                                    "default: for int8 only, which is slow uncompiled")
     # QAT: the OptimConfig fields plus distillation from the float model (alpha 0: labels only)
-    lr: float = Field(0.001, gt=0, description="qat: peak learning rate (a fine-tune: lower than training)")
+    lr: float = Field(0.001, gt=0, le=1e12, description="qat: peak learning rate (a fine-tune: lower than training)")
 
     @model_validator(mode="after")
     def _only_what_applies(self) -> "QuantizeConfig":

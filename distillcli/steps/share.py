@@ -25,10 +25,11 @@ class ShareConfig(StepConfig, OptimConfig, KDOptions):
                                                         "a pruned layer's zero is one of them")
     linear_clusters: int | None = Field(None, ge=2, le=256, description="shared values per Linear layer "
                                                                         "(default: clusters)")
-    skip: list[str] = Field(default_factory=list, description="layers (wildcards on module names) left unshared")
-    iterations: int = Field(30, ge=1, description="k-means iterations at most")
-    epochs: int = Field(1, ge=0, description="centroid fine-tune epochs (0: cluster only)")
-    lr: float = Field(0.0001, gt=0, description="peak learning rate of the centroid fine-tune")
+    skip: list[str] = Field(default_factory=list, max_length=10_000, description="layers (wildcards on module "
+                                                                                  "names) left unshared")
+    iterations: int = Field(30, ge=1, le=10_000, description="k-means iterations at most")
+    epochs: int = Field(1, ge=0, le=100_000, description="centroid fine-tune epochs (0: cluster only)")
+    lr: float = Field(0.0001, gt=0, le=1e12, description="peak learning rate of the centroid fine-tune")
     centroid_grad: Reduce = Field("sum", description="sum: a centroid's gradient is the sum over its weights "
                                                      "(the paper); mean: their average (steps independent of "
                                                      "cluster size)")

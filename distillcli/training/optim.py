@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Literal
+from typing import Annotated, Iterable, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
+
+
+MAX_EPOCHS = 100_000
+MAX_LR = 1e12  # absurd, but finite: tests make training diverge on purpose with 1e12
 
 
 class OptimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: PositiveInt = 1
+    epochs: int = Field(1, ge=1, le=MAX_EPOCHS)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0, description="peak learning rate")
+    lr: float = Field(0.1, gt=0, le=MAX_LR, description="peak learning rate")
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
     schedule: Literal["cosine", "multistep", "constant"] = "cosine"
-    milestones: list[PositiveInt] | None = Field(
-        None, description="multistep: epochs at which lr is multiplied by gamma (default: 50 % and 75 % of epochs)")
+    milestones: list[Annotated[int, Field(ge=1, le=MAX_EPOCHS)]] | None = Field(
+        None, max_length=1000,
+        description="multistep: epochs at which lr is multiplied by gamma (default: 50 % and 75 % of epochs)")
     gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up from lr/100, in (fractional) epochs")
+    warmup_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS, description="linear warm-up from lr/100, in (fractional) "
+                                                                       "epochs")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
