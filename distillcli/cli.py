@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli_options import ForceOpt, JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, guarded, progress_for
+from distillcli.cli_options import (ForceOpt, JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, guarded,
+                                    progress_for)
 from distillcli.output import Output, measures_table
 
 app = typer.Typer(
@@ -39,8 +40,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Make PyTorch image models smaller and faster."""
 
 
-def _overrides(sets: list[str] | None, device: str | None, seed: int | None) -> list[str]:
-    out = list(sets or [])
+def _overrides(sets: list[str] | None, device: str | None, seed: int | None, threads: int | None = None) -> list[str]:
+    out = list(sets or []) + ([f"threads={threads}"] if threads is not None else [])
     if device is not None:
         out.append(f"device={device}")
     if seed is not None:
@@ -111,6 +112,7 @@ def _drop_gate(record: Any, max_drop: float | None) -> dict[str, Any] | None:
 def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
         set_: Optional[list[str]] = SetOpt, device: Optional[str] = RecipeDeviceOpt,
         seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the recipe)"),
+        threads: Optional[int] = ThreadsOpt,
         out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<name>-<time>)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its "
                                               "last checkpoint"),
@@ -131,7 +133,7 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
     from distillcli.recipe import load_recipe
     from distillcli.rundir import default_run_dir
 
-    r = load_recipe(recipe, _overrides(set_, device, seed))
+    r = load_recipe(recipe, _overrides(set_, device, seed, threads))
     if resume is not None and out is not None and resume.resolve() != out.resolve():
         raise OptionError("--resume and --out name different directories", "give only --resume RUN_DIR")
     if resume is not None and force:

@@ -10,8 +10,8 @@ from typing import Any, Optional
 import typer
 
 from distillcli.cli import app
-from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, guarded,
-                                    progress_for, refuse_overwrite, step_options)
+from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
+                                    guarded, progress_for, refuse_overwrite, step_options)
 from distillcli.output import Output, measures_table
 
 
@@ -25,7 +25,7 @@ def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
 def eval_(model: Path = typer.Argument(..., help="a model file written by distill (.pt, .pt2, .onnx)"),
           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
           batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536),
-          subset: Optional[int] = SubsetOpt,
+          subset: Optional[int] = SubsetOpt, threads: Optional[int] = ThreadsOpt,
           no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurement"),
           min_top1: Optional[float] = typer.Option(None, "--min-top1", min=0, max=100, help="CI gate: exit 3 when "
                                                    "top-1 (%) is below this"),
@@ -39,7 +39,8 @@ def eval_(model: Path = typer.Argument(..., help="a model file written by distil
     from distillcli.steps.evaluate import EvaluateConfig
 
     run = run_on_file(model, "evaluate", EvaluateConfig(), SilentProgress(), data=data, data_root=data_root,
-                      device=device, latency=not no_latency, eval_batch_size=batch_size, val_subset=subset)
+                      device=device, latency=not no_latency, threads=threads, eval_batch_size=batch_size,
+                      val_subset=subset)
     name = run.record.data.name
     result = {"file": str(model), "kind": run.model.kind, "arch": run.model.arch.name, "data": name,
               "data_root": data_root, "measures": run.after.model_dump()}
@@ -93,7 +94,7 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
           distill: bool = typer.Option(True, "--distill/--no-distill", help="fine-tune by distilling from the unpruned model"),
           out: Optional[Path] = typer.Option(None, "--out", help="output model file (default: MODEL-pruned.pt)"),
           force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-          subset: Optional[int] = SubsetOpt, device: str = DeviceOpt,
+          subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
           quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Prune a saved model: remove channels (smaller, faster) or zero weights; prints before/after.
 
@@ -110,7 +111,7 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
     target = out or model.with_name(f"{model.stem}-pruned.pt")
     refuse_overwrite(target, force)
     run = run_on_file(model, "prune", cfg, progress_for(quiet, as_json), output=target, data=data, data_root=data_root,
-                      device=device, val_subset=subset)
+                      device=device, threads=threads, val_subset=subset)
     o = Output(as_json, quiet)
     step = run.record.steps[-1]
     o.result({"source": str(model), "output": str(run.output), "before": run.before.model_dump() if run.before else None,
@@ -223,7 +224,7 @@ def quantize(model: Path = typer.Argument(..., help="a float model file written 
                                                      "before measuring it (default: int8 only)"),
              out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-<method>.pt2)"),
              force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-             subset: Optional[int] = SubsetOpt, device: str = DeviceOpt,
+             subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
              no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurements"),
              quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Quantize a saved model to int8 (static, dynamic, QAT) or bf16 / fp16 weights, as a .pt2 program.
@@ -240,7 +241,7 @@ def quantize(model: Path = typer.Argument(..., help="a float model file written 
     target = (out or model.with_name(f"{model.stem}-{method}")).with_suffix(".pt2")
     refuse_overwrite(target, force)
     run = run_on_file(model, "quantize", cfg, progress_for(quiet, as_json), output=target, data=data,
-                      data_root=data_root, device=device, latency=not no_latency, val_subset=subset)
+                      data_root=data_root, device=device, latency=not no_latency, threads=threads, val_subset=subset)
     before, after = (run.before.model_dump() if run.before else {}), run.after.model_dump()
     kind = "int8" if method in ("static", "dynamic", "qat") else method
     o = Output(as_json, quiet)

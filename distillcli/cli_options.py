@@ -20,6 +20,8 @@ DataRootOpt = typer.Option(None, "--data-root", help="dataset folder")
 JsonOpt = typer.Option(False, "--json", help="print one JSON object on stdout (for scripts)")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress output")
 ForceOpt = typer.Option(False, "--force", help="overwrite the output if it exists")
+ThreadsOpt = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads (fewer when other work shares the "
+                          "cores)")
 SubsetOpt = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples only")
 SetOpt = typer.Option(None, "--set", help="override a recipe key: --set steps.0.epochs=1 (repeatable)")
 

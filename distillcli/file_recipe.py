@@ -39,11 +39,11 @@ def data_options(path: Path, data: str | None, data_root: str | None, **override
 
 def file_recipe(path: Path, kind: str, options: StepConfig, *, data: str | None = None, data_root: str | None = None,
                 device: str = "auto", seed: int = 0, latency: bool = True, repeats: int = 10,
-                **data_overrides: Any) -> RecipeBase:
+                threads: int | None = None, **data_overrides: Any) -> RecipeBase:
     """The one-step recipe that applies step ``kind`` to the model in ``path``."""
     raw = {
         "name": re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}-{path.stem}")[:100],
-        "seed": seed, "device": device,
+        "seed": seed, "device": device, "threads": threads,
         "data": data_options(path, data, data_root, **data_overrides),
         "student": {"checkpoint": str(path)},
         "steps": [{kind: options.model_dump(mode="json", by_alias=True, exclude_unset=True)}],

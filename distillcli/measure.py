@@ -83,10 +83,11 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def latency_ms(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], batch: int,
-               device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10,
-               channels_last: bool = False) -> float:
-    """Median wall time of one forward pass at ``batch``, after ``warmup`` passes."""
+def latency_stats(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], batch: int,
+                  device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10,
+                  channels_last: bool = False) -> tuple[float, float]:
+    """(median, interquartile range) in ms of one forward pass at ``batch``, after ``warmup``
+    passes. On a shared machine the spread says how far the median can be trusted."""
     device = torch.device(device)
     if isinstance(model, nn.Module):
         model.eval()
@@ -97,12 +98,20 @@ def latency_ms(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], 
         model(x)
     _sync(device)
     times = []
-    for _ in range(repeats):
+    for _ in range(max(repeats, 2)):
         t0 = time.perf_counter()
         model(x)
         _sync(device)
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)
+        times.append(1000.0 * (time.perf_counter() - t0))
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return statistics.median(times), q3 - q1
+
+
+def latency_ms(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], batch: int,
+               device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10,
+               channels_last: bool = False) -> float:
+    """Median wall time (ms) of one forward pass at ``batch``."""
+    return latency_stats(model, input_shape, batch, device, warmup, repeats, channels_last)[0]
 
 
 def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor, Tensor]],
@@ -115,8 +124,10 @@ def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Te
         out["params"] = count_params(module)
         out["nonzero_params"] = count_nonzero_params(module)
         out["macs"] = count_macs(module, input_shape, device)
-    out["latency_ms"] = {str(b): latency_ms(module, input_shape, b, device, repeats=repeats,
-                                            channels_last=channels_last) for b in latency_batches}
+    stats = {str(b): latency_stats(module, input_shape, b, device, repeats=repeats, channels_last=channels_last)
+             for b in latency_batches}
+    out["latency_ms"] = {b: median for b, (median, _) in stats.items()}
+    out["latency_iqr_ms"] = {b: iqr for b, (_, iqr) in stats.items()}
     out["threads"] = torch.get_num_threads()
     out["device"] = str(device)
     return out

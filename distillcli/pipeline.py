@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord
 from distillcli.report.markdown import render
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir
 from distillcli.run_state import TARGETS, RunState
-from distillcli.runtime import Distributed, resolve_device, seed_everything
+from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
 from distillcli.steps import STEPS, StepContext
 from distillcli.training.checkpoint import Checkpointer
 from distillcli.training.fit import FitSession
@@ -103,6 +104,9 @@ class Pipeline:
         if r.student.from_ != "teacher":  # built now, so its random start depends on the seed alone
             self._current("student")
         self.record = self._new_record(device)
+        warning = busy_cores_warning(self.record.run.load_average, torch.get_num_threads())
+        if warning:
+            self.progress.message(warning)
         self.checkpointer = Checkpointer(None)
         saved = self._open_run_dir()
         self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self.state.write,
@@ -161,6 +165,7 @@ class Pipeline:
         r, d = self.recipe, self.data
         info = RunInfo(name=r.name, dir=str(self.run_dir) if self.run_dir else None, device=str(device),
                        seed=r.seed, threads=torch.get_num_threads(), world_size=self.dist.world,
+                       cpu_count=os.cpu_count(), load_average=machine_load(),
                        versions=versions(), recipe_file=self.recipe_file, recipe_hash=recipe_hash(self.recipe_dict),
                        started=_dt.datetime.now().isoformat(timespec="seconds"))
         data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
@@ -271,7 +276,9 @@ class Pipeline:
             self.state.changed(target, out.model)
         entry = StepRecord(index=index, kind=kind, target=target, options=cfg.model_dump(mode="json"),
                            seconds=seconds, curve=out.curve, best=best_epoch(out.curve), info=out.info)
+        t0 = time.perf_counter()
         entry.measures = self._measure(out.model, target)
+        entry.measure_seconds = time.perf_counter() - t0
         if changed and self.run_dir is not None and self.recipe.report.save_models and self.dist.is_main:
             path = self._save(out.model, self.run_dir / "models" / f"{index:02d}-{kind}-{target}", entry.measures)
             self.files[target] = path

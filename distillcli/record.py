@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA = "distillcli.metrics"
 SCHEMA_VERSION = 2
+WIDE_SPREAD = 0.25  # a latency whose interquartile range exceeds this share of its median is flagged
 
 
 class _Record(BaseModel):
@@ -46,8 +47,13 @@ class Measures(_Record):
     macs: int | None = None
     file_bytes: int | None = None
     latency_ms: dict[str, float] = Field(default_factory=dict, description="median ms per batch size")
+    latency_iqr_ms: dict[str, float] = Field(default_factory=dict, description="interquartile range of those times")
     threads: int | None = None
     device: str | None = None
+
+    def wide_latency(self, limit: float = WIDE_SPREAD) -> list[str]:
+        """Batch sizes whose latency spread (IQR / median) exceeds ``limit``: not to be trusted."""
+        return [b for b, ms in self.latency_ms.items() if ms and self.latency_iqr_ms.get(b, 0.0) / ms > limit]
 
     def summary(self) -> dict[str, Any]:
         """The measures without the per-class list (what headers and summaries keep)."""
@@ -64,7 +70,8 @@ class StepRecord(_Record):
     kind: str
     target: Literal["student", "teacher"]
     options: dict[str, Any] = Field(default_factory=dict, description="the step's resolved options")
-    seconds: float = 0.0
+    seconds: float = Field(0.0, description="the step's own work")
+    measure_seconds: float = Field(0.0, description="measuring the model after the step")
     model_file: str | None = Field(None, description="relative to the run directory")
     measures: Measures = Field(default_factory=Measures)
     curve: list[EpochRecord] = Field(default_factory=list)
@@ -97,6 +104,8 @@ class RunInfo(_Record):
     device: str = "cpu"
     seed: int = 0
     threads: int = 1
+    cpu_count: int | None = None
+    load_average: float | None = Field(None, description="1-minute load average of the machine when the run started")
     world_size: int = 1
     versions: dict[str, str] = Field(default_factory=dict)
     recipe_file: str | None = None

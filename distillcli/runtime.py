@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import random
 import sys
 
@@ -67,6 +68,25 @@ def resolve_device(name: str, dist: "Distributed | None" = None) -> torch.device
     return device
 
 
+def machine_load() -> float | None:
+    """The 1-minute load average (runnable processes), where the OS reports one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_cores_warning(load: float | None, threads: int) -> str | None:
+    """A warning when other processes compete for the cores: torch's OpenMP threads then spin
+    and collapse (training 10x slower here) and every latency is inflated."""
+    cores = os.cpu_count() or 1
+    if load is None or load <= max(cores - threads, 0) + 0.75:
+        return None
+    return (f"warning: the machine is busy (load {load:.1f} on {cores} cores, this run uses {threads} threads): "
+            "training and latency figures will suffer; stop the other work, or use fewer threads "
+            "(--threads N or threads: N)")
+
+
 class Distributed:
     """This process's place in a torchrun job (rank 0 of 1 when not launched by torchrun).
 
@@ -80,8 +100,6 @@ class Distributed:
 
     @classmethod
     def from_env(cls) -> "Distributed":
-        import os
-
         world = int(os.environ.get("WORLD_SIZE", "1"))
         return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 

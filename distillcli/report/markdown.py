@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillcli.record import Measures, RunRecord
+from distillcli.record import WIDE_SPREAD, Measures, RunRecord
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -27,10 +27,23 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def _plain(v: object) -> str:
+    """Numbers rounded for people (0.28212890625 -> 0.2821)."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _ratio(base: float | None, value: float | None) -> str:
     if not base or not value:
         return "-"
     return f"{base / value:.2f}x"
+
+
+def _latency(m: Measures, batch: str, wide: list[str]) -> str:
+    ms = m.latency_ms.get(batch)
+    if ms is None:
+        return "-"
+    iqr = m.latency_iqr_ms.get(batch)
+    return f"{ms:.2f}" + (f" ±{iqr:.2f}" if iqr is not None else "") + (" \u26a0" if batch in wide else "")
 
 
 def render(record: RunRecord) -> str:
@@ -55,17 +68,24 @@ def render(record: RunRecord) -> str:
         delta = None if m.top1 is None or t.top1 is None else m.top1 - t.top1
         row = [str(s.index), s.kind, s.target, _num(m.top1), _num(delta, "{:+.2f}"), _num(m.top5),
                human_count(m.params), human_count(m.macs), human_bytes(m.file_bytes)]
-        row += [_num(m.latency_ms.get(str(b))) for b in batches]
+        wide = m.wide_latency()
+        row += [_latency(m, str(b), wide) for b in batches]
         last = str(batches[-1]) if batches else None
         row.append(_ratio(t.latency_ms.get(last), m.latency_ms.get(last)) if last else "-")
         row.append(f"{s.best.epoch} ({s.best.val_top1:.2f})" if s.best else "-")
-        row.append(f"{s.seconds:.1f}")
+        row.append(f"{s.seconds + s.measure_seconds:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     if base is not None:
         lines += ["", f"Deltas and speed-up are against {base.label} (top-1 {_num(t.top1)} %, "
                       f"{human_count(t.params)} params, {human_count(t.macs)} MACs)."]
+    if batches:
+        lines += ["", f"Latency: median ± interquartile range over the timed passes; \u26a0 marks a spread over "
+                      f"{WIDE_SPREAD:.0%} of the median (busy cores: compare such figures with care). "
+                      f"Machine load at the start: {_num(run.load_average)} on {run.cpu_count or '?'} cores. "
+                      "Best epoch: the highest validation top-1 of the curve, for information; the model kept is "
+                      "the last epoch's, and the table's top-1 is that model's."]
     for s in record.steps:
         if s.info:
             lines += ["", f"## step {s.index}: {s.kind}", ""]
-            lines += [f"- {k}: {v}" for k, v in s.info.items() if not isinstance(v, (list, dict))]
+            lines += [f"- {k}: {_plain(v)}" for k, v in s.info.items() if not isinstance(v, (list, dict))]
     return "\n".join(lines) + "\n"
