@@ -7,22 +7,21 @@ mean 'temperature'?``.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import types
 import typing
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, ValidationError,
                       create_model, field_validator)
 
 from distillcli.data.config import DataConfig
-from distillcli.errors import DistillError, RecipeError, UnknownNameError
+from distillcli.errors import RecipeError
 from distillcli.registry import closest
+from distillcli.recipe_checks import semantic_problems
+from distillcli.recipe_yaml import apply_override, normalise_steps, read_yaml, short
 from distillcli.steps import STEPS, StepConfig
 
 
@@ -175,11 +174,6 @@ def _keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return keys
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _problem(err: dict[str, Any], root: type[BaseModel]) -> str:
     loc = _collapse(tuple(err["loc"]))
     where = _path(loc)
@@ -193,7 +187,7 @@ def _problem(err: dict[str, Any], root: type[BaseModel]) -> str:
         value = err["input"]
         name = _step_kind(value)
         if name is None:
-            return f"{where}: a step must be a mapping with one key, the step kind (got {_short(value)}); " \
+            return f"{where}: a step must be a mapping with one key, the step kind (got {short(value)}); " \
                    f"e.g. `- distill: {{epochs: 1}}`"
         guess = closest(str(name), STEPS.names())
         tail = f"did you mean {guess!r}?" if guess else f"known steps: {', '.join(STEPS.names())}"
@@ -203,106 +197,12 @@ def _problem(err: dict[str, Any], root: type[BaseModel]) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    return f"{where}: {msg} (got {_short(err.get('input'))})"
-
-
-# ---------------------------------------------------------------- loading
-def _parse_value(text: str, key: str = "") -> Any:
-    """A --set value as YAML (``1``, ``[1, 2]``, ``{a: 1}``); text that is not YAML stays text."""
-    if text == "":
-        return ""
-    try:
-        return _load_bounded_yaml(text)
-    except yaml.YAMLError:
-        return text
-    except _TooComplex as e:
-        raise RecipeError([f"--set {key}: the value is {e}"], source="--set",
-                          hint="give a plain value, e.g. --set steps.0.epochs=1") from None
-
-
-def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply one ``a.b.c=value`` to the raw recipe. ``steps.0.epochs`` reaches into the step's options."""
-    if "=" not in assignment:
-        raise RecipeError([f"--set {_clip(assignment)!r}: expected KEY=VALUE, e.g. steps.0.epochs=1"], source="--set")
-    dotted, _, text = assignment.partition("=")
-    dotted = dotted.strip()
-    parts = [p for p in dotted.split(".") if p]
-    if not parts:
-        raise RecipeError([f"--set {_clip(assignment)!r}: empty key"], source="--set")
-    if len(parts) > _MAX_DEPTH:
-        raise RecipeError([f"--set {_clip(dotted)}: the key is nested too deeply ({len(parts)} levels)"],
-                          source="--set")
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        node = _descend(node, part, parts[i + 1], dotted)
-    last = parts[-1]
-    if isinstance(node, list):
-        index = _index(node, last, dotted)
-        node[index] = _parse_value(text, _clip(dotted))
-    elif isinstance(node, dict):
-        node[last] = _parse_value(text, _clip(dotted))
-    else:
-        parent = ".".join(parts[:-1])
-        raise RecipeError([f"--set {_clip(dotted)}: {_clip(parent)} holds the value {_short(node)}, "
-                           f"not a mapping, so it has no key {_clip(last)!r}"], source="--set",
-                          hint=f"set {_clip(parent)} itself, e.g. --set {_clip(parent)}=VALUE")
-
-
-def _descend(node: Any, part: str, following: str, dotted: str) -> Any:
-    if isinstance(node, list):
-        child = node[_index(node, part, dotted)]
-        # a step item {kind: options}: `steps.0.epochs` means `steps.0.<kind>.epochs`
-        if isinstance(child, dict) and len(child) == 1 and following not in child:
-            kind = next(iter(child))
-            if child[kind] is None:
-                child[kind] = {}
-            return child[kind]
-        return child
-    if not isinstance(node, dict):
-        raise RecipeError([f"--set {_clip(dotted)}: {_clip(part)!r} is inside a value that is not a mapping"],
-                          source="--set")
-    if node.get(part) is None:
-        node[part] = {}
-    return node[part]
-
-
-def _normalise_steps(raw: dict[str, Any]) -> None:
-    """`- evaluate:` with no options is YAML null; treat it as {}."""
-    steps = raw.get("steps")
-    if isinstance(steps, list):
-        for item in steps:
-            if isinstance(item, dict) and len(item) == 1:
-                kind = next(iter(item))
-                if item[kind] is None:
-                    item[kind] = {}
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    text = _read_recipe_text(path)
-    shown = _clip(str(path))
-    try:
-        raw = _load_bounded_yaml(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RecipeError([f"{shown}: not valid YAML{where}: {getattr(e, 'problem', e)}"], source="recipe",
-                          hint="fix the YAML syntax (indentation, colons, quotes)") from None
-    except _TooComplex as e:
-        raise RecipeError([f"{shown}: the YAML is {e}"], source="recipe",
-                          hint="write the recipe out plainly: a few levels of keys, anchors (&) and aliases (*) "
-                               "used sparingly") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise RecipeError([f"{shown}: the top level must be a mapping of keys (name, data, steps ...)"],
-                          source="recipe")
-    return raw
+    return f"{where}: {msg} (got {short(err.get('input'))})"
 
 
 def validate_raw(raw: dict[str, Any], source: str = "recipe") -> RecipeBase:
     """Typed recipe from a raw mapping; raises RecipeError listing every problem."""
-    _normalise_steps(raw)
+    normalise_steps(raw)
     model = recipe_model()
     try:
         recipe = model.model_validate(raw)
@@ -330,214 +230,3 @@ def recipe_to_dict(recipe: RecipeBase) -> dict[str, Any]:
     return recipe.model_dump(mode="json", by_alias=True)
 
 
-# ---------------------------------------------------------------- cross-field checks
-def semantic_problems(recipe: RecipeBase) -> list[str]:
-    """Problems that need more than one key, or a look at registries and files."""
-    from distillcli.data import DATASETS
-    from distillcli.models.backbones import check_arch_args
-
-    problems: list[str] = []
-    if recipe.data.name not in DATASETS:
-        guess = closest(recipe.data.name, DATASETS.names())
-        problems.append(f"data.name: unknown dataset {recipe.data.name!r}"
-                        + (f"; did you mean {guess!r}?" if guess else f"; choose one of {', '.join(DATASETS.names())}"))
-    for role in ("teacher", "student"):
-        spec: ModelSpec | None = getattr(recipe, role)
-        if spec is None:
-            continue
-        if spec.from_ == "teacher":
-            if role == "teacher":
-                problems.append("teacher.from: only the student can start from the teacher")
-            elif recipe.teacher is None:
-                problems.append("student.from: 'teacher' needs a teacher section")
-            if spec.arch:
-                problems.append(f"{role}: give either arch or from: teacher, not both")
-        elif spec.keep_blocks is not None:
-            problems.append(f"{role}.keep_blocks: only valid together with from: teacher")
-        if spec.from_ is None and spec.arch is None and not spec.checkpoint:
-            problems.append(f"{role}: name an arch (e.g. arch: resnet20) or a checkpoint")
-        if spec.arch:
-            try:
-                check_arch_args(spec.arch, spec.args)
-            except DistillError as e:
-                key = "arch" if isinstance(e, UnknownNameError) else "args"
-                problems.append(f"{role}.{key}: {e.message}" + (f"; {e.hint}" if e.hint else ""))
-        if spec.checkpoint:
-            try:
-                found = Path(spec.checkpoint).expanduser().is_file()
-            except (OSError, RuntimeError, ValueError) as e:  # ~nouser/..., a name too long for the file system
-                problems.append(f"{role}.checkpoint: cannot be read ({e})")
-            else:
-                if not found:
-                    problems.append(f"{role}.checkpoint: file not found: {spec.checkpoint}")
-        if (spec.mean is None) != (spec.std is None):
-            problems.append(f"{role}: give mean and std together")
-    problems += _data_problems(recipe)
-    if not recipe.step_list():
-        problems.append("steps: the recipe has no steps; add at least one, e.g. `steps: [{evaluate: {}}]`")
-    frozen: dict[str, int] = {}  # target -> index of the step that made it a program (quantize)
-    for i, (kind, cfg) in enumerate(recipe.step_list()):
-        if cfg.model == "teacher" and recipe.teacher is None:
-            problems.append(f"steps[{i}].{kind}.model: 'teacher', but the recipe has no teacher section")
-        if kind == "distill" and recipe.teacher is None:
-            problems.append(f"steps[{i}].distill: needs a teacher section")
-        if kind in _NEEDS_EAGER and cfg.model in frozen:
-            problems.append(f"steps[{i}].{kind}: needs a float PyTorch model, but steps[{frozen[cfg.model]}] "
-                            f"quantized the {cfg.model}; move this step before the quantize step")
-        if kind == "quantize":
-            frozen[cfg.model] = i
-    return problems
-
-
-# Steps that change or train a float model (they cannot act on a quantized program).
-_NEEDS_EAGER = ("train", "distill", "prune", "share", "quantize", "sensitivity")
-# Data keys that only some datasets read: a key set for another dataset would be ignored silently.
-_DATASET_KEYS = {"num_classes": ("synthetic",), "channels": ("synthetic",), "train_size": ("synthetic",),
-                 "val_size": ("synthetic",), "image_size": ("digits", "imagefolder", "synthetic"),
-                 "download": ("cifar10", "cifar100"), "workers": ("imagefolder",)}
-_ON_DISK = ("cifar10", "cifar100", "imagefolder")
-
-
-def _data_problems(recipe: RecipeBase) -> list[str]:
-    data, problems = recipe.data, []
-    for key in sorted(data.model_fields_set & set(_DATASET_KEYS)):
-        if data.name not in _DATASET_KEYS[key] and getattr(data, key) != type(data).model_fields[key].default:
-            problems.append(f"data.{key}: dataset {data.name!r} does not use it (only {', '.join(_DATASET_KEYS[key])} "
-                            f"do); remove it")
-    if data.name in _ON_DISK and not data.download and not Path(data.root).expanduser().is_dir():
-        problems.append(f"data.root: {data.root!r} does not exist; point it at the dataset's folder"
-                        + (" or set data.download: true (needs internet)" if data.name != "imagefolder" else ""))
-    return problems
-
-
-# ---------------------------------------------------------------- hostile input
-_MAX_BYTES = 1 << 20  # a recipe file, or a --set value
-_MAX_DEPTH = 32  # levels of nesting (aliases expanded)
-_MAX_NODES = 10_000  # YAML values, counting every alias as a copy of what it names (recipes hold ~100)
-
-
-class _TooComplex(Exception):
-    """The YAML would expand into too much data (aliases) or nest too deeply."""
-
-
-def _clip(text: str, limit: int = 120) -> str:
-    """``text`` shortened for a message, control characters escaped."""
-    if not text.isprintable():
-        text = ascii(text)[1:-1]
-    return text if len(text) <= limit else text[: limit - 40] + "..." + text[-37:]
-
-
-def _index(items: list[Any], part: str, dotted: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,9}", part):
-        raise RecipeError([f"--set {_clip(dotted)}: {_clip(part, 20)!r} is not an index into a list "
-                           f"(0 .. {len(items) - 1})"], source="--set")
-    if int(part) >= len(items):
-        raise RecipeError([f"--set {_clip(dotted)}: index {part} is out of range "
-                           f"(the list has {len(items)} items)"], source="--set")
-    return int(part)
-
-
-def _read_recipe_text(path: Path) -> str:
-    """The file's text, refusing what is not a readable UTF-8 file of a sane size."""
-    shown = _clip(str(path))
-
-    def fail(problem: str, hint: str = "check the path and give a recipe file (YAML)") -> RecipeError:
-        return RecipeError([f"{shown}: {problem}"], source="recipe", hint=hint)
-
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise fail("file not found", "check the path; shipped recipes are in recipes/ (e.g. recipes/quickstart.yaml)") \
-            from None
-    except IsADirectoryError:
-        raise fail("is a directory, not a recipe file") from None
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        raise fail(f"cannot open the file ({getattr(e, 'strerror', None) or e})") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise fail("is a directory, not a recipe file")
-        if not stat.S_ISREG(info.st_mode):
-            raise fail("is not a regular file (a device, pipe or socket)")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(_MAX_BYTES + 1)
-    except OSError as e:
-        raise fail(f"cannot read the file ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_BYTES:
-        raise fail(f"is larger than {_MAX_BYTES >> 20} MiB, far more than any recipe",
-                   "check that this is the recipe file you meant")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise fail(f"is not UTF-8 text (byte {e.start} cannot be decoded); is it a binary or UTF-16 file?",
-                   "save the recipe as UTF-8 text") from None
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that measures each node as it is composed: its size with every alias
-    expanded, and its depth. Alias bombs ("billion laughs") and deep nesting are refused
-    before anything is constructed; expanding them would take hours and gigabytes."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, depth)
-        self._level = 0
-        self._composed = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            node = super().compose_node(parent, index)
-            if id(node) not in self._measured:
-                raise _TooComplex("self-referential (an alias inside the value its anchor names)")
-            return node
-        self._level += 1
-        self._composed += 1
-        if self._composed > _MAX_NODES:  # stop parsing early: pure-Python YAML reads ~50k values a second
-            raise _TooComplex(f"too large (more than {_MAX_NODES} values)")
-        if self._level > _MAX_DEPTH:
-            raise _TooComplex(f"nested too deeply (more than {_MAX_DEPTH} levels)")
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._level -= 1
-        children: list[Any] = []
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
-        measured = [self._measured[id(c)] for c in children]
-        size = 1 + sum(m[0] for m in measured)
-        depth = 1 + max((m[1] for m in measured), default=0)
-        if size > _MAX_NODES:
-            raise _TooComplex(f"too large once its aliases are expanded (more than {_MAX_NODES} values)")
-        if depth > _MAX_DEPTH:
-            raise _TooComplex(f"nested too deeply once its aliases are expanded (more than {_MAX_DEPTH} levels)")
-        self._measured[id(node)] = (size, depth)
-        return node
-
-
-def _load_bounded_yaml(text: str) -> Any:
-    if len(text) > _MAX_BYTES:
-        raise _TooComplex(f"larger than {_MAX_BYTES >> 20} MiB")
-    loader = _BoundedLoader(text)
-    try:
-        return _text_keys(loader.get_single_data())
-    except RecursionError:
-        raise _TooComplex("nested too deeply") from None
-    except (ValueError, OverflowError) as e:  # e.g. a date 2024-13-45, an integer of 5000 digits
-        raise yaml.constructor.ConstructorError(None, None, f"a value cannot be read ({_clip(str(e), 80)})") from None
-    finally:
-        loader.dispose()
-
-
-def _text_keys(value: Any) -> Any:
-    """Every mapping key as text: recipe keys are names, and YAML reads ``1:`` or ``null:`` as
-    a number or None, which error messages and did-you-mean suggestions cannot handle."""
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _text_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_text_keys(v) for v in value]
-    return value
