@@ -7,6 +7,7 @@ mean 'temperature'?``.
 
 from __future__ import annotations
 
+import os
 import re
 import types
 import typing
@@ -215,10 +216,26 @@ def validate_raw(raw: dict[str, Any], source: str = "recipe") -> RecipeBase:
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RecipeBase:
+    """A recipe file plus ``--set`` overrides. Relative paths written in the file are relative
+    to the file's folder (so a recipe works from any directory); ``--set`` paths are relative
+    to where distill runs."""
     raw = read_yaml(path)
+    anchor_paths(raw, Path(path).parent)
     for assignment in overrides:
         apply_override(raw, assignment)
     return validate_raw(raw, source=str(path))
+
+
+_PATH_KEYS = (("data", "root"), ("teacher", "checkpoint"), ("student", "checkpoint"))
+
+
+def anchor_paths(raw: dict[str, Any], folder: Path) -> None:
+    """Make the file's relative paths absolute against ``folder`` (``~`` paths are left to the user's home)."""
+    for section, key in _PATH_KEYS:
+        part = raw.get(section)
+        value = part.get(key) if isinstance(part, dict) else None
+        if isinstance(value, str) and value and not value.startswith("~") and not Path(value).is_absolute():
+            part[key] = os.path.normpath(os.path.abspath(folder / value))
 
 
 def recipe_schema() -> dict[str, Any]:

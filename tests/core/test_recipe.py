@@ -125,12 +125,32 @@ def test_every_shipped_recipe_validates(path: Path, tmp_path):
     raw = yaml.safe_load(path.read_text())
     for role in ("teacher", "student"):
         ckpt = (raw.get(role) or {}).get("checkpoint")
-        if ckpt and not Path(ckpt).exists():
+        if ckpt and not (path.parent / ckpt).exists():  # paths in a recipe are relative to its file
             stand_in = tmp_path / f"{role}.th"
             stand_in.write_bytes(b"")
             overrides.append(f"{role}.checkpoint={stand_in}")
+    data = raw.get("data") or {}
+    if data.get("root") and not data.get("download") and not (path.parent / data["root"]).is_dir():
+        overrides.append(f"data.root={tmp_path}")
     recipe = load_recipe(path, overrides)
     assert recipe.step_list()
+
+
+def test_relative_paths_in_a_recipe_are_relative_to_its_file(tmp_path, monkeypatch):
+    import yaml
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "t.pt").write_bytes(b"")
+    raw = {"data": {"name": "cifar10", "root": "../data", "download": True},
+           "teacher": {"arch": "resnet20", "checkpoint": "../weights/t.pt"}, "steps": [{"evaluate": {}}]}
+    path = tmp_path / "recipes" / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path / "weights")  # anywhere else
+    recipe = load_recipe(path, ["student.checkpoint=t.pt"])  # --set paths stay relative to where distill runs
+    assert recipe.data.root == str(tmp_path / "data")
+    assert recipe.teacher is not None and recipe.teacher.checkpoint == str(tmp_path / "weights" / "t.pt")
+    assert recipe.student.checkpoint == "t.pt"
 
 
 def test_schema_lists_steps_and_their_options():
