@@ -298,7 +298,7 @@ def list_(what: str = typer.Argument(..., help="models | datasets | steps | loss
 
 
 def main() -> None:
-    from distillcli.runtime import keep_freed_memory
+    from distillcli.allocator import keep_freed_memory
 
     keep_freed_memory()
     app()

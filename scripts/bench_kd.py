@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from distillcli.runtime import keep_freed_memory
+from distillcli.allocator import keep_freed_memory
 from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
