@@ -210,6 +210,7 @@ class Pipeline:
         run.status, run.error = "running", None
         run.device, run.threads, run.world_size, run.versions = now.device, now.threads, now.world_size, now.versions
         self.state.restore(saved, self.run_dir / "checkpoints")
+        self.state.update_record(self.record.to_json())  # later checkpoints of this step count this resume
         step = int(saved["step"])
         done = sum(len(s.get("curve", [])) for s in saved["fits"])
         self.progress.message(f"resuming {self.run_dir} at step {step}" + (f" ({done} epochs of it done)" if done else ""))

@@ -62,6 +62,10 @@ class RunState:
             if old.name not in (*names.values(), "state.pt") and not old.name.startswith("."):
                 old.unlink()
 
+    def update_record(self, record: dict[str, Any]) -> None:
+        """Replace the boundary's record (e.g. to count a resume) without moving the boundary."""
+        self._boundary["record"] = record
+
     def write(self, fits: list[dict[str, Any]]) -> None:
         """Checkpoint the boundary state plus the running step's training loops."""
         self.checkpointer.write({**self._boundary, "fits": fits})
