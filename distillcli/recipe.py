@@ -243,7 +243,10 @@ def recipe_schema() -> dict[str, Any]:
 
 
 def recipe_to_dict(recipe: RecipeBase) -> dict[str, Any]:
-    """The resolved recipe as plain data (defaults filled in), as saved with every model."""
-    return recipe.model_dump(mode="json", by_alias=True)
+    """The resolved recipe as plain data (defaults filled in, paths absolute), as saved with every
+    model and as the run's recipe.yaml: it means the same from any directory."""
+    raw = recipe.model_dump(mode="json", by_alias=True)
+    anchor_paths(raw, Path.cwd())
+    return raw
 
 

@@ -45,7 +45,8 @@ RECIPE = {
     "report": {"latency": False},
     "checkpoint": {"every_epochs": 1, "every_minutes": 0.02},
 }
-TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms",
+TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms", "latency_iqr_ms",
+               "measure_seconds", "load_average",
                "checkpoint_writes", "checkpoint_seconds", "recipe_file"}
 
 

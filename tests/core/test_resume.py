@@ -25,7 +25,8 @@ from tests.conftest import run_cli, tiny_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms", "checkpoint_writes",
+TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms", "latency_iqr_ms",
+               "measure_seconds", "load_average", "checkpoint_writes",
                "checkpoint_seconds"}
 
 
