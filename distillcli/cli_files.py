@@ -29,16 +29,15 @@ def eval_(model: Path = typer.Argument(..., help="a model file written by distil
           no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurement"),
           min_top1: Optional[float] = typer.Option(None, "--min-top1", min=0, max=100, help="CI gate: exit 3 when "
                                                    "top-1 (%) is below this"),
-          as_json: bool = JsonOpt) -> None:
+          quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Evaluate a saved model: accuracy, size, MACs and latency, in a fresh process.
 
     Example: distill eval runs/quickstart-*/models/student.pt --data-root data/ --min-top1 90
     """
     from distillcli.file_recipe import run_on_file
-    from distillcli.progress import SilentProgress
     from distillcli.steps.evaluate import EvaluateConfig
 
-    run = run_on_file(model, "evaluate", EvaluateConfig(), SilentProgress(), data=data, data_root=data_root,
+    run = run_on_file(model, "evaluate", EvaluateConfig(), progress_for(quiet, True), data=data, data_root=data_root,
                       device=device, latency=not no_latency, threads=threads, eval_batch_size=batch_size,
                       val_subset=subset)
     name = run.record.data.name

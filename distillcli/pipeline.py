@@ -75,12 +75,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
+        from distillcli.modelfile.program import set_compile_notice
+
         if self.run_dir is not None and self.dist.is_main:
             check_out_dir(self.run_dir, self.recipe_dict, self.force, self.resume)
+        set_compile_notice(self.progress.message)
         with self.interrupt:
             try:
                 return self._run()
             finally:
+                set_compile_notice(None)
                 self.dist.stop()
 
     def _run(self) -> RunResult:

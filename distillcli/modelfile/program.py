@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,19 @@ COMPILE_ENV = "DISTILL_COMPILE"
 def compile_default(kind: str) -> bool:
     setting = os.environ.get(COMPILE_ENV)
     return kind == "int8" if setting is None else setting == "1"
+
+
+_NOTICE: list[Callable[[str], None]] = []
+
+
+def set_compile_notice(show: Callable[[str], None] | None) -> None:
+    """Where to say that a program is being compiled (the engine passes its progress display)."""
+    _NOTICE[:] = [show] if show is not None else []
+
+
+def compile_notice(text: str) -> None:
+    for show in _NOTICE:
+        show(text)
 
 
 class ProgramModule(nn.Module):
@@ -92,6 +105,9 @@ class ProgramModule(nn.Module):
                     warnings.simplefilter("ignore")
                     return self._runner()(x)
             t0 = time.perf_counter()
+            if self.compiled:
+                compile_notice(f"compiling the program for input {tuple(x.shape)} (once per shape; "
+                               "10-60 s on a CPU) ...")
             try:
                 with quiet(), self._compile_settings():
                     out = self._runner()(x)

@@ -75,7 +75,9 @@ def test_quantize_then_eval_in_a_fresh_process(model_file, tmp_path) -> None:
     assert report["info"]["method"] == "static" and report["info"]["int8_layers"] == 4
     assert report["after"]["file_bytes"] > 0 and report["before"]["latency_ms"] == {}
     proc = run_cli("eval", str(out), "--no-latency", "--json", env={"DISTILL_COMPILE": "0"})
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # and no library noise
+    assert proc.returncode == 0, proc.stderr
+    noise = [line for line in proc.stderr.splitlines() if not line.startswith(("step 0: evaluate", "compiling", "warning: the machine is busy"))]
+    assert noise == [], proc.stderr  # only our own progress lines: no library noise
     evaluated = json.loads(proc.stdout)
     assert evaluated["kind"] == "int8" and evaluated["measures"]["top1"] == report["after"]["top1"]
 
