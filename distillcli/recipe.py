@@ -7,6 +7,7 @@ mean 'temperature'?``.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import types
@@ -208,11 +209,38 @@ def validate_raw(raw: dict[str, Any], source: str = "recipe") -> RecipeBase:
     try:
         recipe = model.model_validate(raw)
     except ValidationError as e:
-        raise RecipeError([_problem(err, model) for err in e.errors()], source=source) from None
+        problems = [_problem(err, model) for err in e.errors()]
+        raise RecipeError(problems + _later_problems(raw, e, problems), source=source) from None
     problems = semantic_problems(recipe)
     if problems:
         raise RecipeError(problems, source=source)
     return recipe
+
+
+def _later_problems(raw: dict[str, Any], error: ValidationError, found: list[str]) -> list[str]:
+    """The cross-field problems a recipe would show once its key errors are fixed, so that all
+    mistakes come in one round: drop the offending keys (their defaults apply) and check again."""
+    repaired = copy.deepcopy(raw)
+    for err in error.errors():
+        loc = _collapse(tuple(err["loc"]))
+        if loc[:1] == ("steps",) and len(loc) == 2 and isinstance(loc[1], int):
+            repaired["steps"][loc[1]] = {"evaluate": {}}  # an unknown step: keep the indices of the others
+            continue
+        node: Any = repaired
+        for part in loc[:-1]:
+            node = node[part] if _has(node, part) else None
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+    try:
+        recipe = recipe_model().model_validate(repaired)
+    except (ValidationError, TypeError, KeyError, IndexError):
+        return []
+    return [p for p in semantic_problems(recipe) if p not in found]
+
+
+def _has(node: Any, part: Any) -> bool:
+    return (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int)
+                                                          and 0 <= part < len(node))
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RecipeBase:

@@ -62,3 +62,13 @@ def test_metrics_json_follows_its_published_schema(tmp_path, write_recipe) -> No
     assert schema == json.loads(json.dumps(metrics_schema()))
     assert {"run", "data", "baseline", "steps"} <= set(schema["properties"])
     assert not (tmp_path / "run" / "models" / "01-evaluate-student.pt").exists()  # an unchanged model is not copied
+
+
+def test_every_mistake_comes_in_one_round() -> None:
+    raw = tiny_recipe(data={"name": "cifar10", "root": "/nonexistent", "train_size": 5}, seed="zero")
+    raw["steps"][1] = {"distill": {"temprature": 3}}
+    with pytest.raises(RecipeError) as info:
+        validate_raw(raw)
+    text = "\n".join(info.value.problems)
+    for part in ("seed:", "temprature: unknown key", "data.train_size:", "data.root: '/nonexistent' does not exist"):
+        assert part in text
