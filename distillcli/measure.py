@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any, Callable, Iterable
 
 import torch
@@ -87,7 +86,12 @@ def latency_stats(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...
                   device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10,
                   channels_last: bool = False) -> tuple[float, float]:
     """(median, interquartile range) in ms of one forward pass at ``batch``, after ``warmup``
-    passes. On a shared machine the spread says how far the median can be trusted."""
+    passes, with torch.utils.benchmark's blocked autorange. On a shared machine the spread
+    says how far the median can be trusted."""
+    from distillcli.quiet import quiet
+
+    with quiet():  # its import warns about a missing CUDA toolkit on CPU-only machines
+        from torch.utils.benchmark import Timer
     device = torch.device(device)
     if isinstance(model, nn.Module):
         model.eval()
@@ -97,12 +101,13 @@ def latency_stats(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...
     for _ in range(warmup):
         model(x)
     _sync(device)
-    times = []
-    for _ in range(max(repeats, 2)):
-        t0 = time.perf_counter()
-        model(x)
-        _sync(device)
-        times.append(1000.0 * (time.perf_counter() - t0))
+    # torch.utils.benchmark times blocks of calls (syncing CUDA itself) until min_run_time is
+    # spent, so a fast model gets many samples and a slow one at least a few
+    timer = Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+    m = timer.blocked_autorange(min_run_time=0.02 * max(repeats, 2))
+    times = [1000.0 * t for t in m.times]
+    if len(times) < 4:  # too few blocks for quartiles: time single calls instead
+        times += [1000.0 * timer.timeit(1).median for _ in range(4 - len(times))]
     q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
     return statistics.median(times), q3 - q1
 
