@@ -155,5 +155,21 @@ def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
     return BestEpoch(epoch=top.epoch, val_top1=top.val_top1 or 0.0)
 
 
+# What legitimately differs between two runs of the same recipe and seed: times, the machine's
+# load, where the run lives and how it was started or resumed.
+RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "latency_ms", "latency_iqr_ms", "started",
+                          "finished", "resumed", "dir", "recipe_file", "load_average", "checkpoint_writes",
+                          "checkpoint_seconds"})
+
+
+def comparable(metrics: Any) -> Any:
+    """metrics.json without its run-specific fields: equal for two runs that computed the same."""
+    if isinstance(metrics, dict):
+        return {k: comparable(v) for k, v in metrics.items() if k not in RUN_SPECIFIC}
+    if isinstance(metrics, list):
+        return [comparable(v) for v in metrics]
+    return metrics
+
+
 def metrics_schema() -> dict[str, Any]:
     return RunRecord.model_json_schema(by_alias=True)

@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from distillcli.record import comparable
 
 RECIPE = {
     "name": "fault-drill",
@@ -45,19 +46,6 @@ RECIPE = {
     "report": {"latency": False},
     "checkpoint": {"every_epochs": 1, "every_minutes": 0.02},
 }
-TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms", "latency_iqr_ms",
-               "measure_seconds", "load_average",
-               "checkpoint_writes", "checkpoint_seconds", "recipe_file"}
-
-
-def normalised(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: normalised(v) for k, v in node.items() if k not in TIMING_KEYS}
-    if isinstance(node, list):
-        return [normalised(v) for v in node]
-    return node
-
-
 def distill(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "distillcli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -176,7 +164,7 @@ def main() -> None:
     if proc.returncode != 0:
         sys.exit(f"the last resume failed:\n{err}")
     drilled = json.loads((drill_dir / "metrics.json").read_text())
-    match = normalised(drilled) == normalised(reference)
+    match = comparable(drilled) == comparable(reference)
     left = sorted(str(p) for p in drill_dir.rglob(".*.tmp"))
 
     print()

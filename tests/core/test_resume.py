@@ -20,25 +20,15 @@ from distillcli.errors import Interrupted, RunDirError, RunFailure
 from distillcli.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
+from distillcli.record import comparable
 from distillcli.training import trainer as trainer_module
 from tests.conftest import run_cli, tiny_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TIMING_KEYS = {"seconds", "images_per_s", "started", "finished", "resumed", "dir", "latency_ms", "latency_iqr_ms",
-               "measure_seconds", "load_average", "checkpoint_writes",
-               "checkpoint_seconds"}
-
-
 def normalised(metrics: dict[str, Any]) -> Any:
     """metrics.json without what legitimately differs between two runs: timings and paths."""
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in TIMING_KEYS}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-    return strip(metrics)
+    return comparable(metrics)
 
 
 def recipe(**changes: Any) -> dict[str, Any]:
