@@ -44,7 +44,7 @@ class ModelSpec(BaseModel):
 class ReportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    formats: list[Literal["json", "md"]] = Field(default_factory=lambda: ["json", "md"])
+    formats: list[Literal["json", "md", "html"]] = Field(default_factory=lambda: ["json", "md", "html"])
     latency: bool = Field(True, description="measure latency after every step")
     latency_batches: list[PositiveInt] = Field(default_factory=lambda: [1, 64])
     latency_repeats: PositiveInt = 10
