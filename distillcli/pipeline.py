@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import yaml
 
-from distillcli.atomic_write import atomic_path, remove_stale_temps, write_json, write_text
+from distillcli.atomic_write import atomic_path, remove_stale_temps, write_text
 from distillcli.data import load_data
 from distillcli.errors import DistillError, Interrupted, RunFailure
 from distillcli.measure import measure_model
@@ -33,7 +33,7 @@ from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
 from distillcli.recipe_models import build_from_spec, student_from_teacher
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, best_epoch
-from distillcli.report.markdown import render
+from distillcli.report import write_reports
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir
 from distillcli.run_state import TARGETS, RunState
 from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
@@ -149,7 +149,7 @@ class Pipeline:
         finally:
             run.finished = _dt.datetime.now().isoformat(timespec="seconds")
             self._update_timings()
-            self._write_reports()
+            self._write_reports(final=True)
         self._finish()
         return RunResult(self.run_dir, self.record, self.final_model, self.models["student"])
 
@@ -339,11 +339,8 @@ class Pipeline:
             assert model is not None and step is not None
             self.final_model = self._save(model, self.final_model, step.measures)
 
-    def _write_reports(self) -> None:
+    def _write_reports(self, final: bool = False) -> None:
+        """metrics.json and report.md after every step; report.html (charts take a second) when the run ends."""
         if self.run_dir is None or not self.dist.is_main or not self.run_dir.is_dir():
             return
-        formats = self.recipe.report.formats
-        if "json" in formats:
-            write_json(self.run_dir / "metrics.json", self.record.to_json())
-        if "md" in formats:
-            write_text(self.run_dir / "report.md", render(self.record))
+        write_reports(self.record, self.run_dir, [f for f in self.recipe.report.formats if final or f != "html"])

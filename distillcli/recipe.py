@@ -48,7 +48,7 @@ class ModelSpec(BaseModel):
 class ReportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    formats: list[Literal["json", "md"]] = Field(default_factory=lambda: ["json", "md"])
+    formats: list[Literal["json", "md", "html"]] = Field(default_factory=lambda: ["json", "md", "html"])
     latency: bool = Field(True, description="measure latency after every step")
     latency_batches: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=lambda: [1, 64], max_length=16)
     latency_repeats: PositiveInt = Field(10, le=1000)

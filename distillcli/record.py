@@ -42,6 +42,7 @@ class Measures(_Record):
     loss: float | None = None
     samples: int = 0
     per_class_top1: list[float | None] = Field(default_factory=list)
+    confusion: list[list[int]] | None = Field(None, description="counts: rows = true class, columns = predicted")
     params: int | None = None
     nonzero_params: int | None = None
     macs: int | None = None
@@ -56,8 +57,8 @@ class Measures(_Record):
         return [b for b, ms in self.latency_ms.items() if ms and self.latency_iqr_ms.get(b, 0.0) / ms > limit]
 
     def summary(self) -> dict[str, Any]:
-        """The measures without the per-class list (what headers and summaries keep)."""
-        return self.model_dump(exclude={"per_class_top1"})
+        """The measures without the per-class lists (what headers and summaries keep)."""
+        return self.model_dump(exclude={"per_class_top1", "confusion"})
 
 
 class BestEpoch(_Record):

@@ -1,0 +1,182 @@
+"""`distill compare`: the final student model of several runs side by side, and the best one
+whose accuracy stays within a drop of the best baseline among them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any, Literal
+
+from distillcli.errors import RunDirError
+from distillcli.record import Measures, RunRecord, StepRecord
+from distillcli.report import load_record, plots
+from distillcli.report.html import note, page, section, table, td
+from distillcli.report.markdown import human_bytes, human_count
+from distillcli.report.numbers import ms, pct, points
+
+Objective = Literal["latency", "size", "macs"]
+OBJECTIVES: tuple[str, ...] = ("latency", "size", "macs")
+
+
+@dataclass
+class Entry:
+    label: str
+    run_dir: Path
+    record: RunRecord
+    step: StepRecord
+    cost: float | None = None
+    drop: float | None = None
+    qualifies: bool = False
+
+    @property
+    def measures(self) -> Measures:
+        return self.step.measures
+
+
+@dataclass
+class Comparison:
+    entries: list[Entry]
+    objective: str
+    batch: str | None
+    max_drop: float
+    reference: float | None
+    reference_from: str
+    best: Entry | None
+
+    def cost_name(self) -> str:
+        return {"latency": f"latency at batch {self.batch}", "size": "stored size", "macs": "MACs"}[self.objective]
+
+    def axis(self) -> tuple[float, str]:
+        """The chart's divisor for the costs, and its label."""
+        top = max((e.cost for e in self.entries if e.cost is not None), default=0.0)
+        if self.objective == "latency":
+            return 1.0, f"latency at batch {self.batch} (ms)"
+        if self.objective == "size":
+            div, unit = plots.bytes_unit(top)
+            return div, f"stored size ({unit})"
+        return (1e6, "MACs (millions)") if top >= 1e6 else (1e3, "MACs (thousands)")
+
+    def floor(self) -> float | None:
+        return None if self.reference is None else self.reference - self.max_drop
+
+
+def _labels(run_dirs: list[Path]) -> list[str]:
+    names = [d.resolve().name for d in run_dirs]
+    return [n if names.count(n) == 1 else f"{n} #{names[:i].count(n) + 1}" for i, n in enumerate(names)]
+
+
+def _entries(run_dirs: list[Path]) -> list[Entry]:
+    entries = []
+    for label, run_dir in zip(_labels(run_dirs), run_dirs):
+        record = load_record(run_dir)
+        step = record.final_step("student")
+        if step is None or step.measures.top1 is None:
+            raise RunDirError(f"{run_dir} has no measured student model",
+                              "compare runs that finished at least one step on the student")
+        entries.append(Entry(label, run_dir, record, step))
+    return entries
+
+
+def _reference(entries: list[Entry]) -> tuple[float | None, str]:
+    """The best baseline top-1 among the runs (or, when no run has one, the best final top-1)."""
+    based = [(e.record.baseline.measures.top1, e) for e in entries
+             if e.record.baseline is not None and e.record.baseline.measures.top1 is not None]
+    if based:
+        top1, e = max(based, key=lambda t: t[0] or 0.0)
+        assert e.record.baseline is not None
+        return top1, f"{e.record.baseline.label} of {e.label}"
+    top1, e = max(((e.measures.top1, e) for e in entries), key=lambda t: t[0] or 0.0)
+    return top1, f"the final model of {e.label} (no run has a baseline)"
+
+
+def _cost(m: Measures, objective: str, batch: str | None) -> float | None:
+    if objective == "latency":
+        return m.latency_ms.get(batch) if batch is not None else None
+    return float(m.file_bytes) if objective == "size" and m.file_bytes else \
+        float(m.macs) if objective == "macs" and m.macs else None
+
+
+def compare_runs(run_dirs: list[Path], max_drop: float, objective: str) -> Comparison:
+    entries = _entries(run_dirs)
+    common = set.intersection(*(set(e.measures.latency_ms) for e in entries))
+    batch = max(common, key=int) if common else None  # latencies compare only at the same batch size
+    reference, source = _reference(entries)
+    for e in entries:
+        e.cost = _cost(e.measures, objective, batch)
+        e.drop = None if reference is None or e.measures.top1 is None else reference - e.measures.top1
+        e.qualifies = e.cost is not None and e.drop is not None and e.drop <= max_drop + 1e-9
+    eligible = [e for e in entries if e.qualifies]
+    best = min(eligible, key=lambda e: (e.cost, -(e.measures.top1 or 0.0))) if eligible else None
+    return Comparison(entries, objective, batch, max_drop, reference, source, best)
+
+
+def verdict(c: Comparison) -> str:
+    within = f"within {c.max_drop:g} pts of the reference top-1 {pct(c.reference)} % ({c.reference_from})"
+    if c.best is None:
+        missing = [e.label for e in c.entries if e.cost is None]
+        why = f"; {c.objective} is not measured in {', '.join(missing)}" if missing else ""
+        return f"no run qualifies: no final model is {within}{why}"
+    return f"best: {c.best.label}, the lowest {c.cost_name()} {within}"
+
+
+def _cost_text(c: Comparison, e: Entry) -> str:
+    m = e.measures
+    return {"latency": ms(m.latency_ms.get(c.batch)) if c.batch else "-", "size": human_bytes(m.file_bytes),
+            "macs": human_count(m.macs)}[c.objective]
+
+
+def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The table as text: shared by the terminal, compare.md and compare.html."""
+    head = ["run", "status", "final step", "top-1 %", "vs reference", "params", "MACs", "stored size",
+            f"latency b{c.batch}" if c.batch else "latency", "within drop", "best"]
+    body = []
+    for e in c.entries:
+        m = e.measures
+        body.append([e.label, e.record.run.status, f"{e.step.index} {e.step.kind}", pct(m.top1),
+                     points(None if e.drop is None else -e.drop), human_count(m.params), human_count(m.macs),
+                     human_bytes(m.file_bytes), ms(m.latency_ms.get(c.batch)) if c.batch else "-",
+                     "yes" if e.qualifies else "no", "best" if e is c.best else ""])
+    return head, body
+
+
+def to_json(c: Comparison) -> dict[str, Any]:
+    runs = [{"label": e.label, "run_dir": str(e.run_dir), "name": e.record.run.name, "status": e.record.run.status,
+             "step": e.step.index, "kind": e.step.kind, "drop": e.drop, "cost": e.cost, "qualifies": e.qualifies,
+             **e.measures.summary()} for e in c.entries]
+    best = None if c.best is None else {"label": c.best.label, "run_dir": str(c.best.run_dir)}
+    return {"objective": c.objective, "latency_batch": c.batch, "max_drop": c.max_drop,
+            "reference": {"top1": c.reference, "from": c.reference_from}, "runs": runs, "best": best,
+            "verdict": verdict(c)}
+
+
+def _where(e: Entry) -> str:
+    run = e.record.run
+    return f"{e.run_dir.resolve()} (recipe {run.name}, hash {run.recipe_hash or '-'}, {run.finished or 'not finished'})"
+
+
+def render_md(c: Comparison) -> str:
+    head, body = rows(c)
+    lines = ["# compare", "", verdict(c), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+    lines += ["", "vs reference: top-1 against the reference, in percentage points. Runs:", ""]
+    lines += [f"- {e.label}: {_where(e)}" for e in c.entries]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(c: Comparison) -> str:
+    head, body = rows(c)
+    numeric = {3, 4, 5, 6, 7, 8}
+    cells = [[td(v, "num" if i in numeric else "") for i, v in enumerate(row)] for row in body]
+    classes = ["baseline" if e is c.best else "" for e in c.entries]
+    div, xlabel = c.axis()
+    points_ = [plots.Point(e.label, e.cost / div, e.measures.top1 or 0.0) for e in c.entries if e.cost is not None]
+    chart = (f'<img src="{plots.pareto_figure([(xlabel, points_)], c.best.label if c.best else None, c.floor())}"'
+             f' alt="accuracy against {escape(c.objective)}">' if points_ else note(f"{c.objective} was not measured."))
+    runs = "<ul>" + "".join(f"<li>{escape(e.label)}: {escape(_where(e))}</li>" for e in c.entries) + "</ul>"
+    parts = [f'<section id="summary"><h1>compare</h1><p>{escape(verdict(c))}</p></section>',
+             section("runs", "Final student model of each run", table(head, cells, classes)
+                     + note("vs reference: top-1 against the reference, in percentage points.") + runs),
+             section("pareto", "Accuracy against " + c.objective, chart
+                     + note("Red: the Pareto front; star: the best run; dashed: the lowest top-1 --max-drop allows."))]
+    return page("distillcli compare", "\n".join(parts))

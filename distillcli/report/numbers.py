@@ -1,0 +1,59 @@
+"""Numbers as people read them: rounded, with units, and ratios worded by their direction."""
+
+from __future__ import annotations
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def points(delta: float | None) -> str:
+    """A top-1 difference in percentage points, signed."""
+    if delta is None:
+        return "-"
+    return "±0.00 pts" if round(delta, 2) == 0 else f"{delta:+.2f} pts"
+
+
+def ms(v: float | None) -> str:
+    """Milliseconds with about three significant digits."""
+    if v is None:
+        return "-"
+    for limit, fmt in ((100, "{:.0f}"), (10, "{:.1f}"), (1, "{:.2f}")):
+        if v >= limit:
+            return fmt.format(v) + " ms"
+    return f"{v:.3f} ms"
+
+
+def _times(r: float) -> str:
+    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def ratio(base: float | None, value: float | None, less: str, more: str) -> str:
+    """How ``value`` compares with ``base``, always as a factor >= 1: '2.00x smaller', '1.50x larger'.
+    ``less`` words a value below the base, ``more`` one above it."""
+    if base is None or value is None or base <= 0 or value <= 0:
+        return "-"
+    if round(base / value, 2) == 1 or round(value / base, 2) == 1:
+        return "same"
+    return f"{_times(base / value)} {less}" if value < base else f"{_times(value / base)} {more}"
+
+
+def size_ratio(base: float | None, value: float | None) -> str:
+    return ratio(base, value, "smaller", "larger")
+
+
+def speed_ratio(base_ms: float | None, value_ms: float | None) -> str:
+    return ratio(base_ms, value_ms, "faster", "slower")
+
+
+def fewer_ratio(base: float | None, value: float | None) -> str:
+    return ratio(base, value, "fewer", "more")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {s:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
