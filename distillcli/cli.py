@@ -71,7 +71,7 @@ def _print_run(result: Any, quiet: bool, as_json: bool, max_drop: float | None) 
     steps = [{"index": s.index, "kind": s.kind, "target": s.target, "model_file": s.model_file,
               **s.measures.summary()} for s in record.steps]
     summary: dict[str, Any] = {"status": record.run.status, "run_dir": str(run_dir),
-                               "metrics": str(run_dir / "metrics.json"), "report": str(run_dir / "report.md"),
+                               "metrics": str(run_dir / "metrics.json"), "report": str(run_dir / "report.html"),
                                "steps": steps}
     gate = _drop_gate(record, max_drop)
     if gate is not None:
@@ -88,7 +88,7 @@ def _print_run(result: Any, quiet: bool, as_json: bool, max_drop: float | None) 
     o = Output(as_json, quiet)
     o.result(summary, measures_table(f"run {record.run.name}", rows))
     final = record.final_step()
-    o.info(f"report: {run_dir / 'report.md'}" + (f"\nnext: distill eval {run_dir / final.model_file}"
+    o.info(f"report: {run_dir / 'report.html'} (and report.md)" + (f"\nnext: distill eval {run_dir / final.model_file}"
                                                  if final is not None and final.model_file else ""))
 
 

@@ -12,11 +12,14 @@ from torch import Tensor, nn
 from distillcli.runtime import Distributed
 
 
+CONFUSION_MAX_CLASSES = 100  # beyond this the matrix (C^2 numbers, in every metrics.json) costs more than it shows
+
+
 @torch.no_grad()
 def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, Tensor, Tensor]],
              num_classes: int, dist: Distributed | None = None) -> dict[str, Any]:
     """top-1 / top-5 accuracy (%), mean cross-entropy, per-class accuracy and the confusion matrix
-    (rows: true class, columns: predicted) on ``batches``
+    (rows: true class, columns: predicted; up to CONFUSION_MAX_CLASSES classes) on ``batches``
     (under torchrun, each process's share of them, summed over all processes)."""
     if isinstance(model, nn.Module):
         model.eval()
@@ -31,16 +34,18 @@ def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, 
         part = {"loss": F.cross_entropy(logits, labels, reduction="sum").double(),
                 "top1": correct.sum(), "topk": (best == labels[:, None]).any(dim=1).sum(),
                 "hits": torch.bincount(labels, weights=correct.double(), minlength=num_classes),
-                "seen": torch.bincount(labels, minlength=num_classes),
-                "confusion": torch.bincount(labels * num_classes + best[:, 0], minlength=num_classes * num_classes)}
+                "seen": torch.bincount(labels, minlength=num_classes)}
+        if num_classes <= CONFUSION_MAX_CLASSES:
+            part["confusion"] = torch.bincount(labels * num_classes + best[:, 0], minlength=num_classes * num_classes)
         sums = part if not sums else {key: sums[key] + part[key] for key in sums}
         n += labels.numel()
     if dist is not None and dist.enabled:
         device = next((t.device for t in sums.values()), torch.device("cpu"))
         zero = {"loss": torch.zeros((), dtype=torch.float64), "top1": torch.zeros((), dtype=torch.int64),
                 "topk": torch.zeros((), dtype=torch.int64), "hits": torch.zeros(num_classes, dtype=torch.float64),
-                "seen": torch.zeros(num_classes, dtype=torch.int64),
-                "confusion": torch.zeros(num_classes * num_classes, dtype=torch.int64)}
+                "seen": torch.zeros(num_classes, dtype=torch.int64)}
+        if num_classes <= CONFUSION_MAX_CLASSES:
+            zero["confusion"] = torch.zeros(num_classes * num_classes, dtype=torch.int64)
         sums = dist.sum_tensors({k: (sums[k] if sums else zero[k].to(device)).clone() for k in zero})
         n = int(sums["seen"].sum())
     if n == 0:
@@ -50,7 +55,7 @@ def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, 
     return {"top1": 100.0 * sums["top1"].item() / n, "top5": 100.0 * sums["topk"].item() / n,
             "loss": sums["loss"].item() / n,
             "samples": n, "per_class_top1": per_class,
-            "confusion": sums["confusion"].view(num_classes, num_classes).tolist()}
+            "confusion": sums["confusion"].view(num_classes, num_classes).tolist() if "confusion" in sums else None}
 
 
 def count_params(model: nn.Module) -> int:
