@@ -98,6 +98,8 @@ class Pipeline:
         if self.dist.enabled:
             self.data.train.shard(self.dist.rank, self.dist.world)
             self.data.val.shard(self.dist.rank, self.dist.world)
+            if self.data.select is not None:
+                self.data.select.shard(self.dist.rank, self.dist.world)
         if r.teacher is not None:
             self.models["teacher"] = build_from_spec(r.teacher, self.data)
             self.files["teacher"] = self._source_file(r.teacher.checkpoint)
@@ -170,7 +172,8 @@ class Pipeline:
                        started=_dt.datetime.now().isoformat(timespec="seconds"))
         data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
                         input_shape=list(d.input_shape), train_samples=d.train.num_samples,
-                        val_samples=d.val.num_samples)
+                        val_samples=d.val.num_samples,
+                        select_samples=d.select.num_samples if d.select is not None else 0)
         return RunRecord(run=info, data=data)
 
     # ------------------------------------------------------------------ run directory and checkpoints
