@@ -157,7 +157,9 @@ def _plan_text(plan: dict[str, Any]) -> str:
     from distillcli.report.markdown import human_count
 
     lines = [f"plan for {plan['name']}: device {plan['device']}, data {plan['data']['name']} "
-             f"({plan['data']['train_samples']} train / {plan['data']['val_samples']} val images)"]
+             f"({plan['data']['train_samples']} train / {plan['data']['val_samples']} val images"
+             + (f", {plan['data']['select_samples']} held out of train by val_split" if plan['data']['select_samples']
+                else "") + ")"]
     for role in ("teacher", "student"):
         m = plan["models"].get(role)
         if m:

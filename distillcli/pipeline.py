@@ -91,8 +91,8 @@ class Pipeline:
             torch.set_num_threads(r.threads)
         seed_everything(r.seed)
         device = resolve_device(r.device, self.dist)
-        if r.report.tensorboard and self.run_dir is not None and self.dist.is_main:
-            summary_writer_class()  # a missing tensorboard fails the run before anything is written
+        if r.report.tensorboard and self.run_dir is not None:
+            summary_writer_class()  # a missing tensorboard fails the run (every process) before anything is written
         self.dist.start(device)
         self.device = device
         self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
