@@ -157,7 +157,9 @@ def _plan_text(plan: dict[str, Any]) -> str:
     from distillcli.report.markdown import human_count
 
     lines = [f"plan for {plan['name']}: device {plan['device']}, data {plan['data']['name']} "
-             f"({plan['data']['train_samples']} train / {plan['data']['val_samples']} val images)"]
+             f"({plan['data']['train_samples']} train / {plan['data']['val_samples']} val images"
+             + (f", {plan['data']['select_samples']} held out of train by val_split" if plan['data']['select_samples']
+                else "") + ")"]
     for role in ("teacher", "student"):
         m = plan["models"].get(role)
         if m:
@@ -276,25 +278,51 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this
 @app.command("list")
 @guarded
 def list_(what: str = typer.Argument(..., help="models | datasets | steps | losses"),
-          pattern: str = typer.Argument("*", help="wildcard filter, e.g. 'resnet*'"),
+          pattern: str = typer.Argument("*", help="wildcard filter on the full name, e.g. 'resnet*' or "
+                                                  "'torchvision:efficientnet*'"),
+          details: bool = typer.Option(False, "--details", help="models: parameters and MACs of each (10 classes, "
+                                       "3x32x32 input)"),
           as_json: bool = JsonOpt) -> None:
-    """List the registered models, datasets, steps or losses.
+    """List the registered models (torchvision's as torchvision:<name>), datasets, steps or losses.
 
-    Example: distill list models 'resnet*'
+    Example: distill list models 'resnet*' --details
     """
     from distillcli.data import DATASETS
     from distillcli.errors import OptionError
     from distillcli.losses import LOSSES
-    from distillcli.models.backbones import list_models
+    from distillcli.models.catalog import model_names
     from distillcli.registry import closest
     from distillcli.steps import STEPS
 
-    sources = {"models": list_models, "datasets": DATASETS.names, "steps": STEPS.names, "losses": LOSSES.names}
+    sources = {"models": model_names, "datasets": DATASETS.names, "steps": STEPS.names, "losses": LOSSES.names}
     if what not in sources:
         guess = closest(what, list(sources))
         raise OptionError(f"cannot list {what!r}", f"did you mean {guess!r}?" if guess else f"choose one of {', '.join(sources)}")
+    if details and what != "models":
+        raise OptionError(f"--details is for models, not {what}", f"run: distill list {what} {pattern!r}")
     names = sources[what](pattern)
-    Output(as_json).result({what: names}, "\n".join(names))
+    if details:
+        _list_model_details(names, as_json)
+    else:
+        Output(as_json).result({what: names}, "\n".join(names))
+
+
+def _list_model_details(names: list[str], as_json: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from distillcli.models.catalog import INPUT_SHAPE, NUM_CLASSES, model_details
+    from distillcli.report.markdown import human_count
+
+    rows = [model_details(name) for name in names]
+    shape = "x".join(map(str, INPUT_SHAPE))
+    title = f"models at CIFAR size ({NUM_CLASSES} classes, {shape} input)"
+    table = Table(title=title, min_width=len(title), caption="-: cannot be built or run at that size")
+    for col in ("model", "params", "MACs"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for row in rows:
+        table.add_row(escape(row["name"]), human_count(row["params"]), human_count(row["macs"]))
+    Output(as_json).result({"models": rows, "num_classes": NUM_CLASSES, "input_shape": list(INPUT_SHAPE)}, table)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from distillcli.recipe import RecipeBase, recipe_to_dict
 from distillcli.recipe_models import build_from_spec, student_from_teacher
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, best_epoch
 from distillcli.report import write_reports
+from distillcli.report.tracking import open_tracker, summary_writer_class
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir
 from distillcli.run_state import TARGETS, RunState
 from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
@@ -94,6 +95,8 @@ class Pipeline:
             torch.set_num_threads(r.threads)
         seed_everything(r.seed)
         device = resolve_device(r.device, self.dist)
+        if r.report.tensorboard and self.run_dir is not None:
+            summary_writer_class()  # a missing tensorboard fails the run (every process) before anything is written
         self.dist.start(device)
         self.device = device
         self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
@@ -102,6 +105,8 @@ class Pipeline:
         if self.dist.enabled:
             self.data.train.shard(self.dist.rank, self.dist.world)
             self.data.val.shard(self.dist.rank, self.dist.world)
+            if self.data.select is not None:
+                self.data.select.shard(self.dist.rank, self.dist.world)
         if r.teacher is not None:
             self.models["teacher"] = build_from_spec(r.teacher, self.data)
             self.files["teacher"] = self._source_file(r.teacher.checkpoint)
@@ -113,8 +118,9 @@ class Pipeline:
             self.progress.message(warning)
         self.checkpointer = Checkpointer(None)
         saved = self._open_run_dir()
+        self.tracker = open_tracker(r.report.tensorboard and self.dist.is_main, self.run_dir)
         self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self.state.write,
-                               lambda: self.interrupt.requested)
+                               lambda: self.interrupt.requested, self.tracker.epoch)
         first = 0
         if saved is not None:
             first = self._restore(saved)
@@ -129,7 +135,10 @@ class Pipeline:
                     continue
                 if index > first or saved is None:
                     self._checkpoint_boundary(index)
-                self.fits.begin_step(saved["fits"] if saved is not None and index == first else ())
+                fits = saved["fits"] if saved is not None and index == first else ()
+                self.fits.begin_step(fits)
+                self.tracker.begin_step(f"step{index}-{kind}", sum(len(s.curve) for s in self.record.steps)
+                                        + sum(len(f.get("curve", [])) for f in fits))
                 self._run_step(index, kind, cfg)
             run.status = "ok"
         except Interrupted as e:
@@ -150,6 +159,7 @@ class Pipeline:
             run.finished = _dt.datetime.now().isoformat(timespec="seconds")
             self._update_timings()
             self._write_reports(final=True)
+            self.tracker.close()
         self._finish()
         return RunResult(self.run_dir, self.record, self.final_model, self.models["student"])
 
@@ -174,7 +184,8 @@ class Pipeline:
                        started=_dt.datetime.now().isoformat(timespec="seconds"))
         data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
                         input_shape=list(d.input_shape), train_samples=d.train.num_samples,
-                        val_samples=d.val.num_samples)
+                        val_samples=d.val.num_samples,
+                        select_samples=d.select.num_samples if d.select is not None else 0)
         return RunRecord(run=info, data=data)
 
     # ------------------------------------------------------------------ run directory and checkpoints
@@ -291,6 +302,7 @@ class Pipeline:
                 self.files[target].is_relative_to(self.run_dir):  # type: ignore[union-attr]
             entry.model_file = str(self.files[target].relative_to(self.run_dir))  # type: ignore[union-attr]
         self.record.steps.append(entry)
+        self.tracker.step(entry, self.record.steps)
         if target == "teacher":
             self.record.offer_baseline("teacher_step", f"the teacher after step {index}", entry.measures, index)
         elif index == 0:

@@ -53,6 +53,8 @@ class ReportConfig(BaseModel):
     latency_batches: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=lambda: [1, 64], max_length=16)
     latency_repeats: PositiveInt = Field(10, le=1000)
     save_models: bool = Field(True, description="write a model file after every step")
+    tensorboard: bool = Field(False, description="write TensorBoard event files to <run_dir>/tensorboard "
+                                                  "(needs `pip install tensorboard`)")
 
 
 class CheckpointConfig(BaseModel):

@@ -21,7 +21,8 @@ class _Record(BaseModel):
 
 
 class EpochRecord(_Record):
-    """One training epoch: what the loop saw on the training data, then the validation measure."""
+    """One training epoch: what the loop saw on the training data, then the measure on
+    ``split``: the share held out of the training data (data.val_split), or the test split."""
 
     epoch: int
     lr: float
@@ -32,6 +33,7 @@ class EpochRecord(_Record):
     val_top5: float | None = None
     images_per_s: float = 0.0
     seconds: float = 0.0
+    split: Literal["val_split", "test"] = "test"
 
 
 class Measures(_Record):
@@ -123,6 +125,7 @@ class DataInfo(_Record):
     input_shape: list[int]
     train_samples: int
     val_samples: int
+    select_samples: int = Field(0, description="held out of the training data by data.val_split (0: off)")
 
 
 class RunRecord(_Record):

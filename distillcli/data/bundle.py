@@ -1,4 +1,4 @@
-"""What a dataset hands to the steps: two batch loaders and the facts models need."""
+"""What a dataset hands to the steps: the batch loaders and the facts models need."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ class BatchLoader(Protocol):
 
 @dataclass
 class DataBundle:
+    """``val`` is the split final models are measured on (CIFAR's test set). ``select``, held
+    out of the training data by ``data.val_split``, is what per-epoch choices look at; None
+    when the option is off."""
+
     name: str
     train: BatchLoader
     val: BatchLoader
@@ -46,3 +50,4 @@ class DataBundle:
     std: list[float]
     input_shape: tuple[int, int, int]  # (C, H, W)
     spec: dict = field(default_factory=dict)  # the DataConfig as a dict, recorded in model files
+    select: BatchLoader | None = None

@@ -34,6 +34,10 @@ class DataConfig(BaseModel):
                                                        "needs none)")
     train_subset: Count | None = Field(None, description="use only the first N training samples")
     val_subset: Count | None = Field(None, description="use only the first N validation samples")
+    val_split: Annotated[float, Field(gt=0, le=0.5)] | None = Field(
+        None, description="hold out this share of the training samples (0 < share <= 0.5; class-stratified, fixed "
+                          "by the seed) to choose on per epoch; the validation/test split then only measures "
+                          "final models")
     augment: Literal["auto", "standard", "crop", "none"] = Field(
         "auto", description="standard: pad-4 random crop + horizontal flip; crop: crop only; auto: the dataset's default"
     )

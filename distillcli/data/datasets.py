@@ -6,6 +6,7 @@ A builder is ``builder(cfg, device, seed, channels_last) -> DataBundle``; ``load
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from distillcli.data.loaders import Augment, TensorLoader
-from distillcli.errors import OptionError
+from distillcli.errors import DataError, OptionError
 from distillcli.registry import Registry
 
 Builder = Callable[[DataConfig, torch.device, int, bool], DataBundle]
@@ -61,6 +62,45 @@ def subset_size(requested: int | None, available: int) -> int:
     return available if requested is None else min(requested, available)
 
 
+def _split_generator(seed: int) -> torch.Generator:
+    """Seeded from the data seed alone, apart from every loader's (seed, epoch) streams."""
+    digest = hashlib.blake2b(f"val_split/{seed}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
+
+
+def split_off(labels: Tensor, share: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(kept, held out) sorted positions: ``share`` of the samples held out, class-stratified.
+
+    The total is round(share * N); each class gives floor(share * n_c) samples, and the rest
+    go one each to the classes with the largest remainders, so every class is represented in
+    proportion. Which samples a class gives is random but depends only on ``seed``: every run
+    and every process of a run draws the same split.
+    """
+    labels = labels.cpu().long()
+    n = labels.numel()
+    total = int(share * n + 0.5)
+    if total < 1:
+        raise DataError(f"data.val_split {share:g} of {n} training sample(s) holds out none",
+                        "raise data.val_split or use more training samples (data.train_subset)")
+    counts = torch.bincount(labels).double()
+    exact = counts * share
+    quota = exact.floor().long()
+    extra = total - int(quota.sum())
+    if extra > 0:  # largest remainders first, ties to the lower class
+        order = torch.sort(exact - quota, descending=True, stable=True).indices
+        quota[order[:extra]] += 1
+    g = _split_generator(seed)
+    order = torch.argsort(torch.rand(n, generator=g))  # random within each class ...
+    order = order[torch.argsort(labels[order], stable=True)]  # ... grouped by class
+    sorted_labels = labels[order]
+    starts = torch.cumsum(counts.long(), 0) - counts.long()
+    rank = torch.arange(n) - starts[sorted_labels]
+    held = order[rank < quota[sorted_labels]]
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[held] = False
+    return keep.nonzero().squeeze(1), held.sort().values
+
+
 def tensor_bundle(
     cfg: DataConfig,
     device: torch.device,
@@ -74,20 +114,28 @@ def tensor_bundle(
     std: list[float],
     default_augment: Augment,
 ) -> DataBundle:
-    """Bundle in-memory uint8 splits (images (N, C, H, W), int64 labels) into TensorLoaders."""
+    """Bundle in-memory uint8 splits (images (N, C, H, W), int64 labels) into TensorLoaders.
+
+    With ``data.val_split`` a share of the (subset) training samples becomes ``select``; both
+    loaders then yield the samples' indices in the training split.
+    """
     (train_x, train_y), (val_x, val_y) = train, val
     channels = train_x.shape[1]
     mean, std = resolve_norm(cfg, channels, mean, std)
     n_train, n_val = subset_size(cfg.train_subset, len(train_y)), subset_size(cfg.val_subset, len(val_y))
+    train_x, train_y = train_x[:n_train], train_y[:n_train]
+    where = {"seed": seed, "device": device, "channels_last": channels_last}
+    keep, select = None, None
+    if cfg.val_split is not None:
+        keep, held = split_off(train_y, cfg.val_split, seed)
+        select = TensorLoader(train_x[held], train_y[held], cfg.eval_batch_size, ids=held, **where)
+        train_x, train_y = train_x[keep], train_y[keep]
     return DataBundle(
         name=cfg.name,
-        train=TensorLoader(
-            train_x[:n_train], train_y[:n_train], cfg.batch_size, shuffle=True,
-            augment=resolve_augment(cfg, default_augment), seed=seed, device=device, channels_last=channels_last,
-        ),
-        val=TensorLoader(
-            val_x[:n_val], val_y[:n_val], cfg.eval_batch_size, seed=seed, device=device, channels_last=channels_last
-        ),
+        train=TensorLoader(train_x, train_y, cfg.batch_size, shuffle=True,
+                           augment=resolve_augment(cfg, default_augment), ids=keep, **where),
+        val=TensorLoader(val_x[:n_val], val_y[:n_val], cfg.eval_batch_size, **where),
+        select=select,
         num_classes=len(class_names),
         class_names=class_names,
         mean=mean,

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset, Subset
 
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.data.datasets import DATASETS, check_options, resolve_augment, resolve_norm, subset_size
+from distillcli.data.datasets import DATASETS, check_options, resolve_augment, resolve_norm, split_off, subset_size
 from distillcli.data.loaders import FolderLoader
 from distillcli.errors import DataError
 
@@ -54,6 +54,11 @@ def _open_split(root: Path, split: str, size: int) -> Any:
         raise DataError(f"imagefolder: no images under {path} ({err})", LAYOUT_HINT) from None
 
 
+def _first(data: IndexedImages, n: int | None) -> Dataset:
+    count = subset_size(n, len(data))
+    return data if count == len(data) else Subset(data, range(count))
+
+
 @DATASETS.register("imagefolder")
 def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool) -> DataBundle:
     check_options(cfg, used=("image_size",))
@@ -70,11 +75,9 @@ def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels
         )
     mean, std = resolve_norm(cfg, 3, [0.5] * 3, [0.5] * 3)
 
-    def loader(folder: Any, n: int | None, batch_size: int, train_split: bool) -> FolderLoader:
-        data = IndexedImages(folder)
-        count = subset_size(n, len(data))
+    def loader(data: Dataset, batch_size: int, train_split: bool) -> FolderLoader:
         return FolderLoader(
-            data if count == len(data) else Subset(data, range(count)),
+            data,
             batch_size,
             shuffle=train_split,
             augment=resolve_augment(cfg, "standard") if train_split else "none",
@@ -84,10 +87,16 @@ def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels
             workers=cfg.workers,
         )
 
+    train_data, select = _first(IndexedImages(train), cfg.train_subset), None
+    if cfg.val_split is not None:  # Subsets keep the index in train/, so both splits yield it
+        keep, held = split_off(torch.tensor(train.targets[: len(train_data)]), cfg.val_split, seed)
+        select = loader(Subset(train_data, held.tolist()), cfg.eval_batch_size, False)
+        train_data = Subset(train_data, keep.tolist())
     return DataBundle(
         name=cfg.name,
-        train=loader(train, cfg.train_subset, cfg.batch_size, True),
-        val=loader(val, cfg.val_subset, cfg.eval_batch_size, False),
+        train=loader(train_data, cfg.batch_size, True),
+        val=loader(_first(IndexedImages(val), cfg.val_subset), cfg.eval_batch_size, False),
+        select=select,
         num_classes=len(train.classes),
         class_names=list(train.classes),
         mean=mean,

@@ -93,15 +93,21 @@ class TensorLoader:
         seed: int = 0,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
+        ids: Tensor | None = None,
     ) -> None:
+        """``ids``: the stable index yielded with each sample (default: its position); a split
+        carved out of a larger one yields the samples' indices in that one."""
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
             raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        if ids is not None and ids.shape != labels.shape:
+            raise ValueError(f"ids must have shape ({images.shape[0]},), got {tuple(ids.shape)}")
         self.device = torch.device(device)
         store = self.device if self.device.type == "cuda" else torch.device("cpu")
         self.images = images.to(store).contiguous()
         self.labels = labels.to(store, torch.int64)
+        self.ids = None if ids is None else ids.to(store, torch.int64)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment: Augment = augment
@@ -145,7 +151,8 @@ class TensorLoader:
             if offsets is not None:
                 x = crop_flip(x, offsets[:, pos], flips[pos] if flips is not None else None)
             x = x.to(device, non_blocking=True).to(torch.float32, memory_format=fmt).div_(255)
-            yield x, y.to(device, non_blocking=True), idx.to(device, non_blocking=True)
+            ids = idx if self.ids is None else self.ids[idx]
+            yield x, y.to(device, non_blocking=True), ids.to(device, non_blocking=True)
 
 
 class FolderLoader:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillcli.record import WIDE_SPREAD, Measures, RunRecord
+from distillcli.record import WIDE_SPREAD, Measures, RunRecord, StepRecord
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -46,6 +46,17 @@ def _latency(m: Measures, batch: str, wide: list[str]) -> str:
     return f"{ms:.2f}" + (f" ±{iqr:.2f}" if iqr is not None else "") + (" \u26a0" if batch in wide else "")
 
 
+_SPLITS = {"val_split": "val split", "test": "test"}
+
+
+def _best(s: StepRecord) -> str:
+    """The best epoch and the split it was picked on (the curve's rows all name the same one)."""
+    if s.best is None:
+        return "-"
+    split = next((r.split for r in s.curve if r.epoch == s.best.epoch), "test")
+    return f"{s.best.epoch} ({s.best.val_top1:.2f}, {_SPLITS[split]})"
+
+
 def render(record: RunRecord) -> str:
     run, base = record.run, record.baseline
     t = base.measures if base is not None else Measures()
@@ -72,18 +83,21 @@ def render(record: RunRecord) -> str:
         row += [_latency(m, str(b), wide) for b in batches]
         last = str(batches[-1]) if batches else None
         row.append(_ratio(t.latency_ms.get(last), m.latency_ms.get(last)) if last else "-")
-        row.append(f"{s.best.epoch} ({s.best.val_top1:.2f})" if s.best else "-")
+        row.append(_best(s))
         row.append(f"{s.seconds + s.measure_seconds:.1f}")
         lines.append("| " + " | ".join(row) + " |")
+    d = record.data
+    held = f" (val split: the {d.select_samples} training images data.val_split holds out)" if d.select_samples else ""
+    lines += ["", f"Top-1 and top-5 are each step's final model, measured on the test split ({d.val_samples} "
+                  f"images). Best epoch: the epoch of highest top-1 on the split named{held}, for information; "
+                  "the model kept is the last epoch's."]
     if base is not None:
         lines += ["", f"Deltas and speed-up are against {base.label} (top-1 {_num(t.top1)} %, "
                       f"{human_count(t.params)} params, {human_count(t.macs)} MACs)."]
     if batches:
         lines += ["", f"Latency: median ± interquartile range over the timed passes; \u26a0 marks a spread over "
                       f"{WIDE_SPREAD:.0%} of the median (busy cores: compare such figures with care). "
-                      f"Machine load at the start: {_num(run.load_average)} on {run.cpu_count or '?'} cores. "
-                      "Best epoch: the highest validation top-1 of the curve, for information; the model kept is "
-                      "the last epoch's, and the table's top-1 is that model's."]
+                      f"Machine load at the start: {_num(run.load_average)} on {run.cpu_count or '?'} cores."]
     for s in record.steps:
         if s.info:
             lines += ["", f"## step {s.index}: {s.kind}", ""]

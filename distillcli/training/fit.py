@@ -30,8 +30,10 @@ SaveFn = Callable[[list[dict[str, Any]]], None]
 class FitSession:
     def __init__(self, data: DataBundle, progress: Progress | None = None, dist: Distributed | None = None,
                  checkpointer: Checkpointer | None = None, save: SaveFn | None = None,
-                 interrupted: Callable[[], bool] = lambda: False) -> None:
+                 interrupted: Callable[[], bool] = lambda: False,
+                 on_epoch: Callable[[EpochRecord], None] | None = None) -> None:
         self.data, self.progress = data, progress or SilentProgress()
+        self.on_epoch = on_epoch  # sees each epoch trained (not those a resume restores)
         self.dist = dist or Distributed()
         self.checkpointer = checkpointer or Checkpointer(None)
         self._save, self.interrupted = save, interrupted
@@ -44,7 +46,7 @@ class FitSession:
     def __call__(self, model: nn.Module, objective: Objective, cfg: OptimConfig, hooks: Sequence[Any] = (),
                  title: str = "train") -> list[EpochRecord]:
         k = len(self.states)
-        trainer = Trainer(model, objective, self.data, cfg, self.progress, hooks, title, self.dist)
+        trainer = Trainer(model, objective, self.data, cfg, self.progress, hooks, title, self.dist, self.on_epoch)
         self.states.append({})
         if k < len(self._saved):
             trainer.load_state_dict(self._saved[k])

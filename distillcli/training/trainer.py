@@ -62,8 +62,10 @@ class LoopControl:
 class Trainer:
     def __init__(self, model: nn.Module, objective: Objective, data: DataBundle, cfg: OptimConfig,
                  progress: Progress | None = None, hooks: Sequence[Any] = (), title: str = "train",
-                 dist: Distributed | None = None) -> None:
+                 dist: Distributed | None = None, on_epoch: Callable[[EpochRecord], None] | None = None) -> None:
+        """``on_epoch`` sees every epoch's record as it is appended (e.g. for a tracker)."""
         self.model, self.objective, self.data, self.cfg = model, objective, data, cfg
+        self.on_epoch = on_epoch
         self.progress = progress or SilentProgress()
         self.hooks = list(hooks)
         self.title = title
@@ -194,13 +196,17 @@ class Trainer:
         seconds = self.sums["seconds"]
         train_loss = totals[0] / max(totals[2], 1)
         _call(self.hooks, "on_epoch_end", model, self.epoch)
-        val = evaluate(model, self.data.val, self.data.num_classes, self.dist)
+        select = self.data.select
+        val = evaluate(model, select if select is not None else self.data.val, self.data.num_classes, self.dist)
         model.train()
         row = EpochRecord(epoch=self.epoch + 1, lr=lr, train_loss=train_loss,
                           train_top1=100.0 * totals[1] / max(totals[2], 1), val_loss=val["loss"],
                           val_top1=val["top1"], val_top5=val["top5"],
-                          images_per_s=totals[2] / max(seconds, 1e-9), seconds=seconds)
+                          images_per_s=totals[2] / max(seconds, 1e-9), seconds=seconds,
+                          split="val_split" if select is not None else "test")
         self.curve.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
         self.epoch += 1
         self.batch = 0
         self.sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
