@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 import yaml
 
-from distillcli.atomic_write import atomic_path, remove_stale_temps, write_text
+from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data import load_data
 from distillcli.errors import DistillError, Interrupted, RunFailure
 from distillcli.measure import measure_model
@@ -31,12 +30,12 @@ from distillcli.models.handle import ModelHandle
 from distillcli.interrupt import InterruptHandler
 from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, student_from_teacher
+from distillcli.recipe_models import build_from_spec, source_file, student_from_teacher
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, best_epoch
 from distillcli.report import write_reports
 from distillcli.report.tracking import open_tracker, summary_writer_class
-from distillcli.rundir import check_out_dir, clear_run, default_run_dir
-from distillcli.run_state import TARGETS, RunState
+from distillcli.rundir import check_out_dir, clear_run, default_run_dir, publish_final_models
+from distillcli.run_state import RunState
 from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
 from distillcli.steps import STEPS, StepContext
 from distillcli.training.checkpoint import Checkpointer
@@ -103,13 +102,10 @@ class Pipeline:
         self.state = RunState(self.data, student_rebuilt=r.student.from_ != "teacher")
         self.models, self.files = self.state.models, self.state.files
         if self.dist.enabled:
-            self.data.train.shard(self.dist.rank, self.dist.world)
-            self.data.val.shard(self.dist.rank, self.dist.world)
-            if self.data.select is not None:
-                self.data.select.shard(self.dist.rank, self.dist.world)
+            self.data.shard(self.dist.rank, self.dist.world)
         if r.teacher is not None:
             self.models["teacher"] = build_from_spec(r.teacher, self.data)
-            self.files["teacher"] = self._source_file(r.teacher.checkpoint)
+            self.files["teacher"] = source_file(r.teacher.checkpoint)
         if r.student.from_ != "teacher":  # built now, so its random start depends on the seed alone
             self._current("student")
         self.record = self._new_record(device)
@@ -167,13 +163,6 @@ class Pipeline:
         if self.run_dir is None or not self.checkpointer.enabled:
             return "nothing was kept: this command keeps no checkpoints; run it again"
         return f"the last checkpoint is kept; continue with: distill resume {self.run_dir}"
-
-    def _source_file(self, checkpoint: str | None) -> Path | None:
-        """The model file a model was loaded from (for its stored size), if it is one of ours."""
-        if not checkpoint:
-            return None
-        path = Path(checkpoint).expanduser()
-        return path if path.suffix in (".pt", ".pt2", ".onnx") else None
 
     def _new_record(self, device: torch.device) -> RunRecord:
         r, d = self.recipe, self.data
@@ -255,7 +244,7 @@ class Pipeline:
             model = student_from_teacher(spec, teacher, self.data)
         else:
             model = build_from_spec(spec, self.data)
-            self.files["student"] = self._source_file(spec.checkpoint)
+            self.files["student"] = source_file(spec.checkpoint)
         self.models["student"] = model
         return model
 
@@ -337,14 +326,7 @@ class Pipeline:
         if not self.dist.is_main:
             return
         if self.run_dir is not None:
-            for target in TARGETS:
-                src = self.files[target]
-                if src is not None and src.is_relative_to(self.run_dir / "models"):
-                    dest = self.run_dir / "models" / f"{target}{src.suffix}"
-                    for a, b in ((src, dest), (src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))):
-                        if a.exists():  # external ONNX weights travel too
-                            with atomic_path(b) as tmp:
-                                shutil.copyfile(a, tmp)
+            publish_final_models(self.run_dir, self.files)
         if self.final_model is not None:
             step = self.record.final_step()
             model = self.models["student"]

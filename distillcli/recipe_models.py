@@ -66,3 +66,11 @@ def _check_fits(handle: ModelHandle, data: DataBundle, source: str) -> None:
     if handle.arch.num_classes != data.num_classes:
         raise ModelFileError(f"{source} predicts {handle.arch.num_classes} classes, the data has {data.num_classes}",
                              "use data the model was trained on, or a model for this dataset")
+
+
+def source_file(checkpoint: str | None) -> Path | None:
+    """The model file a model was loaded from (for its stored size), if it is one of ours."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).expanduser()
+    return path if path.suffix in (".pt", ".pt2", ".onnx") else None

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from distillcli.atomic_write import atomic_path
 from distillcli.errors import RunDirError
 
 RUN_FILES = ("recipe.yaml", "metrics.json", "report.md", "run.log")
@@ -92,3 +93,15 @@ def clear_run(path: Path) -> None:
     for name in RUN_FOLDERS:
         if (path / name).is_dir():
             shutil.rmtree(path / name)
+
+
+def publish_final_models(run_dir: Path, files: dict[str, Path | None]) -> None:
+    """models/student.pt and teacher.pt: copies of the last file of each (ONNX weights beside them too)."""
+    for target, src in files.items():
+        if src is None or not src.is_relative_to(run_dir / "models"):
+            continue
+        dest = run_dir / "models" / f"{target}{src.suffix}"
+        for a, b in ((src, dest), (src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))):
+            if a.exists():
+                with atomic_path(b) as tmp:
+                    shutil.copyfile(a, tmp)

@@ -51,3 +51,9 @@ class DataBundle:
     input_shape: tuple[int, int, int]  # (C, H, W)
     spec: dict = field(default_factory=dict)  # the DataConfig as a dict, recorded in model files
     select: BatchLoader | None = None
+
+    def shard(self, rank: int, world: int) -> None:
+        """Under torchrun: every loader yields only this process's share of each batch."""
+        for loader in (self.train, self.val, self.select):
+            if loader is not None:
+                loader.shard(rank, world)
