@@ -61,8 +61,9 @@ class Pipeline:
     def __init__(self, recipe: RecipeBase, progress: Progress, out: str | Path | None = None,
                  recipe_file: str | None = None, *, resume: bool = False, force: bool = False,
                  persist: bool = True, workdir: Path | None = None, final_model: Path | None = None) -> None:
-        self.recipe = recipe
         self.recipe_dict = recipe_to_dict(recipe)
+        # the resolved recipe (absolute paths), exactly as recipe.yaml holds it and a resume reads it
+        self.recipe = type(recipe).model_validate(self.recipe_dict)
         self.dist = Distributed.from_env()
         self.persist = persist
         self.run_dir = (Path(out) if out is not None else default_run_dir(recipe.name)) if persist else None

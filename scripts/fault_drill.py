@@ -37,10 +37,10 @@ RECIPE = {
     "teacher": {"arch": "cnn", "args": {"width": 16}},
     "student": {"arch": "resnet8", "args": {"width": 0.5}},
     "steps": [
-        {"train": {"model": "teacher", "epochs": 5, "lr": 0.05}},
-        {"distill": {"epochs": 5, "lr": 0.05}},
+        {"train": {"model": "teacher", "epochs": 8, "lr": 0.05}},
+        {"distill": {"epochs": 8, "lr": 0.05}},
         {"prune": {"method": "unstructured", "sparsity": 0.6, "schedule": "gradual", "frequency": 10,
-                   "latency": False, "finetune": {"epochs": 3, "lr": 0.02}}},
+                   "latency": False, "finetune": {"epochs": 4, "lr": 0.02}}},
         {"share": {"clusters": 16, "epochs": 2, "lr": 0.0005}},
     ],
     "report": {"latency": False},
@@ -149,7 +149,7 @@ def main() -> None:
     proc = distill("run", str(recipe), "--out", str(drill_dir), "--force")
     for k in range(args.kills):
         mode = modes[k % len(modes)]
-        at = wait_and_kill(proc, mode, drill_dir, rng.uniform(0.0, 0.4 * train_seconds))
+        at = wait_and_kill(proc, mode, drill_dir, rng.uniform(0.1, 0.5) * train_seconds)
         finished = (drill_dir / "metrics.json").is_file() and \
             json.loads((drill_dir / "metrics.json").read_text())["run"]["status"] == "ok"
         temps = sorted(p.name for p in drill_dir.rglob(".*.tmp")) if drill_dir.is_dir() else []

@@ -39,7 +39,9 @@ class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
 
     @model_validator(mode="after")
     def _only_what_applies(self) -> "QuantizeConfig":
-        given = self.model_fields_set
+        fields = type(self).model_fields
+        # set to something other than its default (a resolved recipe lists every default)
+        given = {k for k in self.model_fields_set if getattr(self, k) != fields[k].get_default(call_default_factory=True)}
         if self.method != "qat" and given & _TRAINING:
             raise ValueError(f"{', '.join(sorted(given & _TRAINING))}: training options apply to method qat only")
         if self.method != "static" and "calibration_batches" in given:

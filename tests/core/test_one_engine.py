@@ -72,3 +72,12 @@ def test_every_mistake_comes_in_one_round() -> None:
     text = "\n".join(info.value.problems)
     for part in ("seed:", "temprature: unknown key", "data.train_size:", "data.root: '/nonexistent' does not exist"):
         assert part in text
+
+
+def test_a_resolved_recipe_validates_again() -> None:
+    """recipe.yaml lists every default; `distill resume` must be able to read it back."""
+    from distillcli.recipe import recipe_to_dict
+
+    raw = tiny_recipe(steps=[{"quantize": {"method": "static"}}, {"export": {"format": "onnx"}}])
+    resolved = recipe_to_dict(validate_raw(raw))
+    assert recipe_to_dict(validate_raw(resolved)) == resolved
