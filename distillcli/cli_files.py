@@ -192,6 +192,7 @@ def _move_results(info: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str:
     from distillcli.report.markdown import human_bytes
+    from distillcli.report.numbers import size_ratio
 
     text = f"method {info['method']}"
     if "int8_layers" in info:
@@ -200,7 +201,7 @@ def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[
             text += f", kept in float: {', '.join(info['skipped'])}"
     if before.get("file_bytes") and after.get("file_bytes"):
         text += (f"\nfile {human_bytes(before['file_bytes'])} -> {human_bytes(after['file_bytes'])} "
-                 f"({before['file_bytes'] / after['file_bytes']:.2f}x smaller)")
+                 f"({size_ratio(before['file_bytes'], after['file_bytes'])})")
     speed = [f"b{b} {before['latency_ms'][b] / ms:.2f}x" for b, ms in after.get("latency_ms", {}).items()
              if before.get("latency_ms", {}).get(b)]
     if speed:

@@ -15,6 +15,7 @@ A directory that already holds a run is never reused silently: resuming continue
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def clear_run(path: Path) -> None:
 
 
 def publish_final_models(run_dir: Path, files: dict[str, Path | None]) -> None:
-    """models/student.pt and teacher.pt: copies of the last file of each (ONNX weights beside them too)."""
+    """models/student.pt and teacher.pt: the last file of each (ONNX weights beside them too),
+    as hard links where the file system has them, so they take no extra disk space."""
     for target, src in files.items():
         if src is None or not src.is_relative_to(run_dir / "models"):
             continue
@@ -104,4 +106,8 @@ def publish_final_models(run_dir: Path, files: dict[str, Path | None]) -> None:
         for a, b in ((src, dest), (src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))):
             if a.exists():
                 with atomic_path(b) as tmp:
-                    shutil.copyfile(a, tmp)
+                    tmp.unlink()
+                    try:
+                        os.link(a, tmp)
+                    except OSError:
+                        shutil.copyfile(a, tmp)

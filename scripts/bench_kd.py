@@ -56,10 +56,11 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
     rows = []
     for label, raw in recipes.items():
         result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=out_dir / raw["name"]).run()
-        step = result.metrics["steps"][-1]
-        rows.append({"run": label, "epochs": args.epochs, "top1": step["measures"]["top1"],
-                     "images_per_s": statistics.mean(r["images_per_s"] for r in step["curve"]),
-                     "teacher_top1": (result.metrics.get("teacher") or {}).get("top1"), "seconds": step["seconds"]})
+        step, base = result.record.steps[-1], result.record.baseline
+        rows.append({"run": label, "epochs": args.epochs, "top1": step.measures.top1,
+                     "images_per_s": statistics.mean(r.images_per_s for r in step.curve),
+                     "teacher_top1": base.measures.top1 if base is not None and base.source == "teacher" else None,
+                     "seconds": step.seconds})
     return rows
 
 

@@ -44,7 +44,7 @@ def model(name: str, checkpoint: str | None = None) -> ModelHandle:
     return handle
 
 
-def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[dict[str, Any], list[Any], float]:
     t0 = time.perf_counter()
     out = STEPS.get("prune").run(handle, ctx, PruneConfig(**options))
     return out.info, out.curve, time.perf_counter() - t0
@@ -82,8 +82,8 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
             "mac_reduction": info["mac_reduction"], "ratio": info["ratio"], "params_before": info["params_before"],
             "params_after": info["params_after"], "speedup_b1": info["speedup_b1"], "speedup_b64": info["speedup_b64"],
             "top1_unpruned": top1, "top1_after_pruning": info.get("top1_before_finetune"),
-            "top1_per_epoch": [row["val_top1"] for row in curve],
-            "images_per_s": [row["images_per_s"] for row in curve], "epochs": args.epochs, "lr": args.lr,
+            "top1_per_epoch": [row.val_top1 for row in curve],
+            "images_per_s": [row.images_per_s for row in curve], "epochs": args.epochs, "lr": args.lr,
             "seconds": seconds}
 
 

@@ -44,6 +44,12 @@ def check_arch_args(name: str, kwargs: dict[str, Any]) -> None:
 def _factory(name: str) -> Callable[..., nn.Module]:
     factory: Callable[..., nn.Module]
     if name.startswith(PREFIX):
+        known = torchvision_names()
+        if name[len(PREFIX):] not in known:
+            guess = closest(name[len(PREFIX):], known)
+            raise UnknownNameError(f"unknown torchvision model {name[len(PREFIX):]!r}",
+                                   f"did you mean '{PREFIX}{guess}'?" if guess else
+                                   "`distill list models 'torchvision:*'` lists them")
         factory = functools.partial(build_torchvision, name[len(PREFIX) :])
     else:
         try:

@@ -81,3 +81,8 @@ def test_a_resolved_recipe_validates_again() -> None:
     raw = tiny_recipe(steps=[{"quantize": {"method": "static"}}, {"export": {"format": "onnx"}}])
     resolved = recipe_to_dict(validate_raw(raw))
     assert recipe_to_dict(validate_raw(resolved)) == resolved
+
+
+def test_validate_names_an_unknown_torchvision_model() -> None:
+    with pytest.raises(RecipeError, match="unknown torchvision model 'resnet1800'; did you mean 'torchvision:resnet18'"):
+        validate_raw(tiny_recipe(student={"arch": "torchvision:resnet1800"}))
