@@ -137,6 +137,8 @@ class Pipeline:
                 self.tracker.begin_step(f"step{index}-{kind}", sum(len(s.curve) for s in self.record.steps)
                                         + sum(len(f.get("curve", [])) for f in fits))
                 self._run_step(index, kind, cfg)
+            if first < len(r.step_list()) or saved is None:
+                self._checkpoint_boundary(len(r.step_list()))  # done: resuming only rewrites the reports
             run.status = "ok"
         except Interrupted as e:
             run.status, run.error = "interrupted", e.message

@@ -37,11 +37,11 @@ RECIPE = {
     "teacher": {"arch": "cnn", "args": {"width": 16}},
     "student": {"arch": "resnet8", "args": {"width": 0.5}},
     "steps": [
-        {"train": {"model": "teacher", "epochs": 8, "lr": 0.05}},
-        {"distill": {"epochs": 8, "lr": 0.05}},
+        {"train": {"model": "teacher", "epochs": 12, "lr": 0.05}},
+        {"distill": {"epochs": 12, "lr": 0.05}},
         {"prune": {"method": "unstructured", "sparsity": 0.6, "schedule": "gradual", "frequency": 10,
-                   "latency": False, "finetune": {"epochs": 4, "lr": 0.02}}},
-        {"share": {"clusters": 16, "epochs": 2, "lr": 0.0005}},
+                   "latency": False, "finetune": {"epochs": 6, "lr": 0.02}}},
+        {"share": {"clusters": 16, "epochs": 3, "lr": 0.0005}},
     ],
     "report": {"latency": False},
     "checkpoint": {"every_epochs": 1, "every_minutes": 0.02},
@@ -108,8 +108,9 @@ def wait_and_kill(proc: subprocess.Popen, mode: str, run_dir: Path, delay: float
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline and not temps() - stale:
             time.sleep(0.0002)
-    elif mode == "step-start":
+    elif mode == "step-start":  # the next step to start after the one this process began with
         wait_for(proc, lines, STEP_START, 120)
+        wait_for(proc, lines, STEP_START, 600)
     else:
         deadline = time.monotonic() + delay
         while proc.poll() is None and time.monotonic() < deadline:
@@ -149,7 +150,7 @@ def main() -> None:
     proc = distill("run", str(recipe), "--out", str(drill_dir), "--force")
     for k in range(args.kills):
         mode = modes[k % len(modes)]
-        at = wait_and_kill(proc, mode, drill_dir, rng.uniform(0.1, 0.5) * train_seconds)
+        at = wait_and_kill(proc, mode, drill_dir, rng.uniform(0.05, 0.3) * train_seconds)
         finished = (drill_dir / "metrics.json").is_file() and \
             json.loads((drill_dir / "metrics.json").read_text())["run"]["status"] == "ok"
         temps = sorted(p.name for p in drill_dir.rglob(".*.tmp")) if drill_dir.is_dir() else []

@@ -227,3 +227,14 @@ def test_sigkill_then_distill_resume_in_fresh_processes(tmp_path, write_recipe) 
     assert metrics["run"]["status"] == "ok" and len(metrics["steps"][0]["curve"]) == 40
     assert [r["epoch"] for r in metrics["steps"][0]["curve"]] == list(range(1, 41))
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_resuming_a_finished_run_reruns_nothing(reference, tmp_path, monkeypatch) -> None:
+    path, expected = reference
+    run(path, tmp_path / "run")
+    calls = []
+    original = Pipeline._run_step
+    monkeypatch.setattr(Pipeline, "_run_step", lambda self, *a: calls.append(a) or original(self, *a))
+    run(path, tmp_path / "run", resume=True)
+    assert calls == []
+    assert normalised(json.loads((tmp_path / "run" / "metrics.json").read_text())) == normalised(expected)
