@@ -121,6 +121,27 @@ def latency_stats(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...
     return statistics.median(times), q3 - q1
 
 
+def interleaved_latency(before: Callable[[Tensor], Tensor], after: Callable[[Tensor], Tensor],
+                        input_shape: tuple[int, ...], batches: Iterable[int], device: torch.device | str = "cpu",
+                        repeats: int = 10, channels_last: bool = False,
+                        rounds: int = 3) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
+    """(median, IQR) per batch size of two models timed in alternation (before, after, before ...),
+    so that load from other processes hits both alike: the ratio is what can be trusted."""
+    out: tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]] = ({}, {})
+    for b in batches:
+        medians: tuple[list[float], list[float]] = ([], [])
+        spreads: tuple[list[float], list[float]] = ([], [])
+        for _ in range(rounds):
+            for side, model in enumerate((before, after)):
+                median, iqr = latency_stats(model, input_shape, b, device, repeats=max(2, repeats // rounds),
+                                            channels_last=channels_last)
+                medians[side].append(median)
+                spreads[side].append(iqr)
+        for side in (0, 1):
+            out[side][str(b)] = (statistics.median(medians[side]), statistics.median(spreads[side]))
+    return out
+
+
 def latency_ms(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...], batch: int,
                device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10,
                channels_last: bool = False) -> float:

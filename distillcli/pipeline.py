@@ -9,6 +9,7 @@ and models load, so a run that cannot start leaves nothing behind.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import json
@@ -24,8 +25,9 @@ import yaml
 from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data import load_data
 from distillcli.errors import DistillError, Interrupted, RunFailure
-from distillcli.measure import measure_model
+from distillcli.measure import interleaved_latency, measure_model
 from distillcli.modelfile import file_header, file_size, model_suffix, save_model, versions
+from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
 from distillcli.interrupt import InterruptHandler
 from distillcli.progress import LoggedProgress, Progress, SilentProgress
@@ -75,6 +77,7 @@ class Pipeline:
         log = self.run_dir / "run.log" if self.run_dir is not None and self.dist.is_main else None
         self.progress = LoggedProgress(progress if self.dist.is_main else SilentProgress(), log)
         self.interrupt = InterruptHandler()
+        self._before: torch.nn.Module | None = None  # file commands: the starting model, for interleaved latency
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -265,10 +268,13 @@ class Pipeline:
         r = self.recipe
         steps = r.step_list()
         if r.teacher is not None and r.teacher.checkpoint:
-            self.record.offer_baseline("teacher", "the teacher", self._measure(self.models["teacher"], "teacher"))
+            self.record.offer_baseline("teacher", "the teacher", self._measure(self._placed("teacher"), "teacher"))
         if r.student.checkpoint and steps and steps[0][0] != "evaluate":
-            model = self._current("student")
+            self._current("student")
+            model = self._placed("student")
             self.record.offer_baseline("start", "the starting model", self._measure(model, "student"))
+            if self.run_dir is None and r.report.latency and model.kind == "eager":
+                self._before = copy.deepcopy(model.module)  # for the before/after latency, timed in alternation
 
     def _run_step(self, index: int, kind: str, cfg: Any) -> None:
         target = cfg.model
@@ -288,6 +294,8 @@ class Pipeline:
                            seconds=seconds, curve=out.curve, best=best_epoch(out.curve), info=out.info)
         t0 = time.perf_counter()
         entry.measures = self._measure(out.model, target)
+        if changed and self._before is not None and self.record.baseline is not None:
+            self._interleave_latency(self.record.baseline.measures, entry.measures, out.model)
         entry.measure_seconds = time.perf_counter() - t0
         if changed and self.run_dir is not None and self.recipe.report.save_models and self.dist.is_main:
             path = self._save(out.model, self.run_dir / "models" / f"{index:02d}-{kind}-{target}", entry.measures)
@@ -305,6 +313,23 @@ class Pipeline:
         self.progress.message(f"step {index}: {kind} [{target}] top-1 {m.top1 or 0:.2f} %  params {m.params}  "
                               f"MACs {m.macs}  ({seconds:.1f}s)")
         self._write_reports()
+
+    def _placed(self, target: str) -> ModelHandle:
+        """The model on the run's device and memory format, as steps will use it (so it is timed fairly)."""
+        model = self.models[target]
+        assert model is not None
+        if model.kind == "eager":
+            model.module = place(model.module, self.device, self.recipe.channels_last)
+        return model
+
+    def _interleave_latency(self, before: Measures, after: Measures, model: ModelHandle) -> None:
+        """A file command's before and after latencies, re-timed in alternation in this process."""
+        rep = self.recipe.report
+        timed = interleaved_latency(self._before, model.module, self.data.input_shape, rep.latency_batches, self.device,
+                                    rep.latency_repeats, self.recipe.channels_last)
+        for measures, stats in zip((before, after), timed):
+            measures.latency_ms = {b: median for b, (median, _) in stats.items()}
+            measures.latency_iqr_ms = {b: iqr for b, (_, iqr) in stats.items()}
 
     def _measure(self, model: ModelHandle | None, target: str) -> Measures:
         assert model is not None

@@ -54,6 +54,8 @@ def test_prune_writes_a_smaller_model_and_reports_before_after(model_file, tmp_p
     info = report["info"]
     assert info["method"] == "channel" and info["mac_reduction"] > 1.8 and "speedup_b64" in info
     assert info["channels_removed"] < 0.45 and abs(info["sparsity"] - 0.5) < 0.1
+    # before and after were timed in alternation in one process, each with its spread
+    assert set(report["before"]["latency_iqr_ms"]) == set(report["after"]["latency_iqr_ms"]) == {"1", "64"}
     assert len(report["curve"]) == 1
     pruned = load_model(out).handle.module
     assert all(m.out_channels % 4 == 0 for m in pruned.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels > 3)
