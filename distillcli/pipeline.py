@@ -24,7 +24,7 @@ import yaml
 
 from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data import load_data
-from distillcli.errors import DistillError, Interrupted, RunFailure
+from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
 from distillcli.measure import interleaved_latency, measure_model
 from distillcli.modelfile import file_header, file_size, model_suffix, save_model, versions
 from distillcli.models.build import place
@@ -215,6 +215,9 @@ class Pipeline:
         """Continue from a checkpoint: the record, the models and random state at the start of
         the step that was running; that step re-runs and replays its finished loops."""
         assert self.run_dir is not None  # resume needs a run directory
+        if saved.get("recipe") != self.recipe_dict:
+            raise RunDirError(f"the checkpoint in {self.run_dir} was written by another recipe than its recipe.yaml "
+                              "(edited since?)", "restore recipe.yaml, or start the run again with --force")
         remove_stale_temps(self.run_dir)
         self.record = RunRecord.model_validate(saved["record"])
         self.record.run.resumed.append(_dt.datetime.now().isoformat(timespec="seconds"))
@@ -233,7 +236,8 @@ class Pipeline:
         if not self.checkpointer.enabled:
             return
         self._update_timings()
-        self.state.boundary(step, self.record.to_json(), lambda m, path: self._save(m, path, Measures()) and None)
+        self.state.boundary(step, self.record.to_json(), self.recipe_dict,
+                            lambda m, path: self._save(m, path, Measures()) and None)
 
     def _update_timings(self) -> None:
         run = self.record.run

@@ -43,7 +43,7 @@ class RunState:
             return None
         return f"{target}-v{self.versions[target]}{model_suffix(handle)}"
 
-    def boundary(self, step: int, record: dict[str, Any], save: SaveFn) -> None:
+    def boundary(self, step: int, record: dict[str, Any], recipe: dict[str, Any], save: SaveFn) -> None:
         """Checkpoint the state at the start of ``step``."""
         folder = self.checkpointer.folder
         if folder is None:
@@ -56,7 +56,8 @@ class RunState:
             names[target] = name
         self._boundary = {"step": step, "models": names, "versions": dict(self.versions), "rng": rng_state(),
                           "loader_epoch": self.data.train.epoch,
-                          "files": {t: str(p) if p else None for t, p in self.files.items()}, "record": record}
+                          "files": {t: str(p) if p else None for t, p in self.files.items()}, "record": record,
+                          "recipe": recipe}
         self.write([])
         for old in folder.iterdir():  # model files no checkpoint refers to any more
             if old.name not in (*names.values(), "state.pt") and not old.name.startswith("."):

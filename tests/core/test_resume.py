@@ -238,3 +238,18 @@ def test_resuming_a_finished_run_reruns_nothing(reference, tmp_path, monkeypatch
     run(path, tmp_path / "run", resume=True)
     assert calls == []
     assert normalised(json.loads((tmp_path / "run" / "metrics.json").read_text())) == normalised(expected)
+
+
+def test_a_checkpoint_refuses_a_recipe_edited_behind_its_back(tmp_path, write_recipe, monkeypatch) -> None:
+    path = write_recipe(tiny_recipe(report={"latency": False}))
+    with monkeypatch.context() as m:
+        kill_at(m, "distill", 1, 2)
+        with pytest.raises(Kill):
+            run(path, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoints" / "state.pt", weights_only=True)
+    assert state["recipe"]["name"] == "tiny" and state["recipe"]["steps"][1]["distill"]["epochs"] == 3
+    saved = tmp_path / "run" / "recipe.yaml"
+    saved.write_text(saved.read_text().replace("epochs: 3", "epochs: 4"))
+    edited = load_recipe(saved)
+    with pytest.raises(RunDirError, match="written by another recipe than its recipe.yaml"):
+        Pipeline(edited, SilentProgress(), out=tmp_path / "run", resume=True).run()
