@@ -253,3 +253,16 @@ def test_a_checkpoint_refuses_a_recipe_edited_behind_its_back(tmp_path, write_re
     edited = load_recipe(saved)
     with pytest.raises(RunDirError, match="written by another recipe than its recipe.yaml"):
         Pipeline(edited, SilentProgress(), out=tmp_path / "run", resume=True).run()
+
+
+def test_out_of_memory_names_the_batch_size_to_lower(tmp_path, write_recipe, monkeypatch) -> None:
+    from distillcli.losses.classification import CrossEntropy
+
+    def oom(self: Any, *args: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(CrossEntropy, "__call__", oom)
+    path = write_recipe(tiny_recipe(steps=[{"train": {"epochs": 1}}], report={"latency": False}))
+    with pytest.raises(RunFailure, match="out of memory at batch size 32") as info:
+        run(path, tmp_path / "run")
+    assert "data.batch_size" in (info.value.hint or "")
