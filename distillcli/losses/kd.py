@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from distillcli.losses.registry import LOSSES
+from distillcli.losses.terms import Outputs, TermContext
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
@@ -44,6 +46,38 @@ class KnowledgeDistillation:
             teacher_logits = self.teacher(images)
         logits = model(images)
         return kd_loss(logits, teacher_logits, labels, self.temperature, self.alpha, self.label_smoothing), logits
+
+    def extra_modules(self) -> list[nn.Module]:
+        return []
+
+
+class KDTermOptions(BaseModel):
+    """The kd term of a combined loss. It carries the hard labels itself, through alpha, exactly
+    as ``loss: kd`` does; unset temperature/alpha take the step-level values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole kd term")
+    temperature: float | None = Field(None, gt=0, le=100, description="softmax temperature T (default: the step's)")
+    alpha: float | None = Field(None, ge=0, le=1, description="weight of the soft term; 1 - alpha weighs the labels "
+                                                              "(default: the step's)")
+
+
+class SoftTargets:
+    """``kd_loss`` as a term of a combined objective."""
+
+    teacher_layers: list[str] = []
+    student_layers: list[str] = []
+    needs_teacher = True
+
+    def __init__(self, opts: KDTermOptions, ctx: TermContext) -> None:
+        self.temperature = ctx.temperature if opts.temperature is None else opts.temperature
+        self.alpha = ctx.alpha if opts.alpha is None else opts.alpha
+        self.label_smoothing = ctx.label_smoothing
+
+    def __call__(self, out: Outputs) -> Tensor:
+        assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
+        return kd_loss(out.student, out.teacher, out.labels, self.temperature, self.alpha, self.label_smoothing)
 
     def extra_modules(self) -> list[nn.Module]:
         return []

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
 from distillcli.errors import OptionError
 from distillcli.losses import KDOptions, make_objective
+from distillcli.losses.specs import LossTerm, label_problem, parse_loss
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
 from distillcli.training.optim import OptimConfig
 
 
 class DistillConfig(StepConfig, OptimConfig, KDOptions):
-    pass
+    loss: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kd={})],
+                                 description="distillation method: a name (kd, dkd, dist, ce) or a list of weighted "
+                                             "terms, e.g. [{kd: {}}, {fitnet: {teacher_layer: net.layer3, "
+                                             "student_layer: net.layer3}}]")
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return parse_loss(value)
+
+    @model_validator(mode="after")
+    def _labels_once(self) -> "DistillConfig":
+        problem = label_problem(self.loss, self.alpha)
+        if problem:
+            raise ValueError(f"loss: {problem}")
+        return self
 
 
 @step("distill", DistillConfig)
@@ -24,6 +44,7 @@ def distill(model: ModelHandle, ctx: StepContext, cfg: DistillConfig) -> StepOut
                           "add a `teacher:` section (arch + checkpoint, or arch + a train step with model: teacher)")
     module = prepare(model.module, ctx)
     teacher = prepare(ctx.teacher.module, ctx)
-    objective = make_objective("kd", teacher, cfg, cfg.label_smoothing)
+    objective = make_objective(cfg.loss, teacher, cfg, cfg.label_smoothing, student=module,
+                               input_shape=ctx.data.input_shape)
     curve = ctx.fit(module, objective, cfg, title="distill")
     return StepOutput(ModelHandle(module, model.arch, model.kind, model.info), curve)

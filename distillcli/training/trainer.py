@@ -147,6 +147,9 @@ class Trainer:
     def _epoch(self, control: LoopControl) -> None:
         model, loader = self.model, self.data.train
         loader.set_epoch(self.epoch)
+        set_epoch = getattr(self.objective, "set_epoch", None)
+        if set_epoch is not None:  # epoch-scheduled objectives (DKD's warm-up)
+            set_epoch(self.epoch)
         model.train()
         for m in self.extras:
             m.train()

@@ -1,0 +1,61 @@
+"""DIST: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher",
+NeurIPS 2022.
+
+Matching probabilities exactly (KL) is too strict when the teacher is much stronger; DIST asks
+only that the student's predictions be *linearly correlated* with the teacher's: the inter-class
+relation (Pearson correlation of each sample's class probabilities) and the intra-class relation
+(correlation of each class's probabilities across the batch). Both are invariant to shift and
+scale of the probabilities. loss = T^2 * (beta * (1 - mean rho_inter) + gamma * (1 - mean rho_intra)).
+Defaults: T = 4 and beta = gamma = 2, the paper's CIFAR-100 setting (ImageNet uses 1 and 1);
+hard labels come from a separate ``ce`` term (``loss: dist`` adds one with weight 1).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from distillcli.losses.registry import LOSSES
+from distillcli.losses.terms import Outputs, TermContext
+
+
+class DISTOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DIST term")
+    beta: float = Field(2.0, ge=0, le=100, description="weight of the inter-class relation (per sample)")
+    gamma: float = Field(2.0, ge=0, le=100, description="weight of the intra-class relation (per class)")
+    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
+
+
+def pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Row-wise Pearson correlation of two (N, K) matrices."""
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+def dist_loss(student: Tensor, teacher: Tensor, temperature: float, beta: float, gamma: float) -> Tensor:
+    p_s = (student.float() / temperature).softmax(1)
+    p_t = (teacher.float() / temperature).softmax(1)
+    inter = 1.0 - pearson(p_s, p_t).mean()
+    intra = 1.0 - pearson(p_s.t(), p_t.t()).mean()
+    return temperature * temperature * (beta * inter + gamma * intra)
+
+
+@LOSSES.register("dist")
+class DIST:
+    teacher_layers: list[str] = []
+    student_layers: list[str] = []
+    needs_teacher = True
+
+    def __init__(self, opts: DISTOptions, ctx: TermContext) -> None:
+        self.opts = opts
+
+    def __call__(self, out: Outputs) -> Tensor:
+        assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
+        o = self.opts
+        return dist_loss(out.student, out.teacher, o.temperature, o.beta, o.gamma)
+
+    def extra_modules(self) -> list[nn.Module]:
+        return []

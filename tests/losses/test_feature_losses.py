@@ -1,0 +1,103 @@
+"""FitNets and attention transfer: hand computations, hooks on named layers, wrong names,
+adapters trained but not saved, and a combined loss through make_objective."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillcli.errors import OptionError
+from distillcli.losses import make_objective
+from distillcli.losses.at import ATOptions, AttentionTransfer, attention_map
+from distillcli.losses.features import FeatureTap, find_layer
+from distillcli.losses.specs import LossTerm
+from distillcli.losses.terms import Outputs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def net(width: int) -> nn.Module:
+    torch.manual_seed(width)
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4))
+
+
+def terms(*raw: dict) -> list[LossTerm]:
+    return [LossTerm.model_validate(t) for t in raw]
+
+
+def test_attention_map_and_at_loss_by_hand():
+    f = torch.tensor([[[[1.0, 2.0]], [[3.0, 0.0]]]])  # (1, 2, 1, 2): channel mean of squares = [5, 2]
+    expected = torch.tensor([[5.0, 2.0]]) / (29.0 ** 0.5)
+    assert torch.allclose(attention_map(f, 2.0), expected)
+    g = torch.tensor([[[[0.0, 1.0]], [[0.0, 1.0]]]])  # map [0, 1]
+    term = AttentionTransfer.__new__(AttentionTransfer)
+    term.student_layers, term.teacher_layers, term.p = ["a"], ["b"], 2.0
+    out = Outputs(torch.zeros(1, 2), None, torch.zeros(1), {"a": f}, {"b": g})
+    by_hand = 0.5 * ((expected - torch.tensor([[0.0, 1.0]])) ** 2).mean()
+    assert torch.allclose(term(out), by_hand)
+
+
+def test_fitnet_is_mse_after_the_adapter_pooled_to_the_smaller_map():
+    student, teacher = net(4), net(6)
+    spec = terms({"fitnet": {"weight": 1.0, "teacher_layer": "0", "student_layer": "2"}})
+    objective = make_objective(spec, teacher, student=student, input_shape=(3, 8, 8))
+    (adapter,) = objective.extra_modules()
+    x = torch.randn(2, 3, 8, 8)
+    loss, logits = objective(student, x, torch.tensor([0, 1]), torch.arange(2))
+    with torch.no_grad():
+        s = adapter(student[:3](x))  # 4x4 map, 4 -> 6 channels
+        t = F.adaptive_avg_pool2d(teacher[0](x), 4)  # 8x8 pooled to 4x4
+    assert torch.allclose(loss, (s - t).pow(2).mean(), atol=1e-6)
+    assert logits.shape == (2, 4)
+    loss.backward()
+    assert adapter[0].weight.grad is not None and student[2].weight.grad is not None
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_hooks_read_named_layers_and_are_removed():
+    model = net(4)
+    with FeatureTap(model, ["1", "3"], "student") as feats:
+        model(torch.randn(1, 3, 8, 8))
+    assert feats["1"].shape == (1, 4, 8, 8) and feats["3"].shape == (1, 4, 4, 4)
+    assert not model[1]._forward_hooks and not model[3]._forward_hooks
+
+
+def test_a_wrong_layer_name_lists_the_valid_ones_closest_first():
+    model = nn.Module()
+    model.net = nn.Module()
+    model.net.layer1, model.net.layer3, model.net.head = nn.Identity(), nn.Identity(), nn.Identity()
+    with pytest.raises(OptionError) as info:
+        find_layer(model, "net.layr3", "student")
+    message = str(info.value)
+    assert "the student has no layer 'net.layr3'; did you mean 'net.layer3'? its layers: net.layer3, net" in message
+    assert info.value.hint
+
+
+def test_a_wrong_layer_name_fails_when_the_objective_is_built():
+    spec = terms({"at": {"teacher_layers": ["1"], "student_layers": ["9"]}})
+    with pytest.raises(OptionError, match="student has no layer '9'"):
+        make_objective(spec, net(6), student=net(4), input_shape=(3, 8, 8))
+
+
+def test_ddp_style_wrapper_is_unwrapped():
+    class Wrapper(nn.parallel.DistributedDataParallel):
+        def __init__(self, module: nn.Module) -> None:  # no process group: only the .module attribute matters
+            nn.Module.__init__(self)
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)
+
+    student, teacher = net(4), net(6)
+    spec = terms({"ce": {}}, {"at": {"teacher_layers": ["1", "3"], "student_layers": ["1", "3"]}})
+    objective = make_objective(spec, teacher, student=student, input_shape=(3, 8, 8))
+    loss, _ = objective(Wrapper(student), torch.randn(2, 3, 8, 8), torch.tensor([0, 1]), torch.arange(2))
+    assert torch.isfinite(loss) and loss.item() > 0
+
+
+def test_at_layer_lists_must_pair():
+    with pytest.raises(ValueError, match="2 teacher_layers but 1 student_layers"):
+        ATOptions(teacher_layers=["a", "b"], student_layers=["a"])
