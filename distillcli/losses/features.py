@@ -42,8 +42,7 @@ def find_layer(model: nn.Module, name: str, role: str) -> nn.Module:
     more = f" ... and {len(ordered) - _SHOWN} more" if len(ordered) > _SHOWN else ""
     lead = f"did you mean {guess!r}? " if guess else ""
     raise OptionError(f"the {role} has no layer {name!r}; {lead}its layers: {', '.join(ordered[:_SHOWN])}{more}",
-                      "name a layer as `named_modules()` lists it (e.g. net.layer3); "
-                      "`distill info MODEL` shows the model")
+                      "name a layer as the model's named_modules() lists it (e.g. net.layer3)")
 
 
 class FeatureTap:
