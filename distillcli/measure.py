@@ -163,6 +163,9 @@ def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Te
              for b in latency_batches}
     out["latency_ms"] = {b: median for b, (median, _) in stats.items()}
     out["latency_iqr_ms"] = {b: iqr for b, (_, iqr) in stats.items()}
+    first = getattr(module, "first_call_s", None)  # a program: its first call per shape, the compile when compiled
+    if isinstance(first, dict):
+        out["first_call_s"] = dict(first)
     out["threads"] = torch.get_num_threads()
     out["device"] = str(device)
     return out

@@ -51,6 +51,8 @@ class Measures(_Record):
     file_bytes: int | None = None
     latency_ms: dict[str, float] = Field(default_factory=dict, description="median ms per batch size")
     latency_iqr_ms: dict[str, float] = Field(default_factory=dict, description="interquartile range of those times")
+    first_call_s: dict[str, float] = Field(default_factory=dict, description="a .pt2 program's first call per input "
+                                           "shape: what loading it costs (the compile, when compiled)")
     threads: int | None = None
     device: str | None = None
 
@@ -161,7 +163,8 @@ def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
 
 # What legitimately differs between two runs of the same recipe and seed: times, the machine's
 # load, where the run lives and how it was started or resumed.
-RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "latency_ms", "latency_iqr_ms", "started",
+RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "latency_ms", "latency_iqr_ms", "first_call_s",
+                          "started",
                           "finished", "resumed", "dir", "recipe_file", "load_average", "checkpoint_writes",
                           "checkpoint_seconds"})
 

@@ -80,6 +80,7 @@ def test_quantize_then_eval_in_a_fresh_process(model_file, tmp_path) -> None:
     assert noise == [], proc.stderr  # only our own progress lines: no library noise
     evaluated = json.loads(proc.stdout)
     assert evaluated["kind"] == "int8" and evaluated["measures"]["top1"] == report["after"]["top1"]
+    assert evaluated["measures"]["first_call_s"]  # the cost of loading the program is in the output
 
 
 def test_export_onnx_then_eval(model_file, tmp_path) -> None:
