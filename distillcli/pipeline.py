@@ -67,7 +67,6 @@ class Pipeline:
         # the resolved recipe (absolute paths), exactly as recipe.yaml holds it and a resume reads it
         self.recipe = type(recipe).model_validate(self.recipe_dict)
         self.dist = Distributed.from_env()
-        self.persist = persist
         if out is None and self.dist.enabled:  # every process must pick the same directory: torchrun's run id
             out = Path("runs") / f"{recipe.name}-{os.environ.get('TORCHELASTIC_RUN_ID', 'torchrun')}"
         self.run_dir = (Path(out) if out is not None else default_run_dir(recipe.name)) if persist else None

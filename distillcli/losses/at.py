@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch import Tensor, nn
+from torch import Tensor
 
 from distillcli.errors import OptionError
 from distillcli.losses.registry import LOSSES
-from distillcli.losses.terms import Outputs, TermContext, same_size
+from distillcli.losses.terms import Outputs, Term, TermContext, same_size
 
 _Names = list[str]
 
@@ -43,9 +43,7 @@ def attention_map(feature: Tensor, p: float) -> Tensor:
 
 
 @LOSSES.register("at")
-class AttentionTransfer:
-    needs_teacher = True
-
+class AttentionTransfer(Term):
     def __init__(self, opts: ATOptions, ctx: TermContext) -> None:
         self.teacher_layers, self.student_layers = list(opts.teacher_layers), list(opts.student_layers)
         s_feats, t_feats = ctx.probe(self.student_layers, self.teacher_layers)
@@ -63,6 +61,3 @@ class AttentionTransfer:
             s, t = same_size(out.student_feats[s_name], out.teacher_feats[t_name].detach())
             total = total + (attention_map(s, self.p) - attention_map(t, self.p)).pow(2).mean()
         return 0.5 * total
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []

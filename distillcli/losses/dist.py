@@ -13,10 +13,10 @@ hard labels come from a separate ``ce`` term (``loss: dist`` adds one with weigh
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from distillcli.losses.registry import LOSSES
-from distillcli.losses.terms import Outputs, TermContext
+from distillcli.losses.terms import Outputs, Term, TermContext
 
 
 class DISTOptions(BaseModel):
@@ -44,11 +44,7 @@ def dist_loss(student: Tensor, teacher: Tensor, temperature: float, beta: float,
 
 
 @LOSSES.register("dist")
-class DIST:
-    teacher_layers: list[str] = []
-    student_layers: list[str] = []
-    needs_teacher = True
-
+class DIST(Term):
     def __init__(self, opts: DISTOptions, ctx: TermContext) -> None:
         self.opts = opts
 
@@ -56,6 +52,3 @@ class DIST:
         assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
         o = self.opts
         return dist_loss(out.student, out.teacher, o.temperature, o.beta, o.gamma)
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from distillcli.losses.registry import LOSSES
-from distillcli.losses.terms import Outputs, TermContext
+from distillcli.losses.terms import Outputs, Term, TermContext
 
 _FAR = 1e9  # pushes the target logit out of the non-target softmax without inf - inf = nan
 
@@ -51,11 +51,7 @@ def decoupled_kl(student: Tensor, teacher: Tensor, labels: Tensor, temperature: 
 
 
 @LOSSES.register("dkd")
-class DecoupledKD:
-    teacher_layers: list[str] = []
-    student_layers: list[str] = []
-    needs_teacher = True
-
+class DecoupledKD(Term):
     def __init__(self, opts: DKDOptions, ctx: TermContext) -> None:
         self.opts = opts
         self.epoch = 0
@@ -73,6 +69,3 @@ class DecoupledKD:
         t = self.opts.temperature
         tckd, nckd = decoupled_kl(out.student, out.teacher, out.labels, t)
         return self.warmup() * t * t * (self.opts.alpha * tckd + self.opts.beta * nckd).mean()
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from distillcli.errors import OptionError
 from distillcli.losses.registry import LOSSES
-from distillcli.losses.terms import Outputs, TermContext, same_size
+from distillcli.losses.terms import Outputs, Term, TermContext, same_size
 
 
 
@@ -42,9 +42,7 @@ def adapter(student: Tensor, teacher: Tensor, where: str) -> nn.Module:
 
 
 @LOSSES.register("fitnet")
-class FitNetHint:
-    needs_teacher = True
-
+class FitNetHint(Term):
     def __init__(self, opts: FitNetOptions, ctx: TermContext) -> None:
         self.teacher_layers = [opts.teacher_layer]
         self.student_layers = [opts.student_layer]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from distillcli.losses.registry import LOSSES
-from distillcli.losses.terms import Outputs, TermContext
+from distillcli.losses.terms import Outputs, Term, TermContext
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
@@ -63,12 +63,8 @@ class KDTermOptions(BaseModel):
                                                               "(default: the step's)")
 
 
-class SoftTargets:
+class SoftTargets(Term):
     """``kd_loss`` as a term of a combined objective."""
-
-    teacher_layers: list[str] = []
-    student_layers: list[str] = []
-    needs_teacher = True
 
     def __init__(self, opts: KDTermOptions, ctx: TermContext) -> None:
         self.temperature = ctx.temperature if opts.temperature is None else opts.temperature
@@ -78,6 +74,3 @@ class SoftTargets:
     def __call__(self, out: Outputs) -> Tensor:
         assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
         return kd_loss(out.student, out.teacher, out.labels, self.temperature, self.alpha, self.label_smoothing)
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []

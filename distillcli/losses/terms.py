@@ -9,7 +9,7 @@ terms and sums ``weight * term``. ``TermContext`` is what a term may need to bui
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,21 +34,24 @@ class TermContext:
     """(student layer names, teacher layer names) -> their features on a dry forward."""
 
 
-class Term(Protocol):
-    teacher_layers: list[str]
-    student_layers: list[str]
-    needs_teacher: bool
-
-    def __call__(self, out: Outputs) -> Tensor: ...
-
-    def extra_modules(self) -> list[nn.Module]: ...
-
-
-class LabelTerm:
-    """Hard-label cross-entropy (with the step's label smoothing)."""
+class Term:
+    """Base of every term: by default it reads logits only, needs the teacher and trains nothing
+    beside the student; feature terms name their layers, adapters come from ``extra_modules``."""
 
     teacher_layers: list[str] = []
     student_layers: list[str] = []
+    needs_teacher = True
+
+    def __call__(self, out: Outputs) -> Tensor:
+        raise NotImplementedError
+
+    def extra_modules(self) -> list[nn.Module]:
+        return []
+
+
+class LabelTerm(Term):
+    """Hard-label cross-entropy (with the step's label smoothing)."""
+
     needs_teacher = False
 
     def __init__(self, label_smoothing: float) -> None:
@@ -56,9 +59,6 @@ class LabelTerm:
 
     def __call__(self, out: Outputs) -> Tensor:
         return F.cross_entropy(out.student, out.labels, label_smoothing=self.label_smoothing)
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []
 
 
 def same_size(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:

@@ -66,6 +66,10 @@ def load_model(path: str | Path) -> ModelFile:
 def read_header(path: str | Path) -> dict[str, Any]:
     """The recorded fields of a model file of any kind."""
     path = Path(path)
+    if path.suffix == ".pt2":  # the header alone, validated, without loading the program
+        from distillcli.modelfile.program import read_program_header
+
+        return read_program_header(path)
     if path.suffix in kind_suffixes():
         mf = load_model(path)
         return {"kind": mf.handle.kind, "metrics": mf.metrics, "data": mf.data}

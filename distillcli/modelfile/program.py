@@ -141,9 +141,8 @@ def register_quantized_ops() -> None:
     import torch.ao.quantization.fx._decomposed  # noqa: F401
 
 
-def load_program(path: Path) -> ModelFile:
-    """Read a ``.pt2`` model file (validated first; see ``pt2_check``)."""
-    path = Path(path)
+def read_program_header(path: Path) -> dict[str, Any]:
+    """The header of a ``.pt2`` model file, the archive validated (see ``pt2_check``)."""
     check_model_path(path)
     header = check_archive(path)
     check_format(header, path)
@@ -151,6 +150,14 @@ def load_program(path: Path) -> ModelFile:
     if kind not in PROGRAM_KINDS:
         raise ModelFileError(f"{path} records kind {kind!r}, which is not a .pt2 program kind",
                              f"expected one of {', '.join(PROGRAM_KINDS)}")
+    return header
+
+
+def load_program(path: Path) -> ModelFile:
+    """Read a ``.pt2`` model file (validated first; see ``pt2_check``)."""
+    path = Path(path)
+    header = read_program_header(path)
+    kind = header["kind"]
     register_quantized_ops()
     try:
         with quiet():
