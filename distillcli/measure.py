@@ -20,14 +20,21 @@ def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, 
              num_classes: int, dist: Distributed | None = None) -> dict[str, Any]:
     """top-1 / top-5 accuracy (%), mean cross-entropy, per-class accuracy and the confusion matrix
     (rows: true class, columns: predicted; up to CONFUSION_MAX_CLASSES classes) on ``batches``
-    (under torchrun, each process's share of them, summed over all processes)."""
+    (under torchrun, each process's share of them, summed over all processes). A compiled program
+    gets a short last batch zero-padded to the first batch's size: a new shape would cost it a
+    compile (seconds to a minute) for a handful of images."""
     if isinstance(model, nn.Module):
         model.eval()
     k = min(5, num_classes)
     sums: dict[str, Tensor] = {}  # on the model's device: no host sync per batch
     n = 0
+    pad_to = None
     for images, labels, _ in batches:
-        logits = model(images).float()
+        if getattr(model, "compiled", False):
+            pad_to = pad_to or images.shape[0]
+            logits = model(_padded(images, pad_to))[:images.shape[0]].float()
+        else:
+            logits = model(images).float()
         labels = labels.to(logits.device)
         best = logits.topk(k, dim=1).indices
         correct = best[:, 0] == labels
@@ -56,6 +63,14 @@ def evaluate(model: Callable[[Tensor], Tensor], batches: Iterable[tuple[Tensor, 
             "loss": sums["loss"].item() / n,
             "samples": n, "per_class_top1": per_class,
             "confusion": sums["confusion"].view(num_classes, num_classes).tolist() if "confusion" in sums else None}
+
+
+def _padded(images: Tensor, size: int) -> Tensor:
+    if images.shape[0] >= size:
+        return images
+    pad = images.new_zeros(size - images.shape[0], *images.shape[1:])
+    return torch.cat([images, pad]).contiguous(memory_format=torch.channels_last) \
+        if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last) else torch.cat([images, pad])
 
 
 def count_params(model: nn.Module) -> int:

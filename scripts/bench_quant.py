@@ -1,39 +1,40 @@
-"""Benchmark: int8 against fp32 on CIFAR-10: accuracy, file size, CPU latency, speedup.
+"""Benchmark: int8 against fp32 on CIFAR-10, every file timed where a user loads it.
 
     python scripts/bench_quant.py --data-root ../shared/data/cifar10 \
         --weights-dir ../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10 --out bench_results/quant.json
 
-For ResNet-20 / ResNet-56 (pretrained, akamaster) and VGG16-BN (--vgg-checkpoint, a distillcli
-model file; otherwise random weights and latency only), through the real quantize step:
-  fp32 eager, fp32 compiled (torch.export + inductor with freezing: the fair baseline),
-  int8 PTQ (PT2E, x86 inductor quantizer, compiled), int8 QAT (--qat-epochs > 0), bf16 / fp16
-  weights (--half), onnxruntime fp32 and int8 (static QDQ, per channel) as `distill export` writes them.
-Top-1 on the test set (--val-subset N for the first N), file size as written, median latency
-at batch 1 and 64 (channels_last input), speedup against compiled fp32 at batch 64, and the
-cold compile time of each program. Accuracy is measured in batches of 64 (the last batch
-padded), so compiled programs are compiled for two shapes only. Targets: >= 2.5x at b64;
-<= 0.3 points lost by PTQ on ResNet-56.
+For ResNet-20 / ResNet-56 (pretrained, akamaster; ImageNet mean/std as they were trained) and
+VGG16-BN (--vgg-checkpoint, a distillcli model file; otherwise random weights, speed only), the
+real steps write the files a user would ship: fp32 eager (.pt), fp32 program (.pt2, timed
+compiled: the fair baseline), int8 PTQ (.pt2), int8 QAT (.pt2, --qat-epochs), onnxruntime fp32
+and int8 (.onnx). Each file is then loaded in its own fresh process with the package's loader
+(``distillcli.file_timing``): top-1 on the test set there, batch-64 latency asked of the
+processes in turn, round after round (median per round; the table gives the median over
+rounds, its spread, and the speed-up against compiled fp32 per round), and the first-load
+time (imports + load + first call, which compiles) on a cold inductor cache and again on a
+warm one. With --qat-epochs, PTQ calibrates on the same training images QAT trains on
+(equal data). Targets: int8 >= 2.5x compiled fp32 at batch 64, PTQ within 0.3 pt.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from torch import Tensor
 
-from distillcli.modelfile import file_header, load_model, save_model
-from distillcli.modelfile.foreign import load_foreign_weights
-from distillcli.compress.export import ProgramModule, as_program, export_model
+from distillcli.compress.export import as_program, export_model
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.measure import evaluate, latency_ms
+from distillcli.file_timing import FileTiming, ratio_spread, time_files
+from distillcli.modelfile import file_header, load_model, save_model
+from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import make_progress
@@ -43,17 +44,7 @@ from distillcli.steps.quantize import QuantizeConfig
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}
 BATCH = 64
-
-
-def padded(fn: Callable[[Tensor], Tensor], size: int = BATCH) -> Callable[[Tensor], Tensor]:
-    """Run every batch at ``size`` (zero-padding a short last batch), so a compiled program
-    sees one shape for the whole test set."""
-    def run(x: Tensor) -> Tensor:
-        n = x.shape[0]
-        if n < size:
-            x = torch.cat([x, x.new_zeros(size - n, *x.shape[1:])]).contiguous(memory_format=torch.channels_last)
-        return fn(x)[:n]
-    return run
+COMPILE = {"DISTILL_COMPILE": "1"}
 
 
 def load(name: str, args: argparse.Namespace) -> tuple[ModelHandle, str]:
@@ -65,74 +56,69 @@ def load(name: str, args: argparse.Namespace) -> tuple[ModelHandle, str]:
     if name in WEIGHTS:
         load_foreign_weights(handle.module, Path(args.weights_dir) / WEIGHTS[name], strip_prefix="module.")
         return handle, "pretrained"
-    return handle, "random (latency only)"
+    return handle, "random (speed only)"
 
 
-def measure(fn: Callable[[Tensor], Tensor], data: DataBundle, path: Path | None, repeats: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    top1 = evaluate(padded(fn), data.val, data.num_classes)["top1"]
-    seconds = time.perf_counter() - t0
-    lat = {b: latency_ms(fn, data.input_shape, b, repeats=repeats, channels_last=True) for b in (1, BATCH)}
-    return {"top1": top1, "file_bytes": path.stat().st_size if path else None, "ms_b1": lat[1],
-            f"ms_b{BATCH}": lat[BATCH], "eval_seconds": seconds}
-
-
-def bench_model(name: str, args: argparse.Namespace, data: DataBundle, ctx: StepContext, tmp: Path) -> list[dict]:
+def make_files(name: str, args: argparse.Namespace, data: DataBundle, ctx: StepContext,
+               tmp: Path) -> tuple[list[tuple[str, Path, dict[str, str]]], dict[str, dict[str, Any]], str]:
+    """Write every variant's file; returns (label, file, worker environment) per variant, what
+    making each cost, and where the weights came from."""
     handle, weights = load(name, args)
-    module = handle.module.eval().to(memory_format=torch.channels_last)
-    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
-    fp32_file = save_model(tmp / f"{name}.pt", handle, header)
-    example = next(iter(data.val))[0][:BATCH]
-    rows: list[dict[str, Any]] = []
+    module = handle.module.eval()
+    def save(variant: ModelHandle, stem: str) -> Path:
+        header = file_header(variant, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
+        return save_model(tmp / stem, variant, header)
 
-    def add(variant: str, fn: Callable[[Tensor], Tensor], path: Path | None, extra: dict[str, Any] | None = None) -> None:
-        row = {"model": name, "weights": weights, "variant": variant, **measure(fn, data, path, args.repeats),
-               **(extra or {})}
-        rows.append(row)
-        print(f"  {name:9s} {variant:22s} top-1 {row['top1']:6.2f}  b1 {row['ms_b1']:7.2f} ms  "
-              f"b{BATCH} {row[f'ms_b{BATCH}']:8.2f} ms", flush=True)
-
-    add("fp32 eager", module, fp32_file)
-    compiled = as_program(ModelHandle(module, handle.arch), example).module
-    assert isinstance(compiled, ProgramModule)
-    compiled.compiled = True
-    add("fp32 compiled", compiled, None)
-    rows[-1]["compile_s"] = sum(compiled.first_call_s.values())
-    methods = [("int8 PTQ", QuantizeConfig(method="static", calibration_batches=args.calibration_batches))]
+    example = next(iter(data.val))[0][:2]
+    files = [("fp32 eager", save(handle, name), {})]
+    files.append(("fp32 compiled", save(as_program(ModelHandle(module, handle.arch), example), f"{name}-fp32"), COMPILE))
+    made: dict[str, dict[str, Any]] = {}
+    methods = [("int8 PTQ", QuantizeConfig(method="static", calibration_batches=args.calibration_batches,
+                                           compile=False))]
     if args.qat_epochs:
-        methods.append(("int8 QAT", QuantizeConfig(method="qat", epochs=args.qat_epochs, lr=args.qat_lr)))
-    if args.half:
-        methods += [(f"{kind} weights", QuantizeConfig(method=kind)) for kind in ("bf16", "fp16")]
+        methods.append(("int8 QAT", QuantizeConfig(method="qat", epochs=args.qat_epochs, lr=args.qat_lr,
+                                                   compile=False)))
     for variant, cfg in methods:
         t0 = time.perf_counter()
         out = STEPS.get("quantize").run(ModelHandle(module, handle.arch), ctx, cfg)
-        seconds = time.perf_counter() - t0
-        path = save_model(tmp / f"{name}-{variant.replace(' ', '-')}.pt2", out.model, header)
-        program = out.model.module
-        assert isinstance(program, ProgramModule)
-        add(variant, program, path, {"quantize_s": seconds})
-        rows[-1]["compile_s"] = sum(program.first_call_s.values()) if program.compiled else None
+        made[variant] = {"seconds": time.perf_counter() - t0,
+                         "s_per_epoch": [r.seconds for r in out.curve] or None,
+                         "calibration_images": out.info.get("calibration_images")}
+        files.append((variant, save(out.model, f"{name}-{variant.split()[1].lower()}"), {}))
     for variant, calibration in (("onnxruntime fp32", None), ("onnxruntime int8", data.train)):
+        header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
         result = export_model(ModelHandle(module, handle.arch), header, tmp / f"{name}-{variant.split()[1]}.onnx",
                               "onnx", example, calibration, args.calibration_batches)
-        add(variant, load_model(result.path).handle.module, result.path)
-    base = next(r for r in rows if r["variant"] == "fp32 compiled")
-    for row in rows:
-        row["speedup_b1"] = base["ms_b1"] / row["ms_b1"]
-        row[f"speedup_b{BATCH}"] = base[f"ms_b{BATCH}"] / row[f"ms_b{BATCH}"]
-        row["top1_delta"] = row["top1"] - rows[0]["top1"]
+        files.append((variant, result.path, {}))
+    return files, made, weights
+
+
+def rows_of(name: str, weights: str, timings: list[FileTiming], made: dict[str, dict[str, Any]]) -> list[dict]:
+    base = next(t for t in timings if t.label == "fp32 compiled")
+    reference = timings[0].top1
+    rows = []
+    for t in timings:
+        speedup, low, high = ratio_spread(base, t)
+        rows.append({"model": name, "weights": weights, "variant": t.label, "file_bytes": Path(t.path).stat().st_size
+                     + (Path(t.path + ".data").stat().st_size if Path(t.path + ".data").exists() else 0),
+                     "top1": t.top1, "top1_delta": None if t.top1 is None or reference is None else t.top1 - reference,
+                     f"ms_b{BATCH}": t.median_ms, f"iqr_ms_b{BATCH}": t.iqr_ms, "rounds_ms": t.samples_ms,
+                     f"speedup_b{BATCH}": speedup, "speedup_min": low, "speedup_max": high,
+                     "first_load_s": t.first_load_s, "later_load_s": t.later_load_s, **made.get(t.label, {})})
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ["model", "variant", "top-1 %", "Δ top-1", "file KiB", "ms b1", f"ms b{BATCH}", f"speedup b{BATCH}",
-            "compile s"]
+    head = ["model", "variant", "top-1 %", "Δ", "file KiB", f"ms b{BATCH} (IQR)", f"speed-up b{BATCH} (range)",
+            "first load s", "next load s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        size = f"{r['file_bytes'] / 1024:.0f}" if r["file_bytes"] else "-"
-        compile_s = f"{r['compile_s']:.0f}" if r.get("compile_s") else "-"
-        lines.append(f"| {r['model']} | {r['variant']} | {r['top1']:.2f} | {r['top1_delta']:+.2f} | {size} | "
-                     f"{r['ms_b1']:.2f} | {r[f'ms_b{BATCH}']:.2f} | {r[f'speedup_b{BATCH}']:.2f}x | {compile_s} |")
+        top1 = "–" if r["top1"] is None else f"{r['top1']:.2f}"
+        delta = "–" if r["top1_delta"] is None or r["variant"] == "fp32 eager" else f"{r['top1_delta']:+.2f}"
+        later = "–" if r["later_load_s"] is None else f"{r['later_load_s']:.1f}"
+        lines.append(f"| {r['model']} | {r['variant']} | {top1} | {delta} | {r['file_bytes'] / 1024:.0f} | "
+                     f"{r[f'ms_b{BATCH}']:.1f} ({r[f'iqr_ms_b{BATCH}']:.1f}) | {r[f'speedup_b{BATCH}']:.2f}x "
+                     f"({r['speedup_min']:.2f}-{r['speedup_max']:.2f}) | {r['first_load_s']:.1f} | {later} |")
     return "\n".join(lines)
 
 
@@ -143,27 +129,34 @@ def main() -> None:
     parser.add_argument("--models", default="resnet20,resnet56,vgg16_bn")
     parser.add_argument("--vgg-checkpoint", help="a trained VGG16-BN distillcli model file (.pt)")
     parser.add_argument("--val-subset", type=int, help="evaluate on the first N test images (default: all 10,000)")
-    parser.add_argument("--calibration-batches", type=int, default=16, help="training batches of 128 for calibration")
+    parser.add_argument("--calibration-batches", type=int, default=16, help="training batches of 128 for calibration "
+                        "(with --qat-epochs: as many as QAT trains on)")
     parser.add_argument("--qat-epochs", type=int, default=0, help="QAT fine-tune epochs (0: skip QAT; CPU-heavy)")
     parser.add_argument("--qat-lr", type=float, default=0.001)
-    parser.add_argument("--train-subset", type=int, help="QAT: train on the first N training images")
-    parser.add_argument("--half", action="store_true", help="also bf16 and fp16 weights (uncompiled programs)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per latency (median)")
+    parser.add_argument("--train-subset", type=int, help="QAT (and then calibration): the first N training images")
+    parser.add_argument("--rounds", type=int, default=7, help="timing rounds (every file timed once per round)")
+    parser.add_argument("--calls", type=int, default=5, help="timed calls per file per round (their median counts)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench_results/quant.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_data(DataConfig(name="cifar10", root=args.data_root, batch_size=128, eval_batch_size=BATCH,
                                 val_subset=args.val_subset, train_subset=args.train_subset), seed=0, channels_last=True)
+    if args.qat_epochs:  # equal data: PTQ calibrates on every image QAT trains on
+        args.calibration_batches = math.ceil(data.train.num_samples / 128)
     ctx = StepContext(device=torch.device("cpu"), data=data, channels_last=True, progress=make_progress(False))
+    evaluate = ["--data-root", args.data_root] + (["--val-subset", str(args.val_subset)] if args.val_subset else [])
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            rows += bench_model(name, args, data, ctx, Path(tmp))
-    text = table(rows)
-    print(f"\nCIFAR-10 test ({data.val.num_samples} images), {args.threads} threads, speedup against fp32 compiled\n")
-    print(text)
+            files, made, weights = make_files(name, args, data, ctx, Path(tmp))
+            timings = time_files(files, BATCH, args.rounds, args.calls, args.threads, Path(tmp) / f"inductor-{name}",
+                                 evaluate, log=lambda text: print(f"  {name}: {text}", flush=True))
+            rows += rows_of(name, weights, timings, made)
+    print(f"\nCIFAR-10 test ({data.val.num_samples} images), {args.threads} threads, each file in a fresh process; "
+          "speed-up against the compiled fp32 program\n")
+    print(table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "args": vars(args), "threads": args.threads,

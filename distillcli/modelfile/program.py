@@ -8,7 +8,9 @@ serves every batch size. Loading validates the archive first (see ``pt2_check``)
 
 Programs run on the CPU. An int8 program is only fast once torch.compile (inductor, with
 weight freezing) has fused its quantize / dequantize pairs into int8 kernels: uncompiled it
-is ~30x slower than fp32. So int8 programs compile by default, lazily, once per input shape
+is ~30x slower than fp32. Inductor has those fusions only once torchao has registered them
+(``int8_kernels``); a fresh process that merely loads the file must register them itself, or
+it compiles every dequantize -> float convolution as written (2.5-7x slower than int8). So int8 programs compile by default, lazily, once per input shape
 at its first call (~10-15 s cold, a few seconds from inductor's on-disk cache);
 ``DISTILL_COMPILE=0`` / ``1`` turns compilation off / on for every program kind.
 """
@@ -79,6 +81,8 @@ class ProgramModule(nn.Module):
         if not self.compiled:
             return self.graph_module
         if self._compiled_fn is None:
+            if holds_int8(self.program):
+                int8_kernels()
             self._compiled_fn = torch.compile(self.graph_module, dynamic=False, recompile_limit=16)
         return self._compiled_fn
 
@@ -134,6 +138,18 @@ def save_program(handle: ModelHandle, header: dict[str, Any], path: Path) -> Non
         torch.export.save(handle.module.program, buffer, extra_files={HEADER_NAME: json.dumps(header)})
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+def holds_int8(program: torch.export.ExportedProgram) -> bool:
+    return any(getattr(n.target, "namespace", None) == "quantized_decomposed" for n in program.graph.nodes)
+
+
+def int8_kernels() -> None:
+    """Register inductor's int8 fusions (dequantize -> conv/linear -> quantize into onednn int8
+    kernels, weights prepacked). torchao adds them when its x86 quantizer module is imported:
+    the quantizing process always has, a process that only loads a program must do it here."""
+    with quiet():
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
 
 def register_quantized_ops() -> None:

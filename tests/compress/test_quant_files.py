@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -54,6 +57,46 @@ def test_int8_file_round_trip(saved) -> None:
     assert loaded.input_shape == (3, 16, 16) and loaded.handle.arch.kwargs == {"width": 8}
     images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     assert torch.equal(loaded.handle.module.uncompiled(images), program.uncompiled(images))
+
+
+# A user's deployment in a fresh process: load with the package's loader and call the model.
+_DEPLOY = """
+import json, sys, torch
+from torch._dynamo.utils import counters
+from distillcli.modelfile import load_model
+model = load_model(sys.argv[1]).handle.module
+torch.save(model(torch.load(sys.argv[2], weights_only=True)), sys.argv[3])
+print(json.dumps({"fusions": {k: v for k, v in counters["inductor"].items() if k.startswith(("qconv", "qlinear"))},
+                  "first_call_s": model.first_call_s}))
+"""
+
+
+def test_int8_program_reloads_compiled_like_where_it_was_made(saved, tmp_path) -> None:
+    """Regression: a fresh process compiled a loaded int8 program without inductor's int8 fusions
+    (registered only by importing torchao's quantizer), so it ran dequantize -> float conv and was
+    2.5x slower than in the quantizing process. Same fusions, same outputs, and the first-call
+    (compile) time is reported."""
+    from torch._dynamo.utils import counters
+
+    path, program = saved
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    counters.clear()
+    here = ProgramModule(program.program, compiled=True)
+    expected = here(images)
+    fusions_here = {k: v for k, v in counters["inductor"].items() if k.startswith(("qconv", "qlinear"))}
+    # the cnn's three convolutions and its linear layer run as int8 kernels
+    assert fusions_here["qconv_weight_prepack_matcher_count"] == 3
+    assert fusions_here["qlinear_weight_prepack_matcher_count"] == 1
+    torch.save(images, tmp_path / "images.pt")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("DISTILL_COMPILE", None)
+    proc = subprocess.run([sys.executable, "-c", _DEPLOY, str(path), str(tmp_path / "images.pt"),
+                           str(tmp_path / "out.pt")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh["fusions"] == fusions_here
+    assert torch.allclose(torch.load(tmp_path / "out.pt", weights_only=True), expected, atol=1e-5)
+    assert fresh["first_call_s"]["(8, 3, 16, 16)"] > 0
 
 
 def _rewrite(source: Path, target: Path, edit) -> Path:
