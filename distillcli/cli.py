@@ -165,6 +165,10 @@ def _plan_text(plan: dict[str, Any]) -> str:
         if m:
             lines.append(f"  {role}: {m['arch']}  {human_count(m['params'])} params  {human_count(m['macs'])} MACs"
                          + (f"  (from {m['source']})" if m.get("source") else ""))
+        if role == "teacher" and plan["models"].get("teachers"):
+            lines[-1] += "  (the weighted mean of the logits of:)"
+            lines += [f"    teacher[{i}]: {t['arch']}  weight {t['weight']:.3g}  {human_count(t['params'])} params  "
+                      f"{human_count(t['macs'])} MACs  (from {t['source']})" for i, t in enumerate(plan["models"]["teachers"])]
     for s in plan["steps"]:
         lines.append(f"  step {s['index']}: {s['kind']} [{s['target']}]" + (f"  {s['epochs']} epochs" if s.get("epochs")
                                                                             else ""))
@@ -252,8 +256,15 @@ def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
 
     r = load_recipe(recipe, list(set_ or []))
     steps = [kind for kind, _ in r.step_list()]
-    Output(as_json).result({"valid": True, "name": r.name, "steps": steps},
-                           f"{recipe}: valid ({len(steps)} steps: {' -> '.join(steps) or 'none'})")
+    result: dict[str, Any] = {"valid": True, "name": r.name, "steps": steps}
+    text = f"{recipe}: valid ({len(steps)} steps: {' -> '.join(steps) or 'none'})"
+    if r.teachers:
+        total = sum(t.weight for t in r.teachers)
+        result["teachers"] = [{"arch": t.arch, "checkpoint": t.checkpoint, "weight": t.weight / total}
+                              for t in r.teachers]
+        text += "\n" + "\n".join(f"  teacher[{i}]: {t['checkpoint']}" + (f" ({t['arch']})" if t["arch"] else "")
+                                  + f"  weight {t['weight']:.3g}" for i, t in enumerate(result["teachers"]))
+    Output(as_json).result(result, text)
 
 
 @app.command()

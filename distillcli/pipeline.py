@@ -32,8 +32,8 @@ from distillcli.models.handle import ModelHandle
 from distillcli.interrupt import InterruptHandler
 from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, source_file, student_from_teacher
-from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, best_epoch
+from distillcli.recipe_models import build_from_spec, build_teacher, source_file, student_from_teacher
+from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, TeacherRecord, best_epoch
 from distillcli.report import write_reports
 from distillcli.report.tracking import open_tracker, summary_writer_class
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir, publish_final_models
@@ -108,8 +108,8 @@ class Pipeline:
         self.models, self.files = self.state.models, self.state.files
         if self.dist.enabled:
             self.data.shard(self.dist.rank, self.dist.world)
+        self.models["teacher"] = build_teacher(r, self.data)
         if r.teacher is not None:
-            self.models["teacher"] = build_from_spec(r.teacher, self.data)
             self.files["teacher"] = source_file(r.teacher.checkpoint)
         if r.student.from_ != "teacher":  # built now, so its random start depends on the seed alone
             self._current("student")
@@ -272,12 +272,31 @@ class Pipeline:
         steps = r.step_list()
         if r.teacher is not None and r.teacher.checkpoint:
             self.record.offer_baseline("teacher", "the teacher", self._measure(self._placed("teacher"), "teacher"))
+        if r.teachers:
+            self._measure_teachers()
         if r.student.checkpoint and steps and steps[0][0] != "evaluate":
             self._current("student")
             model = self._placed("student")
             self.record.offer_baseline("start", "the starting model", self._measure(model, "student"))
             if self.run_dir is None and r.report.latency and model.kind == "eager":
                 self._before = copy.deepcopy(model.module)  # for the before/after latency, timed in alternation
+
+    def _measure_teachers(self) -> None:
+        """Several teachers: each measured alone (metrics.json ``teachers``), and their ensemble, the
+        model the student learns from, as the baseline; its stored size is that of all their files."""
+        ensemble = self._placed("teacher")
+        arch = ensemble.arch.kwargs
+        specs = self.recipe.teachers or []
+        for i, (spec, member) in enumerate(zip(specs, ensemble.module.children())):
+            measures = self._measure_module(member)
+            source = source_file(spec.checkpoint)
+            measures.file_bytes = file_size(source) if source is not None and source.is_file() else None
+            self.record.teachers.append(TeacherRecord(index=i, arch=arch["members"][i], checkpoint=str(spec.checkpoint),
+                                                      weight=arch["weights"][i], measures=measures))
+        measures = self._measure(ensemble, "teacher")
+        sizes = [t.measures.file_bytes for t in self.record.teachers]
+        measures.file_bytes = None if None in sizes else sum(b or 0 for b in sizes)
+        self.record.offer_baseline("teacher", f"the ensemble of {len(specs)} teachers", measures)
 
     def _run_step(self, index: int, kind: str, cfg: Any) -> None:
         target = cfg.model
@@ -336,15 +355,18 @@ class Pipeline:
 
     def _measure(self, model: ModelHandle | None, target: str) -> Measures:
         assert model is not None
-        rep = self.recipe.report
-        raw = measure_model(model.module, self.data.val, self.data.num_classes, self.data.input_shape, self.device,
-                            latency_batches=rep.latency_batches if rep.latency else (),
-                            repeats=rep.latency_repeats, channels_last=self.recipe.channels_last, dist=self.dist)
-        measures = Measures(**raw)
+        measures = self._measure_module(model.module)
         source = self.files[target]
         if source is not None and source.is_file():
             measures.file_bytes = file_size(source)
         return measures
+
+    def _measure_module(self, module: torch.nn.Module) -> Measures:
+        rep = self.recipe.report
+        raw = measure_model(module, self.data.val, self.data.num_classes, self.data.input_shape, self.device,
+                            latency_batches=rep.latency_batches if rep.latency else (),
+                            repeats=rep.latency_repeats, channels_last=self.recipe.channels_last, dist=self.dist)
+        return Measures(**raw)
 
     def _save(self, model: ModelHandle, stem: Path, measures: Measures) -> Path:
         d = self.data

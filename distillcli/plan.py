@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from distillcli.data import load_data
 from distillcli.measure import count_macs, count_params
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, student_from_teacher
+from distillcli.recipe_models import build_from_spec, build_teacher, student_from_teacher
 from distillcli.rundir import check_out_dir
 from distillcli.runtime import Distributed, resolve_device
 
@@ -19,15 +21,23 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
         check_out_dir(run_dir, recipe_to_dict(r), force, resume)
     device = resolve_device(r.device, Distributed.from_env())
     data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
-    teacher = build_from_spec(r.teacher, data) if r.teacher is not None else None
+    teacher = build_teacher(r, data)
     student = (student_from_teacher(r.student, teacher, data) if r.student.from_ == "teacher" and teacher
                else build_from_spec(r.student, data))
-    models = {}
+
+    def summary(module: nn.Module, arch: str, source: str | None) -> dict[str, Any]:
+        return {"arch": arch, "params": count_params(module), "macs": count_macs(module, data.input_shape),
+                "source": source}
+
+    models: dict[str, Any] = {}
     for role, handle, spec in (("teacher", teacher, r.teacher), ("student", student, r.student)):
-        if handle is not None and spec is not None:
-            models[role] = {"arch": handle.arch.name, "kind": handle.kind, "params": count_params(handle.module),
-                            "macs": count_macs(handle.module, data.input_shape),
-                            "source": spec.checkpoint or ("a copy of the teacher" if spec.from_ else None)}
+        if handle is not None:
+            source = (spec.checkpoint or ("a copy of the teacher" if spec.from_ else None)) if spec else None
+            models[role] = {**summary(handle.module, handle.arch.name, source), "kind": handle.kind}
+    if teacher is not None and r.teachers:
+        arch = teacher.arch.kwargs
+        models["teachers"] = [{**summary(member, arch["members"][i], spec.checkpoint), "weight": arch["weights"][i]}
+                              for i, (spec, member) in enumerate(zip(r.teachers, teacher.module.children()))]
     steps = []
     for index, (kind, cfg) in enumerate(r.step_list()):
         epochs = getattr(cfg, "epochs", None) or getattr(getattr(cfg, "finetune", None), "epochs", None)

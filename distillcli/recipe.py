@@ -45,6 +45,13 @@ class ModelSpec(BaseModel):
     std: list[float] | None = Field(None, max_length=64)
 
 
+class TeacherSpec(ModelSpec):
+    """One of several teachers (``teachers:``): a model as under ``teacher:``, plus its weight."""
+
+    weight: float = Field(1.0, gt=0, le=1e6, description="its share of the averaged logits (the weights are "
+                                                          "normalised to sum to 1)")
+
+
 class ReportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +87,8 @@ class RecipeBase(BaseModel):
                                                                                     "(default: torch's choice)")
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: ModelSpec | None = None
+    teachers: list[TeacherSpec] | None = Field(None, max_length=32, description="several teachers instead of one: "
+                                               "the distilling steps learn from the weighted mean of their logits")
     student: ModelSpec = Field(default_factory=lambda: ModelSpec(arch="resnet20"))
     report: ReportConfig = Field(default_factory=ReportConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
@@ -261,8 +270,10 @@ _PATH_KEYS = (("data", "root"), ("teacher", "checkpoint"), ("student", "checkpoi
 
 def anchor_paths(raw: dict[str, Any], folder: Path) -> None:
     """Make the file's relative paths absolute against ``folder`` (``~`` paths are left to the user's home)."""
-    for section, key in _PATH_KEYS:
-        part = raw.get(section)
+    teachers = raw.get("teachers")
+    places = [(raw.get(section), key) for section, key in _PATH_KEYS]
+    places += [(t, "checkpoint") for t in teachers] if isinstance(teachers, list) else []
+    for part, key in places:
         value = part.get(key) if isinstance(part, dict) else None
         if isinstance(value, str) and value and not value.startswith("~") and not Path(value).is_absolute():
             part[key] = os.path.normpath(os.path.abspath(folder / value))

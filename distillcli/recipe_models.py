@@ -12,6 +12,7 @@ from distillcli.modelfile.header import is_model_payload
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.models.build import build_model
+from distillcli.models.ensemble import ensemble_handle
 from distillcli.models.handle import ArchSpec, ModelHandle
 
 
@@ -43,6 +44,20 @@ def build_from_spec(spec, data: DataBundle) -> ModelHandle:
         return handle
     arch = _arch(spec, data)
     return ModelHandle(build_model(arch), arch)
+
+
+def build_teacher(recipe, data: DataBundle) -> ModelHandle | None:
+    """The recipe's teacher: ``teacher:`` as it is, or the ensemble of ``teachers:``."""
+    if not recipe.teachers:
+        return build_from_spec(recipe.teacher, data) if recipe.teacher is not None else None
+    members = []
+    for i, spec in enumerate(recipe.teachers):
+        member = build_from_spec(spec, data)
+        if member.kind != "eager":
+            raise ModelFileError(f"teachers[{i}]: {spec.checkpoint} is a {member.kind} model, and an ensemble of "
+                                 "teachers is made of PyTorch models", "list the .pt file it was made from")
+        members.append(member)
+    return ensemble_handle(members, [spec.weight for spec in recipe.teachers], data)
 
 
 def student_from_teacher(spec, teacher: ModelHandle, data: DataBundle) -> ModelHandle:

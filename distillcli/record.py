@@ -93,6 +93,16 @@ class Baseline(_Record):
     measures: Measures
 
 
+class TeacherRecord(_Record):
+    """One of several teachers (recipe ``teachers:``), measured alone as it was loaded."""
+
+    index: int
+    arch: str
+    checkpoint: str
+    weight: float = Field(description="its share of the averaged logits (normalised: the shares sum to 1)")
+    measures: Measures
+
+
 # The order in which a baseline is preferred: a loaded teacher over a trained one, over the
 # loaded starting model, over the first step's model.
 _PREFERENCE = ("teacher", "teacher_step", "start", "first_step")
@@ -136,6 +146,8 @@ class RunRecord(_Record):
     run: RunInfo
     data: DataInfo
     baseline: Baseline | None = None
+    teachers: list[TeacherRecord] = Field(default_factory=list, description="with several teachers: each one "
+                                          "measured alone; the baseline is their ensemble")
     steps: list[StepRecord] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

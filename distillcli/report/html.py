@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 from typing import NamedTuple, Sequence
 
 from distillcli.record import Measures, RunRecord, StepRecord
@@ -83,9 +84,11 @@ def latency_batches(measures: Sequence[Measures]) -> list[str]:
 
 
 def rows_of(record: RunRecord) -> list[Row]:
-    """The models in the table: a baseline measured before the steps (a loaded model) first, then the steps."""
+    """The models in the table: those measured before the steps (several teachers, each alone, then a
+    baseline loaded from a file) first, then the steps."""
     base = record.baseline
-    rows = []
+    rows = [Row("-", f"teacher[{t.index}] {t.arch} (weight {t.weight:.3g})", "teacher", t.measures, False,
+                Path(t.checkpoint).name) for t in record.teachers]
     if base is not None and base.step is None:
         rows.append(Row("-", f"start: {base.label}", "teacher" if base.source == "teacher" else "student",
                         base.measures, True))
@@ -171,7 +174,9 @@ def _pareto(record: RunRecord) -> str:
     panels: list[tuple[str, list[plots.Point]]] = []
 
     def label(r: Row) -> str:
-        return f"{r.index} {r.name}" if r.index != "-" else "start"
+        if r.index != "-":
+            return f"{r.index} {r.name}"
+        return "start" if r.baseline else r.name.split()[0]  # one of several teachers: teacher[i]
 
     if batches:
         b = batches[-1]

@@ -94,6 +94,11 @@ def render(record: RunRecord) -> str:
     if base is not None:
         lines += ["", f"Deltas and speed-up are against {base.label} (top-1 {_num(t.top1)} %, "
                       f"{human_count(t.params)} params, {human_count(t.macs)} MACs)."]
+    if record.teachers:
+        lines += ["", "The teachers alone (the distilling steps learn from the weighted mean of their logits):", ""]
+        lines += [f"- teacher[{m.index}] {m.arch}, weight {m.weight:.3g}: top-1 {_num(m.measures.top1)} %, "
+                  f"{human_count(m.measures.params)} params, {human_count(m.measures.macs)} MACs ({m.checkpoint})"
+                  for m in record.teachers]
     if batches:
         lines += ["", f"Latency: median ± interquartile range over the timed passes; \u26a0 marks a spread over "
                       f"{WIDE_SPREAD:.0%} of the median (busy cores: compare such figures with care). "
