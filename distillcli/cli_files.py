@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -22,21 +23,26 @@ def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
 
 @app.command("eval")
 @guarded
-def eval_(model: Path = typer.Argument(..., help="a model file written by distill (.pt, .pt2, .onnx)"),
+def eval_(model: Path = typer.Argument(..., help="a model file written by distill (.pt, .pt2, .onnx, .aoti)"),
           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
           batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536),
           subset: Optional[int] = SubsetOpt, threads: Optional[int] = ThreadsOpt,
           no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurement"),
           min_top1: Optional[float] = typer.Option(None, "--min-top1", min=0, max=100, help="CI gate: exit 3 when "
                                                    "top-1 (%) is below this"),
+          allow_native: bool = typer.Option(False, "--allow-native", help="load an .aoti package (it runs the "
+                                            "machine code inside the file: only files you built or trust)"),
           quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Evaluate a saved model: accuracy, size, MACs and latency, in a fresh process.
 
     Example: distill eval runs/quickstart-*/models/student.pt --data-root data/ --min-top1 90
     """
     from distillcli.file_recipe import run_on_file
+    from distillcli.modelfile.native import ALLOW_ENV
     from distillcli.steps.evaluate import EvaluateConfig
 
+    if allow_native:
+        os.environ[ALLOW_ENV] = "1"
     run = run_on_file(model, "evaluate", EvaluateConfig(), progress_for(quiet, True), data=data, data_root=data_root,
                       device=device, latency=not no_latency, threads=threads, eval_batch_size=batch_size,
                       val_subset=subset)
@@ -254,7 +260,8 @@ def quantize(model: Path = typer.Argument(..., help="a float model file written 
 @app.command()
 @guarded
 def export(model: Path = typer.Argument(..., help="a model file written by distill (.pt, or a .pt2 program)"),
-           format_: str = typer.Option("onnx", "--format", help="onnx | pt2"),
+           format_: str = typer.Option("onnx", "--format", help="onnx | pt2 | aoti (an AOTInductor package of the "
+                                       "program: loads in a fraction of a second, machine code, opt-in to load)"),
            int8: bool = typer.Option(False, "--int8", help="onnx: int8 by onnxruntime (static, QDQ, per channel), "
                                      "calibrated on the training data"),
            calibration_batches: int = typer.Option(16, "--calibration-batches", min=1, max=100_000,
@@ -262,7 +269,8 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
            out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-export.<format>)"),
            force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
            subset: Optional[int] = SubsetOpt, as_json: bool = JsonOpt) -> None:
-    """Export a saved model as ONNX (fp32, or int8 with --int8) or a torch.export program (.pt2).
+    """Export a saved model as ONNX (fp32, or int8 with --int8), a torch.export program (.pt2) or an
+    AOTInductor package of that program (.aoti, from a .pt2 int8 file too).
 
     The file is run in its runtime and its outputs compared with the model's.
 
@@ -281,8 +289,9 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
                       data_root=data_root, device="cpu", latency=False, val_subset=subset)
     info = dict(run.info)
     info["file"] = str(target.with_suffix(f".{format_}"))
-    runtime = "onnxruntime" if info["format"] == "onnx" else "torch.export"
+    runtime = {"onnx": "onnxruntime", "pt2": "torch.export", "aoti": "AOTInductor"}[info["format"]]
     Output(as_json).result(info, (
         f"wrote {info['file']} ({info['format']}, {info['precision']}, {human_bytes(info['file_bytes'])})\n"
         f"{runtime} vs the model on {info['images']} images: top-1 agreement {info['top1_agreement']:.1f} %, "
-        f"max |logit difference| {info['max_abs_diff']:.2g}\nnext: distill eval {info['file']}"))
+        f"max |logit difference| {info['max_abs_diff']:.2g}\n"
+        f"next: distill eval {info['file']}{' --allow-native' if info['format'] == 'aoti' else ''}"))

@@ -88,4 +88,4 @@ def source_file(checkpoint: str | None) -> Path | None:
     if not checkpoint:
         return None
     path = Path(checkpoint).expanduser()
-    return path if path.suffix in (".pt", ".pt2", ".onnx") else None
+    return path if path.suffix in {".pt", *kind_suffixes()} else None

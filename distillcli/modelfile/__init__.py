@@ -4,7 +4,8 @@ Each format lives in its own module and is listed here, explicitly, once:
     eager  ``.pt``    header + structure + state_dict (torch.load with weights_only=True)
     pt2 / int8 / bf16 / fp16   ``.pt2``   a torch.export program (validated before loading)
     onnx   ``.onnx``  an ONNX graph run by onnxruntime
-Loading never runs code from the file. Foreign checkpoints (a bare state_dict) load
+    aoti   ``.aoti``  an AOTInductor package: machine code, loaded only when the caller opts in
+Loading never runs code from the file, except an ``.aoti`` package the caller allowed. Foreign checkpoints (a bare state_dict) load
 through ``modelfile.foreign``.
 """
 
@@ -26,6 +27,7 @@ _KINDS: dict[str, tuple[str, str, str, str]] = {
     "eager": (".pt", "eager", "save_eager", "load_eager"),
     **{kind: (".pt2", "program", "save_program", "load_program") for kind in ("pt2", "int8", "bf16", "fp16")},
     "onnx": (".onnx", "onnx", "save_onnx", "load_onnx"),
+    "aoti": (".aoti", "native", "save_native", "load_native"),
 }
 
 
@@ -70,6 +72,10 @@ def read_header(path: str | Path) -> dict[str, Any]:
         from distillcli.modelfile.program import read_program_header
 
         return read_program_header(path)
+    if path.suffix == ".aoti":  # without loading its library
+        from distillcli.modelfile.native import read_native_header
+
+        return read_native_header(path)
     if path.suffix in kind_suffixes():
         mf = load_model(path)
         return {"kind": mf.handle.kind, "metrics": mf.metrics, "data": mf.data}

@@ -2,7 +2,7 @@
 
     format           "distillcli.model"
     format_version   1
-    kind             "eager" | "pt2" | "int8" | "bf16" | "fp16" | "onnx"
+    kind             "eager" | "pt2" | "int8" | "bf16" | "fp16" | "onnx" | "aoti"
     arch             ArchSpec as a dict (registry name, kwargs, classes, channels, mean/std)
     class_names, input_shape, data (the data options it was trained on)
     info             kind-specific facts (sparsity, quantization scheme ...)

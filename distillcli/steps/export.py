@@ -17,7 +17,9 @@ from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
 
 
 class ExportConfig(StepConfig):
-    format: Literal["onnx", "pt2"] = Field("onnx", description="onnx (runs in onnxruntime) | pt2 (torch.export program)")
+    format: Literal["onnx", "pt2", "aoti"] = Field("onnx", description="onnx (runs in onnxruntime) | pt2 (torch.export "
+                                                   "program) | aoti (AOTInductor package: compiled once, machine "
+                                                   "code, loads only with --allow-native)")
     int8: bool = Field(False, description="onnx: quantize to int8 with onnxruntime (static, QDQ, per channel), "
                                           "calibrated on training batches")
     calibration_batches: PositiveInt = Field(16, le=100_000, description="int8: training batches that calibrate "

@@ -168,3 +168,40 @@ def test_corrupt_pt2_is_a_model_file_error(tmp_path) -> None:
 ])
 def test_shape_expressions(text, safe) -> None:
     assert safe_expression(text) is safe
+
+
+def test_aoti_package_loads_only_when_allowed_and_matches_the_program(saved, tmp_path, monkeypatch) -> None:
+    """An AOTInductor package: compiled once, loads without compiling, gives the compiled program's
+    outputs; loading it runs machine code, so it is refused unless the caller opts in."""
+    from distillcli.compress.export import export_file
+    from distillcli.modelfile import read_header
+    from distillcli.modelfile.native import ALLOW_ENV, allow_native
+
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    path, program = saved
+    result = export_file(load_model(path), "aoti", tmp_path / "model")
+    assert result.path.suffix == ".aoti" and result.precision == "int8" and result.check["top1_agreement"] == 100.0
+    header = read_header(result.path)  # the header, without loading the library
+    assert header["kind"] == "aoti" and header["info"]["precision"] == "int8"
+    with pytest.raises(ModelFileError, match="runs the machine code inside it") as info:
+        load_model(result.path)
+    assert "--allow-native" in info.value.hint
+    images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    with allow_native():
+        package = load_model(result.path)
+    assert package.handle.kind == "aoti" and package.class_names == ["class0", "class1", "class2", "class3"]
+    expected = ProgramModule(program.program, compiled=True)(images)
+    assert torch.allclose(package.handle.module(images), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not a distillcli AOTInductor package"), (b"junk", "corrupt or not an AOTInductor package")])
+def test_foreign_or_corrupt_aoti_is_a_model_file_error(tmp_path, content, message) -> None:
+    path = tmp_path / "x.aoti"
+    if content is None:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("x/data/aotinductor/model/model.so", b"\x7fELF")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)

@@ -1,5 +1,5 @@
-"""One entry point for `distill export` and the export step: write a model as ONNX or as a
-torch.export program, reload the file through its registered kind, and check it against
+"""One entry point for `distill export` and the export step: write a model as ONNX, as a
+torch.export program or as an AOTInductor package of that program, reload the file through its registered kind, and check it against
 the source model on the same images (an fp32 export must match to 1e-3 of the logit scale)."""
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from distillcli.modelfile import file_header, load_model, ModelFile, save_model
 from distillcli.compress.export.check import agreement, matches
 from distillcli.compress.export.onnx import export_onnx
 from distillcli.compress.export.program import as_program
+from distillcli.modelfile.native import allow_native
 from distillcli.modelfile.program import ProgramModule
 from distillcli.errors import CompressionError, OptionError
 from distillcli.modelfile import file_size
 from distillcli.models.handle import ModelHandle
 
-FORMATS: tuple[str, ...] = ("onnx", "pt2")
+FORMATS: tuple[str, ...] = ("onnx", "pt2", "aoti")
 
 
 @dataclass
@@ -58,16 +59,20 @@ def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, f
         raise CompressionError("the model is already an ONNX file", "export its source model (.pt or .pt2) instead")
     path = Path(out).with_suffix(f".{fmt}")
     example = example.to("cpu")
-    if fmt == "pt2":
+    if fmt in ("pt2", "aoti"):
         if calibration is not None:
             raise OptionError("--int8 applies to --format onnx",
-                              "for an int8 .pt2 program use `distill quantize MODEL --method static`")
+                              f"for an int8 {fmt} file, quantize first (`distill quantize MODEL --method static`) "
+                              "and export the .pt2 it writes")
         program = as_program(handle, example)
         precision = "fp32" if program.kind == "pt2" else program.kind
+        if fmt == "aoti":
+            program = ModelHandle(program.module, program.arch, "aoti", {**program.info, "precision": precision})
         save_model(path, program, {**header, "kind": program.kind, "info": program.info})
     else:
         precision = export_onnx(handle, header, path, example, calibration, calibration_batches)
-    exported = load_model(path).handle.module
+    with allow_native():  # written by this process just now
+        exported = load_model(path).handle.module
     try:
         result = agreement(_plain(handle.module), _plain(exported), example)
     except Exception as e:
