@@ -41,6 +41,7 @@ from distillcli.run_state import RunState
 from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
 from distillcli.steps import STEPS, StepContext
 from distillcli.training.checkpoint import Checkpointer
+from distillcli.teacher_cache.key import default_cache_dir
 from distillcli.training.fit import FitSession
 
 
@@ -262,9 +263,11 @@ class Pipeline:
     def _context(self) -> StepContext:
         workdir = self.run_dir if self.run_dir is not None else self.workdir
         exports = self.run_dir / "exports" if self.run_dir is not None else self.workdir
+        cache = self.recipe.cache_dir
         return StepContext(device=self.device, data=self.data, seed=self.recipe.seed, teacher=self.models["teacher"],
                            progress=self.progress, channels_last=self.recipe.channels_last, workdir=workdir,
-                           exports_dir=exports, dist=self.dist, fits=self.fits)
+                           exports_dir=exports, dist=self.dist, fits=self.fits,
+                           cache_dir=Path(cache).expanduser() if cache else default_cache_dir())
 
     def _measure_start(self) -> None:
         """Measure the models a run starts from when they were loaded (the report's baseline)."""
@@ -304,8 +307,9 @@ class Pipeline:
         self.progress.message(f"step {index}: {kind} [{target}]")
         t0 = time.perf_counter()
         self.interrupt.in_loop = True
+        ctx = self._context()
         try:
-            out = STEPS.get(kind).run(model, self._context(), cfg)
+            out = STEPS.get(kind).run(model, ctx, cfg)
         finally:
             self.interrupt.in_loop = False
         seconds = time.perf_counter() - t0
@@ -313,7 +317,8 @@ class Pipeline:
         if changed:
             self.state.changed(target, out.model)
         entry = StepRecord(index=index, kind=kind, target=target, options=cfg.model_dump(mode="json"),
-                           seconds=seconds, curve=out.curve, best=best_epoch(out.curve), info=out.info)
+                           seconds=seconds, curve=out.curve, best=best_epoch(out.curve), info=out.info,
+                           teacher_cache=ctx.teacher_cache)
         t0 = time.perf_counter()
         entry.measures = self._measure(out.model, target)
         if changed and self._before is not None and self.record.baseline is not None:

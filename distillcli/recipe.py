@@ -85,6 +85,8 @@ class RecipeBase(BaseModel):
     channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU and GPU)")
     threads: Annotated[int, Field(ge=1, le=1024)] | None = Field(None, description="CPU threads, 1 .. 1024 "
                                                                                     "(default: torch's choice)")
+    cache_dir: str | None = Field(None, max_length=4096, description="where stored teacher outputs live "
+                                  "(default: $XDG_CACHE_HOME/distill, else ~/.cache/distill)")
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: ModelSpec | None = None
     teachers: list[TeacherSpec] | None = Field(None, max_length=32, description="several teachers instead of one: "
@@ -265,13 +267,13 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return validate_raw(raw, source=str(path))
 
 
-_PATH_KEYS = (("data", "root"), ("teacher", "checkpoint"), ("student", "checkpoint"))
+_PATH_KEYS = (("data", "root"), ("teacher", "checkpoint"), ("student", "checkpoint"), (None, "cache_dir"))
 
 
 def anchor_paths(raw: dict[str, Any], folder: Path) -> None:
     """Make the file's relative paths absolute against ``folder`` (``~`` paths are left to the user's home)."""
     teachers = raw.get("teachers")
-    places = [(raw.get(section), key) for section, key in _PATH_KEYS]
+    places = [(raw if section is None else raw.get(section), key) for section, key in _PATH_KEYS]
     places += [(t, "checkpoint") for t in teachers] if isinstance(teachers, list) else []
     for part, key in places:
         value = part.get(key) if isinstance(part, dict) else None

@@ -70,6 +70,19 @@ class BestEpoch(_Record):
     val_top1: float
 
 
+class TeacherCacheRecord(_Record):
+    """The teacher-output store in one step: epochs whose teacher outputs were read (hits) or
+    computed (misses), the key's files on disk, and the teacher's forward time."""
+
+    mode: Literal["auto", "off", "required"]
+    key: str | None = Field(None, description="the store's key (None: outputs computed, not stored)")
+    hits: int = 0
+    misses: int = 0
+    disk_bytes: int = Field(0, description="the key's entries on disk after the step")
+    teacher_seconds: float | None = Field(None, description="the teacher's forward passes (CPU only; a GPU runs "
+                                                            "asynchronously)")
+
+
 class StepRecord(_Record):
     index: int
     kind: str
@@ -82,6 +95,7 @@ class StepRecord(_Record):
     curve: list[EpochRecord] = Field(default_factory=list)
     best: BestEpoch | None = Field(None, description="best epoch of the curve; the model kept is the last")
     info: dict[str, Any] = Field(default_factory=dict, description="step-specific facts")
+    teacher_cache: TeacherCacheRecord | None = Field(None, description="steps that distil: the teacher-output store")
 
 
 class Baseline(_Record):
@@ -178,7 +192,7 @@ def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
 RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "latency_ms", "latency_iqr_ms", "first_call_s",
                           "started",
                           "finished", "resumed", "dir", "recipe_file", "load_average", "checkpoint_writes",
-                          "checkpoint_seconds"})
+                          "checkpoint_seconds", "teacher_cache"})
 
 
 def comparable(metrics: Any) -> Any:

@@ -43,6 +43,15 @@ def tiny_synthetic():
     return load_data(cfg, device="cpu", seed=0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Stored teacher outputs go to a folder of the test session, never the user's ~/.cache
+    (subprocesses inherit the variable)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture
 def write_recipe(tmp_path):
     def write(recipe: dict, name: str = "recipe.yaml") -> Path:

@@ -30,6 +30,14 @@ class BatchLoader(Protocol):
 
     def set_epoch(self, epoch: int) -> None: ...
 
+    def augment_epoch(self, epoch: int) -> int:
+        """The epoch whose augmentation ``epoch`` reuses (``data.augment_replay``; 0 without augmentation)."""
+        ...
+
+    def fingerprint(self) -> str | None:
+        """A digest of the samples this loader yields (not of their augmentation); None if unknown."""
+        ...
+
     def shard(self, rank: int, world: int) -> None:
         """Under torchrun: yield only process ``rank``'s share of every batch."""
         ...

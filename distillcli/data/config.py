@@ -41,6 +41,9 @@ class DataConfig(BaseModel):
     augment: Literal["auto", "standard", "crop", "none"] = Field(
         "auto", description="standard: pad-4 random crop + horizontal flip; crop: crop only; auto: the dataset's default"
     )
+    augment_replay: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="training epoch e reuses the augmentation of epoch e mod K (the order still changes), "
+                          "so a stored teacher's outputs are computed for K epochs at most")
     image_size: Annotated[int, Field(ge=1, le=MAX_IMAGE_SIZE)] | None = Field(
         None, description=f"resize images to this size, at most {MAX_IMAGE_SIZE} (digits, imagefolder, synthetic)")
     mean: Norm | None = Field(None, min_length=1, max_length=MAX_CHANNELS,

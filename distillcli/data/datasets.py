@@ -133,7 +133,8 @@ def tensor_bundle(
     return DataBundle(
         name=cfg.name,
         train=TensorLoader(train_x, train_y, cfg.batch_size, shuffle=True,
-                           augment=resolve_augment(cfg, default_augment), ids=keep, **where),
+                           augment=resolve_augment(cfg, default_augment), ids=keep, replay=cfg.augment_replay,
+                           **where),
         val=TensorLoader(val_x[:n_val], val_y[:n_val], cfg.eval_batch_size, **where),
         select=select,
         num_classes=len(class_names),

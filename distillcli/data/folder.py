@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,18 @@ def _open_split(root: Path, split: str, size: int) -> Any:
         raise DataError(f"imagefolder: no images under {path} ({err})", LAYOUT_HINT) from None
 
 
+def _describe(folder: Any, indices: list[int], size: int) -> str:
+    """The training samples' identity without reading them: each file's path, size and
+    modification time, in split order, and the image size they are resized to."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{size}\n".encode())
+    for i in indices:
+        path = folder.samples[i][0]
+        stat = os.stat(path)
+        h.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def _first(data: IndexedImages, n: int | None) -> Dataset:
     count = subset_size(n, len(data))
     return data if count == len(data) else Subset(data, range(count))
@@ -75,7 +89,7 @@ def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels
         )
     mean, std = resolve_norm(cfg, 3, [0.5] * 3, [0.5] * 3)
 
-    def loader(data: Dataset, batch_size: int, train_split: bool) -> FolderLoader:
+    def loader(data: Dataset, batch_size: int, train_split: bool, indices: list[int] | None = None) -> FolderLoader:
         return FolderLoader(
             data,
             batch_size,
@@ -85,16 +99,19 @@ def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels
             device=device,
             channels_last=channels_last,
             workers=cfg.workers,
+            replay=cfg.augment_replay if train_split else None,
+            describe=(lambda: _describe(train, indices, size)) if indices is not None else None,
         )
 
     train_data, select = _first(IndexedImages(train), cfg.train_subset), None
+    train_indices = list(range(len(train_data)))
     if cfg.val_split is not None:  # Subsets keep the index in train/, so both splits yield it
         keep, held = split_off(torch.tensor(train.targets[: len(train_data)]), cfg.val_split, seed)
         select = loader(Subset(train_data, held.tolist()), cfg.eval_batch_size, False)
-        train_data = Subset(train_data, keep.tolist())
+        train_data, train_indices = Subset(train_data, keep.tolist()), keep.tolist()
     return DataBundle(
         name=cfg.name,
-        train=loader(train_data, cfg.batch_size, True),
+        train=loader(train_data, cfg.batch_size, True, train_indices),
         val=loader(_first(IndexedImages(val), cfg.val_subset), cfg.eval_batch_size, False),
         select=select,
         num_classes=len(train.classes),

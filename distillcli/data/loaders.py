@@ -5,10 +5,13 @@ augmentation are a handful of batched tensor ops, with no per-sample Python work
 ``FolderLoader`` wraps a torch ``DataLoader`` for datasets read from disk and applies the same
 batch-wise augmentation after collation.
 
-Randomness comes from a generator seeded from (seed, epoch) only, so epoch ``e`` has the same
+Randomness comes from generators seeded from (seed, epoch) only, so epoch ``e`` has the same
 order and augmentation whether or not epochs before it ran, and ``iter_from(k)`` starts an
 epoch at its k-th batch with exactly the batches an uninterrupted epoch would have had there
-(exact resume relies on both).
+(exact resume relies on both). The order shuffles with the epoch; a sample's crop and flip are
+a function of (seed, augmentation epoch, the sample's position in the split) alone, where the
+augmentation epoch is ``epoch mod replay`` with ``data.augment_replay`` (0 without augmentation):
+so the teacher's outputs for a sample and augmentation epoch never change, and can be stored.
 
 Under distributed training every process draws the same global order and augmentation and
 keeps its share of each global batch (``shard``): the union of the shards is the batch one
@@ -19,7 +22,7 @@ processes.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 Augment = Literal["standard", "crop", "none"]
 Batch = tuple[Tensor, Tensor, Tensor]
 PAD = 4
+AUGMENT_STREAM = 1  # epoch_generator stream of the per-sample augmentation draws (0: the order)
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -75,6 +79,36 @@ def _memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+def augment_epoch(augment: Augment, epoch: int, replay: int | None) -> int:
+    """The epoch whose augmentation ``epoch`` uses: ``epoch mod replay`` (0 without augmentation)."""
+    if augment == "none":
+        return 0
+    return epoch % replay if replay else epoch
+
+
+def _augmentation(n: int, augment: Augment, seed: int, aug_epoch: int,
+                  device: torch.device) -> tuple[Tensor, Tensor | None] | None:
+    """Crops and flips of all ``n`` samples of an augmentation epoch, indexed by position in the split."""
+    if augment == "none":
+        return None
+    return draw_augmentation(n, augment, epoch_generator(seed, aug_epoch, AUGMENT_STREAM), device)
+
+
+def tensor_bytes(t: Tensor) -> bytes:
+    """A tensor's values as bytes in row-major order, whatever its dtype, device and memory format."""
+    flat = t.detach().to("cpu").reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes() if flat.dtype != torch.bool else flat.numpy().tobytes()
+
+
+def _digest(*tensors: Tensor | None) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        if t is not None:
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(tensor_bytes(t))
+    return h.hexdigest()
+
+
 class TensorLoader:
     """Batches of an in-memory uint8 dataset; images (N, C, H, W), labels (N,).
 
@@ -94,9 +128,11 @@ class TensorLoader:
         device: torch.device | str = "cpu",
         channels_last: bool = False,
         ids: Tensor | None = None,
+        replay: int | None = None,
     ) -> None:
         """``ids``: the stable index yielded with each sample (default: its position); a split
-        carved out of a larger one yields the samples' indices in that one."""
+        carved out of a larger one yields the samples' indices in that one. ``replay``: epoch e
+        reuses the augmentation of epoch e mod replay."""
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
@@ -114,11 +150,22 @@ class TensorLoader:
         self.seed = seed
         self.channels_last = channels_last
         self.num_samples = images.shape[0]
+        self.replay = replay
         self.epoch = 0
         self.rank, self.world = 0, 1
+        self._fingerprint: str | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def augment_epoch(self, epoch: int) -> int:
+        return augment_epoch(self.augment, epoch, self.replay)
+
+    def fingerprint(self) -> str:
+        """A digest of the images and the indices yielded with them (not of the augmentation)."""
+        if self._fingerprint is None:
+            self._fingerprint = _digest(self.images, self.ids)
+        return self._fingerprint
 
     def shard(self, rank: int, world: int) -> None:
         """Keep this process's share of every batch (see the module docstring)."""
@@ -134,13 +181,8 @@ class TensorLoader:
         """The epoch's batches from batch ``first_batch`` on."""
         n, store, device = self.num_samples, self.images.device, self.device
         fmt = _memory_format(self.channels_last)
-        order = offsets = flips = None
-        if self.shuffle or self.augment != "none":
-            g = epoch_generator(self.seed, self.epoch)
-            if self.shuffle:
-                order = torch.randperm(n, generator=g).to(store)
-            if self.augment != "none":
-                offsets, flips = draw_augmentation(n, self.augment, g, store)
+        order = torch.randperm(n, generator=epoch_generator(self.seed, self.epoch)).to(store) if self.shuffle else None
+        drawn = _augmentation(n, self.augment, self.seed, self.augment_epoch(self.epoch), store)
         for b in range(first_batch, len(self)):
             start = b * self.batch_size
             pos = torch.arange(start, min(start + self.batch_size, n), device=store)
@@ -148,8 +190,9 @@ class TensorLoader:
                 pos = pos.tensor_split(self.world)[self.rank]
             idx = pos if order is None else order[pos]
             x, y = self.images[idx], self.labels[idx]
-            if offsets is not None:
-                x = crop_flip(x, offsets[:, pos], flips[pos] if flips is not None else None)
+            if drawn is not None:
+                offsets, flips = drawn
+                x = crop_flip(x, offsets[:, idx], flips[idx] if flips is not None else None)
             x = x.to(device, non_blocking=True).to(torch.float32, memory_format=fmt).div_(255)
             ids = idx if self.ids is None else self.ids[idx]
             yield x, y.to(device, non_blocking=True), ids.to(device, non_blocking=True)
@@ -173,8 +216,14 @@ class FolderLoader:
         device: torch.device | str = "cpu",
         channels_last: bool = False,
         workers: int = 0,
+        replay: int | None = None,
+        describe: Callable[[], str] | None = None,
     ) -> None:
+        """``describe``: a digest of the samples (e.g. their files' names, sizes and times), the
+        loader's ``fingerprint``; without it the loader has none. ``replay`` as in TensorLoader."""
         self.dataset = dataset
+        self.replay, self.describe = replay, describe
+        self._fingerprint: str | None = None
         self.device = torch.device(device)
         self.num_samples = len(dataset)  # type: ignore[arg-type]
         self.augment: Augment = augment
@@ -186,6 +235,14 @@ class FolderLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def augment_epoch(self, epoch: int) -> int:
+        return augment_epoch(self.augment, epoch, self.replay)
+
+    def fingerprint(self) -> str | None:
+        if self._fingerprint is None and self.describe is not None:
+            self._fingerprint = self.describe()
+        return self._fingerprint
 
     def shard(self, rank: int, world: int) -> None:
         """Keep this process's share of every batch (see the module docstring)."""
@@ -206,19 +263,17 @@ class FolderLoader:
         """The epoch's batches from batch ``first_batch`` on; only this process's share is read."""
         device, fmt = self.device, _memory_format(self.channels_last)
         batches = self._global_batches()
-        g = epoch_generator(self.seed, self.epoch, stream=1) if self.augment != "none" else None
-        draws = [draw_augmentation(len(batch), self.augment, g, torch.device("cpu")) if g is not None else None
-                 for batch in batches]  # drawn for every global batch, so skipped ones keep the stream aligned
+        drawn = _augmentation(self.num_samples, self.augment, self.seed, self.augment_epoch(self.epoch),
+                              torch.device("cpu"))
         shares = [list(torch.tensor(batch).tensor_split(self.world)[self.rank].tolist()) if self.world > 1
                   else batch for batch in batches[first_batch:]]
         loader = DataLoader(self.dataset, batch_sampler=shares, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda")
-        for b, (x, y, idx) in enumerate(loader, start=first_batch):
+        for share, (x, y, idx) in zip(shares, loader):
             x = x.to(device, non_blocking=True)
-            if draws[b] is not None:
-                offsets, flips = draws[b]
-                pos = torch.arange(len(batches[b])).tensor_split(self.world)[self.rank] if self.world > 1 \
-                    else torch.arange(len(batches[b]))
+            if drawn is not None:
+                offsets, flips = drawn
+                pos = torch.tensor(share)  # positions in the split: the augmentation's index
                 x = crop_flip(x, offsets[:, pos].to(device), flips[pos].to(device) if flips is not None else None)
             if x.dtype == torch.uint8:
                 x = x.to(torch.float32, memory_format=fmt).div_(255)

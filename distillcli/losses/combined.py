@@ -2,34 +2,38 @@
 
 Both models run forward once per batch whatever the terms: the teacher frozen, in eval mode and
 without autograd (as in ``KnowledgeDistillation``), with hooks on the layers the terms name,
-removed again after each forward. ``set_epoch`` (called by the Trainer at each epoch start)
+removed again after each forward. Without teacher layers to read, the teacher's logits come from
+``TeacherLogits`` (the store, or the teacher). ``set_epoch`` (called by the Trainer at each epoch start)
 reaches the terms that schedule their weight (DKD's warm-up).
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from distillcli.losses.features import FeatureTap, unwrap
 from distillcli.losses.terms import Outputs, Term
+from distillcli.teacher_cache.logits import TeacherLogits
 
 
 class CombinedObjective:
-    def __init__(self, terms: list[tuple[float, Term]], student: nn.Module, teacher: nn.Module | None) -> None:
+    def __init__(self, terms: list[tuple[float, Term]], student: nn.Module, teacher: nn.Module | None,
+                 logits: TeacherLogits | None = None) -> None:
+        """``logits``: where the teacher's logits come from (default: the teacher, run per batch)."""
         self.terms = terms
         s_layers = [n for _, t in terms for n in t.student_layers]
         t_layers = [n for _, t in terms for n in t.teacher_layers]
         self.student_tap = FeatureTap(student, s_layers, "student")  # checks the names now, not mid-run
         self.teacher_tap = FeatureTap(teacher, t_layers, "teacher") if teacher is not None else None
         self.s_layers = s_layers
-        self.teacher = teacher if any(t.needs_teacher for _, t in terms) else None
-        if self.teacher is not None:
-            self.teacher.eval()
-            for p in self.teacher.parameters():
-                p.requires_grad_(False)
+        needed = teacher is not None and any(t.needs_teacher for _, t in terms)
+        self.logits = (logits if logits is not None else TeacherLogits(teacher)) if needed else None
+        assert not (t_layers and self.logits is not None and self.logits.store is not None), \
+            "stored logits cannot serve teacher features"  # open_store refuses feature terms
 
     def set_epoch(self, epoch: int) -> None:
+        if self.logits is not None:
+            self.logits.set_epoch(epoch)
         for _, term in self.terms:
             fn = getattr(term, "set_epoch", None)
             if fn is not None:
@@ -37,9 +41,9 @@ class CombinedObjective:
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
         teacher_logits, teacher_feats = None, {}
-        if self.teacher is not None and self.teacher_tap is not None:
-            with torch.no_grad(), self.teacher_tap as teacher_feats:
-                teacher_logits = self.teacher(images)
+        if self.logits is not None and self.teacher_tap is not None:
+            with self.teacher_tap as teacher_feats:
+                teacher_logits = self.logits(images, indices)
         # resolve the student's layers on the model actually called (it may be DDP-wrapped)
         tap = FeatureTap(unwrap(model), self.s_layers, "student") if self.s_layers else self.student_tap
         with tap as student_feats:

@@ -8,13 +8,13 @@ paper (some tools put it on the hard term instead).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
+from distillcli.teacher_cache.logits import TeacherLogits
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
@@ -30,20 +30,22 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temp
 
 @LOSSES.register("kd")
 class KnowledgeDistillation:
-    """The teacher is frozen and kept in eval mode; its forward runs without autograd."""
+    """The teacher is frozen and kept in eval mode; its logits come from ``logits`` (the store,
+    or the teacher run without autograd)."""
 
     def __init__(self, teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.9,
-                 label_smoothing: float = 0.0) -> None:
-        self.teacher = teacher.eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+                 label_smoothing: float = 0.0, logits: TeacherLogits | None = None) -> None:
+        self.logits = logits if logits is not None else TeacherLogits(teacher)
+        self.teacher = self.logits.teacher
         self.temperature = temperature
         self.alpha = alpha
         self.label_smoothing = label_smoothing
 
+    def set_epoch(self, epoch: int) -> None:
+        self.logits.set_epoch(epoch)
+
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.no_grad():
-            teacher_logits = self.teacher(images)
+        teacher_logits = self.logits(images, indices)
         logits = model(images)
         return kd_loss(logits, teacher_logits, labels, self.temperature, self.alpha, self.label_smoothing), logits
 

@@ -7,7 +7,7 @@ and builds its objective with ``make_objective``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -20,6 +20,7 @@ from distillcli.losses.kd import KnowledgeDistillation, SoftTargets
 from distillcli.losses.registry import LOSSES, Objective
 from distillcli.losses.specs import LossTerm, label_problem
 from distillcli.losses.terms import LabelTerm, Term, TermContext
+from distillcli.teacher_cache.logits import TeacherLogits
 
 
 class KDOptions(BaseModel):
@@ -29,16 +30,21 @@ class KDOptions(BaseModel):
                                                               "models' logits")
     alpha: float = Field(0.9, ge=0, le=1, description="distillation: weight of the soft (teacher) term; "
                                                       "1 - alpha weighs the labels")
+    teacher_cache: Literal["auto", "off", "required"] = Field(
+        "auto", description="distillation: store the teacher's outputs on disk and reuse them (auto: where a store "
+                            "can serve; required: an error where it cannot; off: run the teacher every batch)")
 
 
 def make_objective(name: str | Sequence[LossTerm], teacher: nn.Module | None = None, kd: KDOptions | None = None,
                    label_smoothing: float = 0.0, student: nn.Module | None = None,
-                   input_shape: tuple[int, int, int] | None = None) -> Objective:
+                   input_shape: tuple[int, int, int] | None = None, logits: TeacherLogits | None = None) -> Objective:
     """The objective registered as ``name``: "ce" (labels only) or a distillation loss from ``teacher``;
     or, given the terms of a recipe's ``loss:``, their weighted sum (``student`` and the data's
-    ``input_shape`` are then needed by feature terms, to find layers and build adapters)."""
+    ``input_shape`` are then needed by feature terms, to find layers and build adapters).
+    ``logits``: where the teacher's logits come from (a step's ``ctx.teacher_logits``; default: the
+    teacher, run on every batch)."""
     if not isinstance(name, str):
-        return _combined(list(name), teacher, kd or KDOptions(), label_smoothing, student, input_shape)
+        return _combined(list(name), teacher, kd or KDOptions(), label_smoothing, student, input_shape, logits)
     factory = LOSSES.get(name)
     if name == "ce":
         return factory(label_smoothing)
@@ -46,24 +52,30 @@ def make_objective(name: str | Sequence[LossTerm], teacher: nn.Module | None = N
         raise OptionError(f"the {name!r} objective distils from a teacher, and there is none here",
                           "add a teacher, or train on the labels alone")
     kd = kd or KDOptions()
-    return factory(teacher, kd.temperature, kd.alpha, label_smoothing)
+    return factory(teacher, kd.temperature, kd.alpha, label_smoothing, logits=logits)
+
+
+def uses_teacher_features(terms: Sequence[LossTerm]) -> bool:
+    """Terms that read the teacher's layers (which stored logits cannot give)."""
+    return any(t.fitnet is not None or t.at is not None for t in terms)
 
 
 def _combined(terms: list[LossTerm], teacher: nn.Module | None, kd: KDOptions, label_smoothing: float,
-              student: nn.Module | None, input_shape: tuple[int, int, int] | None) -> Objective:
+              student: nn.Module | None, input_shape: tuple[int, int, int] | None,
+              logits: TeacherLogits | None) -> Objective:
     if len(terms) == 1 and terms[0].kd is not None and terms[0].kd.weight == 1.0:
         opts = terms[0].kd  # plain KD: the very objective the step always used
         if teacher is None:
             return make_objective("kd", None)  # raises: no teacher
         return KnowledgeDistillation(teacher, kd.temperature if opts.temperature is None else opts.temperature,
-                                     kd.alpha if opts.alpha is None else opts.alpha, label_smoothing)
+                                     kd.alpha if opts.alpha is None else opts.alpha, label_smoothing, logits)
     if teacher is None and any(t.ce is None for t in terms):
         raise OptionError("these loss terms distil from a teacher, and there is none here",
                           "add a teacher, or use `loss: ce`")
     problem = label_problem(terms, kd.alpha)
     if problem:
         raise OptionError(f"loss: {problem}", "see README, Distillation methods")
-    if student is None and any(t.fitnet is not None or t.at is not None for t in terms):
+    if student is None and uses_teacher_features(terms):
         raise OptionError("feature terms (fitnet, at) need the student model", "pass student= to make_objective")
 
     def look(s_names: list[str], t_names: list[str]) -> tuple[dict, dict]:
@@ -82,4 +94,4 @@ def _combined(terms: list[LossTerm], teacher: nn.Module | None, kd: KDOptions, l
             built.append((term.kd.weight, SoftTargets(term.kd, ctx)))
         else:
             built.append((getattr(opts, "weight"), LOSSES.get(term.method)(opts, ctx)))
-    return CombinedObjective(built, student if student is not None else nn.Identity(), teacher)
+    return CombinedObjective(built, student if student is not None else nn.Identity(), teacher, logits)

@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
-from distillcli.report.markdown import human_bytes, human_count
+from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
 from distillcli.report.numbers import duration, ms, pct, points, size_ratio, speed_ratio
 
 STYLE = """
@@ -149,6 +149,9 @@ def steps_table(record: RunRecord) -> str:
     if record.baseline is not None:
         text += note(f"Baseline: {record.baseline.label}. Top-1 differences are in percentage points; size and "
                      f"latency ratios compare stored file size and the median latency at batch {big or '-'}.")
+    cache = [line for line in map(teacher_cache_line, record.steps) if line]
+    if cache:
+        text += note("Teacher outputs: " + "; ".join(cache) + ".")
     return text
 
 

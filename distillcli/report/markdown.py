@@ -46,6 +46,19 @@ def _latency(m: Measures, batch: str, wide: list[str]) -> str:
     return f"{ms:.2f}" + (f" ±{iqr:.2f}" if iqr is not None else "") + (" \u26a0" if batch in wide else "")
 
 
+def teacher_cache_line(s: StepRecord) -> str | None:
+    """One line on where a distilling step's teacher outputs came from (None for other steps)."""
+    c = s.teacher_cache
+    if c is None:
+        return None
+    share = f"; the teacher took {c.teacher_seconds / s.seconds:.0%} of the step's time" \
+        if c.teacher_seconds is not None and s.seconds else ""
+    if c.key is None:
+        return f"step {s.index} ({s.kind}) computed them every batch (teacher_cache: {c.mode}){share}"
+    return (f"step {s.index} ({s.kind}) read {c.hits} epoch(s) from the store and computed {c.misses}; "
+            f"{human_bytes(c.disk_bytes)} on disk (key {c.key[:12]}){share}")
+
+
 _SPLITS = {"val_split": "val split", "test": "test"}
 
 
@@ -103,6 +116,9 @@ def render(record: RunRecord) -> str:
         lines += ["", f"Latency: median ± interquartile range over the timed passes; \u26a0 marks a spread over "
                       f"{WIDE_SPREAD:.0%} of the median (busy cores: compare such figures with care). "
                       f"Machine load at the start: {_num(run.load_average)} on {run.cpu_count or '?'} cores."]
+    cache = [line for line in map(teacher_cache_line, record.steps) if line]
+    if cache:
+        lines += ["", "Teacher outputs: " + "; ".join(cache) + "."]
     for s in record.steps:
         if s.info:
             lines += ["", f"## step {s.index}: {s.kind}", ""]

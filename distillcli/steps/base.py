@@ -19,13 +19,15 @@ from torch import nn
 
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import OptionError
+from distillcli.losses import KDOptions
 from distillcli.losses.registry import Objective
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress, SilentProgress
-from distillcli.record import EpochRecord
+from distillcli.record import EpochRecord, TeacherCacheRecord
 from distillcli.registry import Registry
 from distillcli.runtime import Distributed
+from distillcli.teacher_cache.logits import TeacherLogits, open_store
 from distillcli.training.fit import FitSession
 from distillcli.training.optim import OptimConfig
 
@@ -48,6 +50,8 @@ class StepContext:
     exports_dir: Path | None = None  # where export steps write (the run's exports/)
     dist: Distributed = field(default_factory=Distributed)
     fits: FitSession | None = None  # the engine's training seam; None: plain loops, no checkpoints
+    cache_dir: Path | None = None  # the teacher-output store's folder; None: outputs are never stored
+    teacher_cache: TeacherCacheRecord | None = None  # what this step's teacher outputs came from (teacher_logits)
 
     def fit(self, model: nn.Module, objective: Objective, cfg: OptimConfig, hooks: Sequence[Any] = (),
             title: str = "train") -> list[EpochRecord]:
@@ -55,6 +59,17 @@ class StepContext:
         if self.fits is None:
             self.fits = FitSession(self.data, self.progress, self.dist)
         return self.fits(model, objective, cfg, hooks, title)
+
+    def teacher_logits(self, teacher: nn.Module, cfg: KDOptions, features: bool = False) -> TeacherLogits:
+        """Where a distilling step's teacher logits come from: the store (``cfg.teacher_cache``) or the
+        teacher. ``features``: the objective reads the teacher's layers, which a store cannot give."""
+        if self.teacher_cache is None:
+            self.teacher_cache = TeacherCacheRecord(mode=cfg.teacher_cache)
+        store = open_store(teacher, cfg.teacher_cache, self.data.train, self.data.num_classes,
+                           self.cache_dir, self.dist.world, self.progress.message, features)
+        if store is not None:
+            self.teacher_cache.key = store.folder.name
+        return TeacherLogits(teacher, store, self.data.train, self.data.num_classes, self.teacher_cache)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from distillcli.errors import OptionError
 from distillcli.losses import KDOptions, make_objective
+from distillcli.losses.objectives import uses_teacher_features
 from distillcli.losses.specs import LossTerm, label_problem, parse_loss
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
@@ -44,7 +45,8 @@ def distill(model: ModelHandle, ctx: StepContext, cfg: DistillConfig) -> StepOut
                           "add a `teacher:` section (arch + checkpoint, or arch + a train step with model: teacher)")
     module = prepare(model.module, ctx)
     teacher = prepare(ctx.teacher.module, ctx)
+    logits = ctx.teacher_logits(teacher, cfg, features=uses_teacher_features(cfg.loss))
     objective = make_objective(cfg.loss, teacher, cfg, cfg.label_smoothing, student=module,
-                               input_shape=ctx.data.input_shape)
+                               input_shape=ctx.data.input_shape, logits=logits)
     curve = ctx.fit(module, objective, cfg, title="distill")
     return StepOutput(ModelHandle(module, model.arch, model.kind, model.info), curve)

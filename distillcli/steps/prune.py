@@ -206,7 +206,8 @@ def _title(round_index: int, rounds: int) -> str:
 def _finetune(module: nn.Module, ctx: StepContext, cfg: PruneConfig, teacher: nn.Module | None,
               hooks: Sequence[Any], title: str) -> list[EpochRecord]:
     ft = cfg.finetune
-    objective = make_objective("kd" if teacher is not None else "ce", teacher, ft, ft.label_smoothing)
+    logits = ctx.teacher_logits(teacher, ft) if teacher is not None else None
+    objective = make_objective("kd" if teacher is not None else "ce", teacher, ft, ft.label_smoothing, logits=logits)
     return ctx.fit(module, objective, ft, hooks, title)
 
 

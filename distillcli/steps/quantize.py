@@ -65,7 +65,9 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
         if cfg.method == "qat":
             float_model = place(model.module, ctx).eval()
             prepared = prepare(copy.deepcopy(float_model), "qat", example.to(ctx.device), cfg.skip)
-            objective = make_objective("kd" if cfg.alpha > 0 else "ce", float_model, cfg, cfg.label_smoothing)
+            logits = ctx.teacher_logits(float_model, cfg) if cfg.alpha > 0 else None
+            objective = make_objective("kd" if cfg.alpha > 0 else "ce", float_model, cfg, cfg.label_smoothing,
+                                       logits=logits)
             curve = ctx.fit(prepared, objective, cfg, title="quantize[qat]")
         else:
             prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip)

@@ -45,7 +45,9 @@ def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
     layers = share_model(module, cfg.clusters, cfg.linear_clusters, resolve_skip(module, cfg.skip), cfg.iterations)
     curve: list[EpochRecord] = []
     if cfg.epochs:
-        objective = make_objective("kd" if reference is not None else "ce", reference, cfg, cfg.label_smoothing)
+        logits = ctx.teacher_logits(reference, cfg) if reference is not None else None
+        objective = make_objective("kd" if reference is not None else "ce", reference, cfg, cfg.label_smoothing,
+                                   logits=logits)
         hook = CentroidTuning(module, layers, cfg.centroid_grad)
         curve = ctx.fit(module, objective, cfg, [hook], title="share")
     size = model_size(module, layers)
