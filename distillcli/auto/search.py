@@ -125,7 +125,7 @@ class Search:
         else:
             self.progress.message("the budget is spent: no new trials (give a larger --budget to search on)")
         study.set_user_attr("seconds", spent + time.perf_counter() - t0)
-        candidates = [_candidate(t) for t in study.get_trials(deepcopy=False)]
+        candidates = _finished(study)
         chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible")),
                      key=lambda c: (c.get("cost_ratio"), -c.get("top1")), default=None)
         return SearchResult(self.out, self.cfg, self.base, self.reference, candidates, chosen,
@@ -182,7 +182,7 @@ class Search:
         if record is None:
             self.progress.message("measuring the starting model on the validation split"
                                   + (" and its layers' pruning sensitivity" if guided else ""))
-            steps = [{"sensitivity": {"ratios": self.cfg.sensitivity_ratios}}] if guided else []
+            steps = [{"sensitivity": {"ratios": self.cfg.sensitivity_ratios}} if guided else {"evaluate": {"model": "teacher"}}]
             recipe = {**self.base, "name": f"{self.base.get('name', 'auto')}-reference", "student": {"from": "teacher"},
                       "steps": steps, "report": self._report(), "checkpoint": {"every_epochs": None}}
             record = Pipeline(validate_raw(recipe, source="the search's reference run"), SilentProgress(), out=folder,
@@ -267,7 +267,7 @@ class Search:
                                   f"pruned by successive halving after epoch {c.get('epochs')}")
         else:
             what = f"failed: {c.get('error')}"
-        finished = [_candidate(t) for t in study.get_trials(deepcopy=False)]
+        finished = _finished(study)
         states = {s: sum(x.state == s for x in finished) for s in ("complete", "pruned", "failed")}
         best = min((x for x in finished if x.state == "complete" and x.get("feasible")),
                    key=lambda x: x.get("cost_ratio"), default=None)
@@ -285,6 +285,10 @@ def _done(study: Any) -> int:
     """Trials that count against a trial budget: finished, pruned or failed (not those cut short and queued again)."""
     retried = set(study.user_attrs.get("retried", []))
     return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in retried)
+
+
+def _finished(study: Any) -> list[Candidate]:
+    return [_candidate(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
 
 
 def _candidate(t: Any) -> Candidate:

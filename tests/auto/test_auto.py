@@ -166,3 +166,18 @@ def test_interrupted_search_resumes_without_repeating_trials(teacher, tmp_path, 
         assert (out / "trials" / name / "metrics.json").stat().st_mtime_ns == mtime
     counted = [t for t in trials if t.state.is_finished() and t.number not in study.user_attrs["retried"]]
     assert len(counted) == 4
+
+
+def test_shipped_auto_recipe_and_bad_sections_are_checked(tmp_path):
+    from distillcli.auto.config import load_auto_recipe, split_auto_recipe
+    from distillcli.errors import RecipeError
+    from tests.conftest import ROOT
+
+    base, cfg = load_auto_recipe(ROOT / "recipes/auto/resnet56_cifar10.yaml", [])
+    assert cfg.objective == "latency" and cfg.limits() == (5400.0, None) and base["teacher"]["arch"] == "resnet56"
+    with pytest.raises(RecipeError) as e:
+        split_auto_recipe({"steps": [], "teacher": {"arch": "cnn"}, "auto": {"budget": "soon", "objetive": "size"}},
+                          "r.yaml")
+    text = str(e.value)
+    for part in ("steps: not part of an auto recipe", "teacher.checkpoint", "auto.budget", "auto.objetive"):
+        assert part in text
