@@ -64,11 +64,13 @@ class AutoConfig(BaseModel):
                                 "values per layer tried by weight sharing")
     latency_repeats: int = Field(10, ge=1, le=1000, description="latency: timing effort per measurement")
 
-    @field_validator("budget")
+    @field_validator("budget", mode="before")
     @classmethod
-    def _budget(cls, v: str) -> str:
-        parse_budget(v)
-        return v
+    def _budget(cls, v: object) -> str:
+        text = str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        if isinstance(text, str):
+            parse_budget(text)
+        return text  # type: ignore[return-value]
 
     @field_validator("clusters")
     @classmethod

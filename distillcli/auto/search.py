@@ -98,7 +98,7 @@ class Search:
                                   "rerun with the same options to continue it, add --force to start anew, or "
                                   "choose another --out")
         elif out.is_dir() and any(out.iterdir()):
-            raise RunDirError(f"{out} is not empty and holds no search", "choose an empty or new --out, or --force")
+            raise RunDirError(f"{out} is not empty and holds no search", "choose an empty or new --out")
 
     # ---------------------------------------------------------------- the study
     def run(self) -> SearchResult:
