@@ -346,3 +346,4 @@ def main() -> None:
 from distillcli import cli_files  # noqa: E402,F401  (registers the commands on model files)
 from distillcli import cli_reports  # noqa: E402,F401  (registers report and compare)
 from distillcli import cli_cache  # noqa: E402,F401  (registers cache-teacher)
+from distillcli import cli_auto  # noqa: E402,F401  (registers auto)

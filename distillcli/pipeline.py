@@ -24,7 +24,7 @@ import yaml
 
 from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data import load_data
-from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
+from distillcli.errors import DataError, DistillError, Interrupted, RunDirError, RunFailure
 from distillcli.measure import interleaved_latency, measure_model
 from distillcli.modelfile import file_header, file_size, model_suffix, save_model, versions
 from distillcli.models.build import place
@@ -35,7 +35,7 @@ from distillcli.recipe import RecipeBase, recipe_to_dict
 from distillcli.recipe_models import build_from_spec, build_teacher, source_file, student_from_teacher
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, TeacherRecord, best_epoch
 from distillcli.report import write_reports
-from distillcli.report.tracking import open_tracker, summary_writer_class
+from distillcli.report.tracking import Tracker, open_tracker, summary_writer_class
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir, publish_final_models
 from distillcli.run_state import RunState
 from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
@@ -59,11 +59,16 @@ def recipe_hash(recipe: dict[str, Any]) -> str:
 
 class Pipeline:
     """``out``: the run directory (default runs/<name>-<time>). ``persist=False`` (file commands)
-    keeps no run directory: only ``final_model`` is written, and step files go to ``workdir``."""
+    keeps no run directory: only ``final_model`` is written, and step files go to ``workdir``.
+    ``measure_on_val_split``: every measure (the engine's and the steps') is taken on the share
+    held out of the training data by ``data.val_split``, never on the test split (recorded as
+    ``data.measured_on``): how a search compares candidates. ``observer`` sees every epoch and
+    step (in place of the TensorBoard tracker)."""
 
     def __init__(self, recipe: RecipeBase, progress: Progress, out: str | Path | None = None,
                  recipe_file: str | None = None, *, resume: bool = False, force: bool = False,
-                 persist: bool = True, workdir: Path | None = None, final_model: Path | None = None) -> None:
+                 persist: bool = True, workdir: Path | None = None, final_model: Path | None = None,
+                 measure_on_val_split: bool = False, observer: Tracker | None = None) -> None:
         self.recipe_dict = recipe_to_dict(recipe)
         # the resolved recipe (absolute paths), exactly as recipe.yaml holds it and a resume reads it
         self.recipe = type(recipe).model_validate(self.recipe_dict)
@@ -74,6 +79,7 @@ class Pipeline:
         self.resume, self.force = resume, force
         self.recipe_file = recipe_file
         self.workdir, self.final_model = workdir, final_model
+        self.measure_on_val_split, self.observer = measure_on_val_split, observer
         log = self.run_dir / "run.log" if self.run_dir is not None and self.dist.is_main else None
         self.progress = LoggedProgress(progress if self.dist.is_main else SilentProgress(), log)
         self.interrupt = InterruptHandler()
@@ -105,6 +111,12 @@ class Pipeline:
         self.dist.start(device)
         self.device = device
         self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
+        if self.measure_on_val_split:
+            selection = self.data.selection_only()
+            if selection is None:
+                raise DataError("measuring on the validation split needs data.val_split", "set data.val_split, "
+                                "e.g. 0.1")
+            self.data = selection
         self.state = RunState(self.data, student_rebuilt=r.student.from_ != "teacher")
         self.models, self.files = self.state.models, self.state.files
         if self.dist.enabled:
@@ -120,7 +132,7 @@ class Pipeline:
             self.progress.message(warning)
         self.checkpointer = Checkpointer(None)
         saved = self._open_run_dir()
-        self.tracker = open_tracker(r.report.tensorboard and self.dist.is_main, self.run_dir)
+        self.tracker = self.observer or open_tracker(r.report.tensorboard and self.dist.is_main, self.run_dir)
         self.fits = FitSession(self.data, self.progress, self.dist, self.checkpointer, self.state.write,
                                lambda: self.interrupt.requested, self.tracker.epoch)
         first = 0
@@ -182,7 +194,8 @@ class Pipeline:
         data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
                         input_shape=list(d.input_shape), train_samples=d.train.num_samples,
                         val_samples=d.val.num_samples,
-                        select_samples=d.select.num_samples if d.select is not None else 0)
+                        select_samples=d.select.num_samples if d.select is not None else 0,
+                        measured_on="val_split" if self.measure_on_val_split else "test")
         return RunRecord(run=info, data=data)
 
     # ------------------------------------------------------------------ run directory and checkpoints

@@ -152,6 +152,9 @@ class DataInfo(_Record):
     train_samples: int
     val_samples: int
     select_samples: int = Field(0, description="held out of the training data by data.val_split (0: off)")
+    measured_on: Literal["test", "val_split"] = Field(
+        "test", description="the split every measure of the run was taken on: test (val_samples), or val_split "
+                            "(select_samples; a search comparing candidates, which never looks at the test split)")
 
 
 class RunRecord(_Record):

@@ -54,12 +54,12 @@ def _differences(old: Any, new: Any, where: str = "") -> list[str]:
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
 
-def recipe_differences(path: Path, recipe: dict[str, Any]) -> list[str]:
-    """What differs between the run's saved recipe and ``recipe`` (empty: the same)."""
+def recipe_differences(path: Path, recipe: dict[str, Any], name: str = "recipe.yaml") -> list[str]:
+    """What differs between the recipe saved in ``path / name`` and ``recipe`` (empty: the same)."""
     try:
-        saved = yaml.safe_load((path / "recipe.yaml").read_text(encoding="utf-8"))
+        saved = yaml.safe_load((path / name).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return ["recipe.yaml: missing or unreadable"]
+        return [f"{name}: missing or unreadable"]
     return _differences(saved, recipe)
 
 
@@ -102,12 +102,17 @@ def publish_final_models(run_dir: Path, files: dict[str, Path | None]) -> None:
     for target, src in files.items():
         if src is None or not src.is_relative_to(run_dir / "models"):
             continue
-        dest = run_dir / "models" / f"{target}{src.suffix}"
-        for a, b in ((src, dest), (src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))):
-            if a.exists():
-                with atomic_path(b) as tmp:
-                    tmp.unlink()
-                    try:
-                        os.link(a, tmp)
-                    except OSError:
-                        shutil.copyfile(a, tmp)
+        link_model(src, run_dir / "models" / f"{target}{src.suffix}")
+
+
+def link_model(src: Path, dest: Path) -> None:
+    """``dest`` becomes the model file ``src`` (and its ONNX weights beside it): a hard link where
+    the file system has them, else a copy; atomically either way."""
+    for a, b in ((src, dest), (src.with_name(src.name + ".data"), dest.with_name(dest.name + ".data"))):
+        if a.exists():
+            with atomic_path(b) as tmp:
+                tmp.unlink()
+                try:
+                    os.link(a, tmp)
+                except OSError:
+                    shutil.copyfile(a, tmp)

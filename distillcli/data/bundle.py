@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Protocol
 
 from torch import Tensor
@@ -59,6 +59,12 @@ class DataBundle:
     input_shape: tuple[int, int, int]  # (C, H, W)
     spec: dict = field(default_factory=dict)  # the DataConfig as a dict, recorded in model files
     select: BatchLoader | None = None
+
+    def selection_only(self) -> "DataBundle | None":
+        """The same data with ``val`` replaced by ``select`` (None without ``data.val_split``): every
+        measure taken on it, the engine's and the steps' own, then looks at the share held out of
+        the training data and never at the test split. What a search compares candidates on."""
+        return replace(self, val=self.select) if self.select is not None else None
 
     def shard(self, rank: int, world: int) -> None:
         """Under torchrun: every loader yields only this process's share of each batch."""

@@ -1,0 +1,57 @@
+"""A candidate's cost and the single number Optuna minimises.
+
+score = cost / the starting model's cost when the candidate loses at most ``max_drop`` points
+(on the validation split), else INFEASIBLE + the points over: every candidate within the drop
+beats every one outside it, and among those outside, the nearer one is better. Successive
+halving compares the same number after each fine-tune epoch; until a candidate is finished its
+cost is the one of its latest measured model (the pruned float model during the fine-tune), so
+rungs rank candidates by structure and accuracy, and the precision counts once it is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from distillcli.record import StepRecord
+
+INFEASIBLE = 10.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The starting model, measured on the validation split."""
+
+    top1: float
+    cost: float
+
+
+def step_cost(step: StepRecord, objective: str, batch: int) -> float | None:
+    """The cost of the model a step left: latency (ms at ``batch``), stored bytes (Deep
+    Compression accounting after weight sharing, else 4 bytes per non-zero parameter) or MACs."""
+    m = step.measures
+    if objective == "latency":
+        return m.latency_ms.get(str(batch))
+    if objective == "macs":
+        return float(m.macs) if m.macs is not None else None
+    if "huffman_bytes" in step.info:
+        return float(step.info["huffman_bytes"])
+    return 4.0 * m.nonzero_params if m.nonzero_params is not None else None
+
+
+def last_cost(steps: list[StepRecord], objective: str, batch: int) -> float | None:
+    """The cost of the last step that measured one (an int8 program has no MAC count: the float model's stands)."""
+    return next((c for s in reversed(steps) if (c := step_cost(s, objective, batch)) is not None), None)
+
+
+def score(top1: float, cost: float, ref: Reference, max_drop: float) -> float:
+    drop = ref.top1 - top1
+    return cost / ref.cost if drop <= max_drop else INFEASIBLE + drop - max_drop
+
+
+def ratio_text(objective: str, ratio: float) -> str:
+    """cost / reference cost as people say it: '2.31x faster', '12.5x smaller', '3.02x fewer MACs'."""
+    if ratio <= 0:
+        return "-"
+    word = {"latency": ("faster", "slower"), "size": ("smaller", "larger"), "macs": ("fewer MACs", "more MACs")}
+    better, worse = word[objective]
+    return f"{1 / ratio:.2f}x {better}" if ratio <= 1 else f"{ratio:.2f}x {worse}"
+

@@ -1,0 +1,308 @@
+"""The search: an Optuna study whose trials are generated recipes run by the engine.
+
+Everything lives in the output directory, so a killed search continues where it stopped:
+
+    auto.yaml          the resolved auto recipe (a rerun with another one is refused)
+    study.journal      Optuna's journal storage: every trial, its parameters, reports and state
+    reference/         the starting model measured on the validation split (and its sensitivity)
+    trials/NNN/        one run directory per candidate (recipe.yaml, metrics.json, models/, checkpoints/)
+
+A trial killed mid-way is marked failed and queued again with the same parameters; the new
+trial resumes the killed one's run directory from its last checkpoint (the engine's resume).
+Finished and pruned trials are never repeated. TPE (with the accuracy constraint) samples,
+successive halving on the fine-tune epochs prunes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillcli.atomic_write import write_text
+from distillcli.auto.config import AutoConfig
+from distillcli.auto.score import Reference, last_cost, ratio_text, score
+from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
+from distillcli.auto.trial import TrialObserver, run_trial
+from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
+from distillcli.progress import Progress
+from distillcli.record import RunRecord
+from distillcli.rundir import recipe_differences
+
+STUDY = "auto"
+
+
+class TrialFailed(Exception):
+    """A candidate that cannot be built (e.g. a layer int8 cannot take): the search goes on."""
+
+
+@dataclass
+class Candidate:
+    number: int
+    state: str  # complete | pruned | failed
+    choice: dict[str, Any]
+    attrs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"#{self.number}"
+
+    def get(self, key: str) -> Any:
+        return self.attrs.get(key)
+
+
+@dataclass
+class SearchResult:
+    out: Path
+    cfg: AutoConfig
+    base: dict[str, Any]
+    reference: Reference
+    candidates: list[Candidate] = field(default_factory=list)
+    chosen: Candidate | None = None
+    seconds: float = 0.0
+
+
+class Search:
+    def __init__(self, base: dict[str, Any], cfg: AutoConfig, out: Path, progress: Progress,
+                 force: bool = False) -> None:
+        from distillcli.recipe import anchor_paths
+
+        base = copy.deepcopy(base)
+        anchor_paths(base, Path.cwd())  # trial recipes mean the same from any directory (and on a rerun)
+        base.setdefault("data", {}).setdefault("val_split", cfg.val_split)
+        self.base, self.cfg, self.out, self.progress = base, cfg, out, progress
+        self.resolved = {**base, "auto": cfg.model_dump(mode="json")}
+        self.seconds_limit, self.trials_limit = cfg.limits()
+        self.deadline: float | None = None
+        self.sensitivity: list[dict[str, Any]] = []
+        self._check_out(force)
+
+    # ---------------------------------------------------------------- the output directory
+    def _check_out(self, force: bool) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise RunDirError(f"--out {out} is a file, not a directory", "choose another --out")
+        if force and (out / "auto.yaml").is_file():
+            shutil.rmtree(out)
+        if (out / "auto.yaml").is_file():
+            # a rerun may give the search another budget; anything else would mix two searches
+            diff = [d for d in recipe_differences(out, self.resolved, "auto.yaml") if not d.startswith("auto.budget")]
+            if diff:
+                raise RunDirError(f"{out} holds a search of another recipe: " + "; ".join(diff[:3]),
+                                  "rerun with the same options to continue it, add --force to start anew, or "
+                                  "choose another --out")
+        elif out.is_dir() and any(out.iterdir()):
+            raise RunDirError(f"{out} is not empty and holds no search", "choose an empty or new --out")
+
+    # ---------------------------------------------------------------- the study
+    def run(self) -> SearchResult:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        t0 = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_text(self.out / "auto.yaml", yaml.safe_dump(self.resolved, sort_keys=False))
+        study = self._study()
+        spent = float(study.user_attrs.get("seconds", 0.0))
+        if spent:
+            self.progress.message(f"continuing the search in {self.out} ({_done(study)} trials done, "
+                                  f"{_minutes(spent)} spent)")
+        self.reference = self._reference()
+        self._enqueue(study)
+        left_s = None if self.seconds_limit is None else self.seconds_limit - spent - (time.perf_counter() - t0)
+        left_n = None if self.trials_limit is None else self.trials_limit - _done(study)
+        self.deadline = None if left_s is None else time.time() + left_s
+        self._started, self._spent = t0, spent
+        if (left_s is None or left_s > 0) and (left_n is None or left_n > 0):
+            study.optimize(self._objective, n_trials=left_n, timeout=left_s, catch=(TrialFailed,),
+                           callbacks=[self._after_trial], gc_after_trial=True)
+        else:
+            self.progress.message("the budget is spent: no new trials (give a larger --budget to search on)")
+        study.set_user_attr("seconds", spent + time.perf_counter() - t0)
+        candidates = _finished(study)
+        chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible")),
+                     key=lambda c: (c.get("cost_ratio"), -c.get("top1")), default=None)
+        return SearchResult(self.out, self.cfg, self.base, self.reference, candidates, chosen,
+                            float(study.user_attrs["seconds"]))
+
+    def _study(self) -> Any:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        # the accuracy constraint reaches TPE through trial.set_constraint (see _objective)
+        sampler = optuna.samplers.TPESampler(seed=int(self.base.get("seed", 0)))
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=self.cfg.reduction_factor)
+        storage = JournalStorage(JournalFileBackend(str(self.out / "study.journal")))
+        return optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction="minimize", load_if_exists=True)
+
+    def _enqueue(self, study: Any) -> None:
+        """The first time: the single techniques to beat. Every time: trials a kill or Ctrl-C cut
+        short are marked failed and queued again, to resume their run directories."""
+        from optuna.trial import TrialState
+
+        if not study.user_attrs.get("seeded"):
+            for choice in seed_candidates(self.cfg):
+                study.enqueue_trial(choice)
+            study.set_user_attr("seeded", True)
+        retried = list(study.user_attrs.get("retried", []))  # a finished trial's own attributes are frozen
+        for t in study.get_trials(deepcopy=False):
+            cut = t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("resumable"))
+            if not cut or t.number in retried:
+                continue
+            if t.state == TrialState.RUNNING:  # its process was killed
+                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            retried.append(t.number)
+            study.set_user_attr("retried", retried)
+            study.enqueue_trial(t.params, user_attrs={"resume_dir": t.user_attrs.get("run_dir"), "retry_of": t.number})
+            self.progress.message(f"trial {t.number} was cut short: queued again, to resume {t.user_attrs.get('run_dir')}")
+
+    def _reference(self) -> Reference:
+        """The starting model on the validation split (and, for channel pruning, its sensitivity)."""
+        from distillcli.auto.score import step_cost
+        from distillcli.pipeline import Pipeline
+        from distillcli.progress import SilentProgress
+        from distillcli.recipe import validate_raw
+        from distillcli.record import StepRecord
+        from distillcli.report import load_record
+
+        folder = self.out / "reference"
+        guided = self.cfg.sensitivity and self.cfg.objective != "size"
+        record: RunRecord | None = None
+        if (folder / "metrics.json").is_file():
+            record = load_record(folder)
+            record = record if record.run.status == "ok" else None
+        if record is None:
+            self.progress.message("measuring the starting model on the validation split"
+                                  + (" and its layers' pruning sensitivity" if guided else ""))
+            steps = [{"sensitivity": {"ratios": self.cfg.sensitivity_ratios}} if guided else {"evaluate": {"model": "teacher"}}]
+            recipe = {**self.base, "name": f"{self.base.get('name', 'auto')}-reference", "student": {"from": "teacher"},
+                      "steps": steps, "report": self._report(), "checkpoint": {"every_epochs": None}}
+            record = Pipeline(validate_raw(recipe, source="the search's reference run"), SilentProgress(), out=folder,
+                              force=True, measure_on_val_split=True).run().record
+        assert record.baseline is not None  # the teacher has a checkpoint: measured at the start
+        m = record.baseline.measures
+        cost = step_cost(StepRecord(index=0, kind="evaluate", target="teacher", measures=m), self.cfg.objective,
+                         self.cfg.batch_size)
+        if m.top1 is None or not cost:
+            raise RunFailure("the starting model could not be measured on the validation split",
+                             f"see {folder / 'run.log'}")
+        self.sensitivity = record.steps[0].info.get("rows", []) if guided and record.steps else []
+        ref = Reference(m.top1, cost)
+        self.progress.message(f"starting model: top-1 {ref.top1:.2f} % on the validation split, "
+                              f"{_cost_text(self.cfg, ref.cost)}")
+        return ref
+
+    def _report(self) -> dict[str, Any]:
+        return {"latency": self.cfg.objective == "latency", "latency_batches": [self.cfg.batch_size],
+                "latency_repeats": self.cfg.latency_repeats}
+
+    # ---------------------------------------------------------------- one trial
+    def trial_recipe(self, choice: dict[str, Any], run_name: str) -> dict[str, Any]:
+        overrides = (guided_overrides(self.sensitivity, self.reference.top1, choice["layer_budget"])
+                     if choice.get("guide") == "sensitivity" else {})
+        return {**self.base, "name": f"{self.base.get('name', 'auto')}-{run_name}", "student": {"from": "teacher"},
+                "steps": trial_steps(choice, self.cfg, overrides), "report": self._report()}
+
+    def _objective(self, trial: Any) -> float:
+        import optuna
+
+        cfg, ref = self.cfg, self.reference
+        choice = suggest(trial, cfg, guided=bool(self.sensitivity))
+        resume_dir = trial.user_attrs.get("resume_dir")
+        run_dir = Path(resume_dir) if resume_dir else self.out / "trials" / f"{trial.number:03d}"
+        resume = bool(resume_dir) and (run_dir / "checkpoints" / "state.pt").is_file()
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("choice", choice)
+        self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else ""))
+        observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline)
+        try:
+            record = run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
+        except Interrupted:
+            if observer.stopped is None:  # Ctrl-C: resumable on the next run
+                trial.set_user_attr("resumable", True)
+                raise
+            trial.set_user_attr("stopped", observer.stopped)
+            trial.set_constraint("drop", float(trial.user_attrs.get("drop", math.inf)) - cfg.max_drop)
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            raise optuna.TrialPruned(observer.stopped) from None
+        except DistillError as e:
+            trial.set_user_attr("error", e.message)
+            raise TrialFailed(e.message) from None
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # finished: nothing to resume
+        final = record.final_step()
+        cost = last_cost(record.steps, cfg.objective, cfg.batch_size)
+        if final is None or final.measures.top1 is None or not cost:
+            trial.set_user_attr("error", "the candidate could not be measured")
+            raise TrialFailed(f"trial {trial.number}: the candidate could not be measured")
+        top1 = final.measures.top1
+        trial.set_user_attr("top1", top1)
+        trial.set_user_attr("drop", ref.top1 - top1)
+        trial.set_user_attr("cost", cost)
+        trial.set_user_attr("cost_ratio", cost / ref.cost)
+        trial.set_user_attr("feasible", ref.top1 - top1 <= cfg.max_drop)
+        trial.set_constraint("drop", ref.top1 - top1 - cfg.max_drop)  # <= 0: within the allowed drop
+        trial.set_user_attr("epochs", sum(len(s.curve) for s in record.steps))
+        trial.set_user_attr("model_file", str(run_dir / final.model_file) if final.model_file else None)
+        return score(top1, cost, ref, cfg.max_drop)
+
+    def _after_trial(self, study: Any, trial: Any) -> None:
+        """Progress: what the trial gave, trials done, the best so far, the budget left."""
+        spent = self._spent + time.perf_counter() - self._started
+        study.set_user_attr("seconds", spent)
+        c = _candidate(trial)
+        if c.state == "complete":
+            what = (f"top-1 {c.get('top1'):.2f} % ({-c.get('drop'):+.2f} pt), "
+                    f"{ratio_text(self.cfg.objective, c.get('cost_ratio'))}" + ("" if c.get("feasible") else
+                                                                               ", over the allowed drop"))
+        elif c.state == "pruned":
+            what = "stopped: " + ("the budget is spent" if c.get("stopped") == "budget" else
+                                  f"pruned by successive halving after epoch {c.get('epochs')}")
+        else:
+            what = f"failed: {c.get('error')}"
+        finished = _finished(study)
+        states = {s: sum(x.state == s for x in finished) for s in ("complete", "pruned", "failed")}
+        best = min((x for x in finished if x.state == "complete" and x.get("feasible")),
+                   key=lambda x: x.get("cost_ratio"), default=None)
+        best_text = (f"best so far #{best.number}: {ratio_text(self.cfg.objective, best.get('cost_ratio'))}, "
+                     f"{-best.get('drop'):+.2f} pt" if best else "no candidate within the drop yet")
+        if self.seconds_limit is not None:
+            left = f"{_minutes(max(0.0, self.seconds_limit - spent))} left"
+        else:
+            left = f"{max(0, (self.trials_limit or 0) - _done(study))} trials left"
+        self.progress.message(f"trial {trial.number} {what}\n  {_done(study)} done ({states['complete']} complete, "
+                              f"{states['pruned']} pruned, {states['failed']} failed) | {best_text} | {left}")
+
+
+def _done(study: Any) -> int:
+    """Trials that count against a trial budget: finished, pruned or failed (not those cut short and queued again)."""
+    retried = set(study.user_attrs.get("retried", []))
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in retried)
+
+
+def _finished(study: Any) -> list[Candidate]:
+    return [_candidate(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+
+
+def _candidate(t: Any) -> Candidate:
+    state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(t.state.name, "failed")
+    return Candidate(t.number, state, dict(t.user_attrs.get("choice") or t.params), dict(t.user_attrs))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _cost_text(cfg: AutoConfig, cost: float) -> str:
+    from distillcli.report.markdown import human_bytes, human_count
+
+    if cfg.objective == "latency":
+        return f"{cost:.2f} ms at batch {cfg.batch_size}"
+    return f"{human_bytes(int(cost))} stored" if cfg.objective == "size" else f"{human_count(int(cost))} MACs"

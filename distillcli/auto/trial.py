@@ -1,0 +1,63 @@
+"""One candidate: its recipe run by the engine in its own run directory, measured on the
+validation split, reporting each fine-tune epoch to Optuna so that successive halving can stop it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from distillcli.auto.score import Reference, last_cost, score
+from distillcli.errors import Interrupted
+from distillcli.record import EpochRecord, RunRecord, StepRecord
+
+
+class TrialObserver:
+    """The engine's tracker for a trial: after every fine-tune epoch, reports the score so far
+    and stops the run (as an interruption the search recognises) when Optuna prunes it or the
+    budget's deadline has passed."""
+
+    def __init__(self, trial: Any, ref: Reference, objective: str, batch: int, max_drop: float,
+                 deadline: float | None) -> None:
+        self.trial, self.ref, self.objective, self.batch, self.max_drop = trial, ref, objective, batch, max_drop
+        self.deadline = deadline
+        self.cost = ref.cost  # until a step measures one
+        self.epochs_before, self.seen = 0, 0
+        self.stopped: str | None = None  # "pruned" | "budget"
+
+    def begin_step(self, prefix: str, epochs_before: int) -> None:
+        self.epochs_before, self.seen = epochs_before, 0
+
+    def epoch(self, row: EpochRecord) -> None:
+        self.seen += 1
+        if row.val_top1 is None:
+            return
+        epoch = self.epochs_before + self.seen
+        self.trial.report(score(row.val_top1, self.cost, self.ref, self.max_drop), epoch)
+        self.trial.set_user_attr("top1", row.val_top1)
+        self.trial.set_user_attr("drop", self.ref.top1 - row.val_top1)
+        self.trial.set_user_attr("epochs", epoch)
+        if self.trial.should_prune():
+            self.stopped = "pruned"
+        elif self.deadline is not None and time.time() > self.deadline:
+            self.stopped = "budget"
+        if self.stopped:
+            raise Interrupted(f"stopped after epoch {epoch}: " + ("successive halving pruned it" if
+                                                                  self.stopped == "pruned" else "the budget is spent"))
+
+    def step(self, entry: StepRecord, steps: Sequence[StepRecord]) -> None:
+        self.cost = last_cost(list(steps), self.objective, self.batch) or self.cost
+
+    def close(self) -> None:
+        pass
+
+
+def run_trial(recipe: dict[str, Any], run_dir: Path, observer: TrialObserver, resume: bool) -> RunRecord:
+    """Run (or continue) the candidate's recipe; every measure on the validation split."""
+    from distillcli.pipeline import Pipeline
+    from distillcli.progress import SilentProgress
+    from distillcli.recipe import validate_raw
+
+    pipeline = Pipeline(validate_raw(recipe, source=f"trial {run_dir.name}"), SilentProgress(), out=run_dir,
+                        resume=resume, force=not resume, measure_on_val_split=True, observer=observer)
+    return pipeline.run().record

@@ -1,0 +1,183 @@
+"""distill auto: a tiny search on synthetic data, its outputs, honesty, budget and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli, tiny_recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _search(teacher: Path, out: Path, budget: str = "3 trials", **auto):
+    from distillcli.auto.config import split_auto_recipe
+    from distillcli.auto.run import run_auto
+    from distillcli.progress import SilentProgress
+
+    data = tiny_recipe()["data"]
+    raw = {"name": "tiny", "seed": 0, "device": "cpu", "data": data, "teacher": {"checkpoint": str(teacher)},
+           "auto": {"objective": "macs", "budget": budget, "max_epochs": 3, "max_drop": 5.0,
+                    "sensitivity_ratios": [0.5], **auto}}
+    base, cfg = split_auto_recipe(raw, "test")
+    return run_auto(base, cfg, out, SilentProgress())
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    from distillcli.pipeline import Pipeline
+    from distillcli.progress import SilentProgress
+    from distillcli.recipe import validate_raw
+
+    recipe = tiny_recipe(steps=[{"train": {"model": "teacher", "epochs": 3, "lr": 0.05}}],
+                         report={"latency": False, "formats": ["json"]})
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    Pipeline(validate_raw(recipe), SilentProgress(), out=out).run()
+    return out / "models" / "teacher.pt"
+
+
+class SpyLoader:
+    """Counts the batches drawn from the test split, and whether the final measurement drew them."""
+
+    def __init__(self, inner, log: list[bool], final: list[bool]) -> None:
+        self.inner, self.log, self.final = inner, log, final
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __iter__(self):
+        self.log.append(bool(self.final))
+        return iter(self.inner)
+
+
+@pytest.fixture(scope="module")
+def searched(teacher, tmp_path_factory):
+    """One search whose test split is watched: (out, summary, draws from the test split)."""
+    import distillcli.auto.run as auto_run
+    import distillcli.pipeline as pipeline
+
+    draws: list[bool] = []
+    final: list[bool] = []
+    load, measure = pipeline.load_data, auto_run.measure_final
+
+    def spied_load(*a, **kw):
+        bundle = load(*a, **kw)
+        bundle.val = SpyLoader(bundle.val, draws, final)
+        return bundle
+
+    def spied_measure(*a, **kw):
+        final.append(True)
+        try:
+            return measure(*a, **kw)
+        finally:
+            final.clear()
+
+    pipeline.load_data, auto_run.measure_final = spied_load, spied_measure
+    try:
+        out = tmp_path_factory.mktemp("auto") / "out"
+        _, _, summary = _search(teacher, out)
+    finally:
+        pipeline.load_data, auto_run.measure_final = load, measure
+    return out, summary, draws
+
+
+def test_search_writes_table_chart_and_best(searched):
+    out, summary, _ = searched
+    for name in ("candidates.md", "candidates.csv", "candidates.png", "auto.json", "best.yaml", "best.pt",
+                 "study.journal"):
+        assert (out / name).is_file(), name
+    assert summary["trials"]["complete"] + summary["trials"]["pruned"] + summary["trials"]["failed"] == 3
+    best = summary["best"]
+    assert best is not None and best["val"]["drop"] <= 5.0
+    assert best["test"]["split"] == "test" and best["test"]["chosen"]["top1"] is not None
+    table = (out / "candidates.md").read_text()
+    assert table.count("\n| #") == 3 and "| * |" in table  # a row per trial, the chosen one starred
+    assert (out / "candidates.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_test_split_is_never_used_to_choose(searched):
+    out, summary, draws = searched
+    assert draws and all(draws), "the test split was read outside the final measurement"
+    assert summary["chosen_on"] == "val_split"
+    for metrics in (out / "trials").glob("*/metrics.json"):
+        record = json.loads(metrics.read_text())
+        assert record["data"]["measured_on"] == "val_split"
+        assert all(row["split"] == "val_split" for step in record["steps"] for row in step["curve"])
+
+
+def test_best_yaml_validates_and_reruns_to_the_same_model(searched, tmp_path):
+    from distillcli.pipeline import Pipeline
+    from distillcli.progress import SilentProgress
+    from distillcli.recipe import load_recipe
+
+    out, summary, _ = searched
+    proc = run_cli("validate", str(out / "best.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "auto" not in yaml.safe_load((out / "best.yaml").read_text())  # a plain recipe
+    record = Pipeline(load_recipe(out / "best.yaml"), SilentProgress(), out=tmp_path / "rerun").run().record
+    final = record.final_step().measures
+    test = summary["best"]["test"]
+    assert final.top1 == pytest.approx(test["chosen"]["top1"], abs=0.01)
+    assert final.macs == pytest.approx(summary["best"]["val"]["cost"], rel=1e-6)
+
+
+def test_budget_in_trials_and_time_is_respected(teacher, tmp_path):
+    _, _, summary = _search(teacher, tmp_path / "n", budget="1 trial")
+    assert sum(summary["trials"].values()) == 1
+    _, _, summary = _search(teacher, tmp_path / "t", budget="1s", max_epochs=9)
+    assert sum(summary["trials"].values()) <= 1  # the reference alone may spend it; a running trial stops at an epoch
+
+
+def test_interrupted_search_resumes_without_repeating_trials(teacher, tmp_path, monkeypatch):
+    from distillcli.auto.trial import TrialObserver
+    from distillcli.errors import Interrupted
+
+    out = tmp_path / "out"
+    _search(teacher, out, budget="2 trials")
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in (out / "trials").glob("*/metrics.json")}
+    assert len(finished) == 2
+    epoch = TrialObserver.epoch
+
+    def ctrl_c(self, row):  # Ctrl-C during the next trial's first fine-tune epoch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrialObserver, "epoch", ctrl_c)
+    with pytest.raises(Interrupted):
+        _search(teacher, out, budget="4 trials")
+    monkeypatch.setattr(TrialObserver, "epoch", epoch)
+    _, _, summary = _search(teacher, out, budget="4 trials")
+    assert json.loads((out / "auto.json").read_text()) == summary
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="auto", storage=JournalStorage(JournalFileBackend(str(out / "study.journal"))))
+    trials = study.get_trials()
+    retried = [t for t in trials if "retry_of" in t.user_attrs]
+    cut = [t for t in trials if t.user_attrs.get("resumable")]
+    assert len(cut) == 1 and len(retried) == 1 and retried[0].user_attrs["run_dir"] == cut[0].user_attrs["run_dir"]
+    for name, mtime in finished.items():  # the first two trials were not run again
+        assert (out / "trials" / name / "metrics.json").stat().st_mtime_ns == mtime
+    counted = [t for t in trials if t.state.is_finished() and t.number not in study.user_attrs["retried"]]
+    assert len(counted) == 4
+
+
+def test_shipped_auto_recipe_and_bad_sections_are_checked(tmp_path):
+    from distillcli.auto.config import load_auto_recipe, split_auto_recipe
+    from distillcli.errors import RecipeError
+    from tests.conftest import ROOT
+
+    base, cfg = load_auto_recipe(ROOT / "recipes/auto/resnet56_cifar10.yaml", [])
+    assert cfg.objective == "latency" and cfg.limits() == (5400.0, None) and base["teacher"]["arch"] == "resnet56"
+    with pytest.raises(RecipeError) as e:
+        split_auto_recipe({"steps": [], "teacher": {"arch": "cnn"}, "auto": {"budget": "soon", "objetive": "size"}},
+                          "r.yaml")
+    text = str(e.value)
+    for part in ("steps: not part of an auto recipe", "teacher.checkpoint", "auto.budget", "auto.objetive"):
+        assert part in text
