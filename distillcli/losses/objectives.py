@@ -9,26 +9,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from distillcli.errors import OptionError
-from distillcli.losses import at, dist, dkd, fitnet  # noqa: F401  (register)
+from distillcli.losses import at, classification, dist, dkd, fitnet  # noqa: F401  (register)
 from distillcli.losses.combined import CombinedObjective
 from distillcli.losses.features import probe
 from distillcli.losses.kd import KnowledgeDistillation, SoftTargets
+from distillcli.losses.options import KDOptions
 from distillcli.losses.registry import LOSSES, Objective
 from distillcli.losses.specs import LossTerm, label_problem
 from distillcli.losses.terms import LabelTerm, Term, TermContext
-
-
-class KDOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float = Field(4.0, gt=0, le=100, description="distillation: softmax temperature T of both "
-                                                              "models' logits")
-    alpha: float = Field(0.9, ge=0, le=1, description="distillation: weight of the soft (teacher) term; "
-                                                      "1 - alpha weighs the labels")
 
 
 def make_objective(name: str | Sequence[LossTerm], teacher: nn.Module | None = None, kd: KDOptions | None = None,
