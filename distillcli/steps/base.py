@@ -3,8 +3,9 @@
 A step is a function ``run(model, ctx, cfg) -> StepOutput``: it receives the current model
 and the run context, and returns the next model plus what it measured along the way. It
 never knows which step ran before it, and steps never import each other. Its options are a
-pydantic model (``cfg``, declared in ``steps.options``), so steps are as callable from code as from YAML. A step that trains
-asks ``ctx.fit`` to do it: the engine behind it owns the loop, checkpoints and resume.
+pydantic model (``cfg``, declared in ``steps.options``), so steps are as callable from code as
+from YAML. A step that trains asks ``ctx.fit`` to do it: the engine behind it owns the loop,
+checkpoints and resume.
 """
 
 from __future__ import annotations
