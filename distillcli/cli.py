@@ -298,14 +298,17 @@ def list_(what: str = typer.Argument(..., help="models | datasets | steps | loss
 
     Example: distill list models 'resnet*' --details
     """
-    from distillcli.data import DATASETS
+    from functools import partial
+
+    from distillcli.data.config import DATASET_NAMES
     from distillcli.errors import OptionError
-    from distillcli.losses import LOSSES
-    from distillcli.models.catalog import model_names
-    from distillcli.registry import closest
+    from distillcli.losses.specs import LossTerm
+    from distillcli.models.names import model_names
+    from distillcli.registry import closest, matching
     from distillcli.steps import STEPS
 
-    sources = {"models": model_names, "datasets": DATASETS.names, "steps": STEPS.names, "losses": LOSSES.names}
+    sources = {"models": model_names, "datasets": partial(matching, DATASET_NAMES), "steps": STEPS.names,
+               "losses": partial(matching, LossTerm.model_fields)}
     if what not in sources:
         guess = closest(what, list(sources))
         raise OptionError(f"cannot list {what!r}", f"did you mean {guess!r}?" if guess else f"choose one of {', '.join(sources)}")

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from distillcli.data.config import DATASET_NAMES
 from distillcli.errors import DistillError, UnknownNameError
+from distillcli.models.names import check_arch_args
 from distillcli.registry import closest
 
 if TYPE_CHECKING:
@@ -15,13 +17,11 @@ if TYPE_CHECKING:
 
 def semantic_problems(recipe: RecipeBase) -> list[str]:
     """Problems that need more than one key, or a look at registries and files."""
-    from distillcli.data import DATASETS
-
     problems: list[str] = []
-    if recipe.data.name not in DATASETS:
-        guess = closest(recipe.data.name, DATASETS.names())
+    if recipe.data.name not in DATASET_NAMES:
+        guess = closest(recipe.data.name, DATASET_NAMES)
         problems.append(f"data.name: unknown dataset {recipe.data.name!r}"
-                        + (f"; did you mean {guess!r}?" if guess else f"; choose one of {', '.join(DATASETS.names())}"))
+                        + (f"; did you mean {guess!r}?" if guess else f"; choose one of {', '.join(DATASET_NAMES)}"))
     specs: list[tuple[str, ModelSpec]] = [(f"teachers[{i}]", t) for i, t in enumerate(recipe.teachers or [])]
     specs += [(role, spec) for role, spec in (("teacher", recipe.teacher), ("student", recipe.student)) if spec]
     for where, spec in specs:
@@ -50,8 +50,6 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
 
 def _model_problems(where: str, spec: ModelSpec, recipe: RecipeBase) -> list[str]:
     """A teacher's, a student's or one of several teachers' section, ``where`` naming it."""
-    from distillcli.models.backbones import check_arch_args
-
     problems = []
     if spec.from_ == "teacher":
         if where != "student":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from distillcli.errors import UnknownNameError
 
@@ -19,6 +19,11 @@ def _edits(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
     return row[-1]
+
+
+def matching(names: Iterable[str], pattern: str = "*") -> list[str]:
+    """The names matching a shell-style ``pattern`` (case-sensitive), sorted."""
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
 
 def closest(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str | None:
@@ -52,7 +57,7 @@ class Registry(Generic[T]):
         raise UnknownNameError(f"unknown {self.kind} {name!r}", hint)
 
     def names(self, pattern: str = "*") -> list[str]:
-        return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+        return matching(self._items, pattern)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -1,22 +1,12 @@
-"""Datasets and batch loaders: ``load_data(cfg)`` turns a ``data:`` recipe section into a DataBundle."""
+"""Datasets and batch loaders: ``load_data(cfg)`` turns a ``data:`` recipe section into a DataBundle.
 
-from __future__ import annotations
+``DataConfig`` loads without torch (a recipe validates without it); the rest on first use.
+``DATASETS`` (fetched from ``data.load``) holds every builder.
+"""
 
-import torch
-
-from distillcli.data import cifar, digits, folder, synthetic  # noqa: F401  (each registers its datasets)
-from distillcli.data.bundle import BatchLoader, DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.data.datasets import DATASETS
-from distillcli.data.loaders import FolderLoader, TensorLoader
+from distillcli.lazy import lazy_exports
 
 __all__ = ["DATASETS", "BatchLoader", "DataBundle", "DataConfig", "FolderLoader", "TensorLoader", "load_data"]
-
-
-def load_data(
-    cfg: DataConfig, device: torch.device | str = "cpu", seed: int = 0, channels_last: bool = False
-) -> DataBundle:
-    """Build the dataset named by ``cfg.name`` (unknown names get a did-you-mean error)."""
-    bundle = DATASETS.get(cfg.name)(cfg, torch.device(device), seed, channels_last)
-    bundle.spec = cfg.model_dump()
-    return bundle
+__getattr__ = lazy_exports(__name__, {"DATASETS": "load", "load_data": "load", "BatchLoader": "bundle",
+                                      "DataBundle": "bundle", "FolderLoader": "loaders", "TensorLoader": "loaders"})

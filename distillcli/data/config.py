@@ -14,6 +14,9 @@ MAX_SAMPLES = 100_000_000
 MAX_IMAGE_SIZE = 4096
 MAX_CHANNELS = 64
 MAX_SYNTHETIC_VALUES = 1 << 28  # synthetic images x channels x pixels (256 MiB as uint8)
+# What data.name accepts, known without importing the builders (torch) that DATASETS holds, so
+# that a recipe validates without torch; tests/cli/test_fast_start.py keeps the two the same.
+DATASET_NAMES = ("cifar10", "cifar100", "digits", "imagefolder", "synthetic")
 
 Count = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
 # finite and bounded; a std's sign is checked where the dataset's channels are known (datasets.resolve_norm)

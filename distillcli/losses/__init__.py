@@ -1,7 +1,8 @@
-"""Training objectives, registered by name in LOSSES."""
+"""Training objectives, registered by name in LOSSES. Names are fetched on first use (torch),
+so that ``losses.options`` and ``losses.specs`` load alone when a recipe is validated."""
 
-from distillcli.losses import classification, kd  # noqa: F401  (register)
-from distillcli.losses.objectives import KDOptions, make_objective
-from distillcli.losses.registry import LOSSES, Objective
+from distillcli.lazy import lazy_exports
 
 __all__ = ["LOSSES", "KDOptions", "Objective", "make_objective"]
+__getattr__ = lazy_exports(__name__, {"LOSSES": "objectives", "KDOptions": "options", "Objective": "registry",
+                                      "make_objective": "objectives"})

@@ -11,31 +11,12 @@ beta is that large). Maps of different sizes are average-pooled to the smaller o
 from __future__ import annotations
 
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from distillcli.errors import OptionError
+from distillcli.losses.options import ATOptions
 from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext, same_size
-
-_Names = list[str]
-
-
-class ATOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    weight: float = Field(1000.0, ge=0, le=1e6, description="beta: multiplies half the summed map distances")
-    teacher_layers: _Names = Field(min_length=1, max_length=16, description="teacher modules, e.g. [net.layer2, net.layer3]")
-    student_layers: _Names = Field(min_length=1, max_length=16, description="student modules, paired in order")
-    p: float = Field(2.0, ge=1, le=8, description="exponent of |feature| in the attention map")
-
-    @model_validator(mode="after")
-    def _paired(self) -> "ATOptions":
-        if len(self.teacher_layers) != len(self.student_layers):
-            raise ValueError(f"at pairs layers in order: {len(self.teacher_layers)} teacher_layers but "
-                             f"{len(self.student_layers)} student_layers; give as many of each")
-        return self
-
 
 def attention_map(feature: Tensor, p: float) -> Tensor:
     """(N, C, H, W) -> (N, H*W): L2-normalised channel mean of |feature|^p."""

@@ -12,20 +12,11 @@ hard labels come from a separate ``ce`` term (``loss: dist`` adds one with weigh
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from distillcli.losses.options import DISTOptions
 from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
-
-
-class DISTOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DIST term")
-    beta: float = Field(2.0, ge=0, le=100, description="weight of the inter-class relation (per sample)")
-    gamma: float = Field(2.0, ge=0, le=100, description="weight of the intra-class relation (per class)")
-    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
 
 
 def pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:

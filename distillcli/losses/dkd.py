@@ -13,23 +13,13 @@ Hard labels come from a separate ``ce`` term (``loss: dkd`` adds one with weight
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from distillcli.losses.options import DKDOptions
 from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
 
 _FAR = 1e9  # pushes the target logit out of the non-target softmax without inf - inf = nan
-
-
-class DKDOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DKD term")
-    alpha: float = Field(1.0, ge=0, le=100, description="weight of TCKD (target vs. rest)")
-    beta: float = Field(8.0, ge=0, le=100, description="weight of NCKD (among non-target classes)")
-    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
-    warmup_epochs: int = Field(20, ge=0, le=10_000, description="epochs over which the DKD weight ramps up linearly")
 
 
 def decoupled_kl(student: Tensor, teacher: Tensor, labels: Tensor, temperature: float) -> tuple[Tensor, Tensor]:

@@ -12,21 +12,13 @@ at construction, so the optimiser sees it; it trains with the student but is not
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from distillcli.errors import OptionError
+from distillcli.losses.options import FitNetOptions
 from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext, same_size
 
-
-
-class FitNetOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    weight: float = Field(100.0, ge=0, le=1e4, description="multiplies the hint MSE")
-    teacher_layer: str = Field(min_length=1, max_length=300, description="teacher module giving the hint, e.g. net.layer3")
-    student_layer: str = Field(min_length=1, max_length=300, description="student module guided, e.g. net.layer3")
 
 
 def adapter(student: Tensor, teacher: Tensor, where: str) -> nn.Module:

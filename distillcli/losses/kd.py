@@ -9,9 +9,9 @@ paper (some tools put it on the hard term instead).
 from __future__ import annotations
 
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from distillcli.losses.options import KDTermOptions
 from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
 from distillcli.teacher_cache.logits import TeacherLogits
@@ -51,18 +51,6 @@ class KnowledgeDistillation:
 
     def extra_modules(self) -> list[nn.Module]:
         return []
-
-
-class KDTermOptions(BaseModel):
-    """The kd term of a combined loss. It carries the hard labels itself, through alpha, exactly
-    as ``loss: kd`` does; unset temperature/alpha take the step-level values."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole kd term")
-    temperature: float | None = Field(None, gt=0, le=100, description="softmax temperature T (default: the step's)")
-    alpha: float | None = Field(None, ge=0, le=1, description="weight of the soft term; 1 - alpha weighs the labels "
-                                                              "(default: the step's)")
 
 
 class SoftTargets(Term):

@@ -7,32 +7,20 @@ and builds its objective with ``make_objective``.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from distillcli.errors import OptionError
-from distillcli.losses import at, dist, dkd, fitnet  # noqa: F401  (register)
+from distillcli.losses import at, classification, dist, dkd, fitnet  # noqa: F401  (register)
 from distillcli.losses.combined import CombinedObjective
 from distillcli.losses.features import probe
 from distillcli.losses.kd import KnowledgeDistillation, SoftTargets
+from distillcli.losses.options import KDOptions
 from distillcli.losses.registry import LOSSES, Objective
 from distillcli.losses.specs import LossTerm, label_problem
 from distillcli.losses.terms import LabelTerm, Term, TermContext
 from distillcli.teacher_cache.logits import TeacherLogits
-
-
-class KDOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float = Field(4.0, gt=0, le=100, description="distillation: softmax temperature T of both "
-                                                              "models' logits")
-    alpha: float = Field(0.9, ge=0, le=1, description="distillation: weight of the soft (teacher) term; "
-                                                      "1 - alpha weighs the labels")
-    teacher_cache: Literal["auto", "off", "required"] = Field(
-        "auto", description="distillation: store the teacher's outputs on disk and reuse them (auto: where a store "
-                            "can serve; required: an error where it cannot; off: run the teacher every batch)")
 
 
 def make_objective(name: str | Sequence[LossTerm], teacher: nn.Module | None = None, kd: KDOptions | None = None,

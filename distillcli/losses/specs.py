@@ -12,23 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from distillcli.losses.at import ATOptions
-from distillcli.losses.dist import DISTOptions
-from distillcli.losses.dkd import DKDOptions
-from distillcli.losses.fitnet import FitNetOptions
-from distillcli.losses.kd import KDTermOptions
+from distillcli.losses.options import ATOptions, CEOptions, DISTOptions, DKDOptions, FitNetOptions, KDTermOptions
 from distillcli.registry import closest
 
 NAMES: dict[str, list[dict[str, Any]]] = {
     "kd": [{"kd": {}}], "ce": [{"ce": {}}],
     "dkd": [{"ce": {}}, {"dkd": {}}], "dist": [{"ce": {}}, {"dist": {}}],
 }
-
-
-class CEOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the hard-label cross-entropy")
 
 
 class LossTerm(BaseModel):

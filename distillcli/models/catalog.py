@@ -1,4 +1,5 @@
-"""`distill list models`: every buildable name, and each model's size and cost at CIFAR size.
+"""`distill list models`: every buildable name (``models.names``, without torch), and each
+model's size and cost at CIFAR size.
 
 Models are built on the ``meta`` device (shapes only: no memory, no initialisation work),
 which counts parameters and MACs of even the largest torchvision models in a fraction of a
@@ -8,7 +9,6 @@ tensors) is built on the CPU instead.
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from typing import Any
 
@@ -16,17 +16,11 @@ import torch
 from torch import nn
 
 from distillcli.measure import count_macs, count_params
-from distillcli.models.backbones import build_backbone, list_models
-from distillcli.models.torchvision_adapter import PREFIX, torchvision_names
+from distillcli.models.backbones import build_backbone
+from distillcli.models.names import model_names  # noqa: F401  (the names part of this listing)
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (3, 32, 32)
-
-
-def model_names(pattern: str = "*") -> list[str]:
-    """Registered models, then ``torchvision:<name>``; ``pattern`` matches the full name."""
-    wanted = list_models(pattern)
-    return wanted + [PREFIX + n for n in torchvision_names() if fnmatch.fnmatchcase(PREFIX + n, pattern)]
 
 
 def _build(name: str, device: str) -> nn.Module:

@@ -10,18 +10,11 @@ import torch
 from torch import nn
 
 from distillcli.errors import ModelFileError, UnknownNameError
+from distillcli.models.names import PREFIX, torchvision_names
 from distillcli.registry import closest
 
-PREFIX = "torchvision:"
 # Builders that add auxiliary classifiers (and return tuples in training mode) unless told not to.
 _AUX_HEADS = {"googlenet", "inception_v3"}
-
-
-def torchvision_names() -> list[str]:
-    """Names of torchvision's image classifiers."""
-    import torchvision
-
-    return list(torchvision.models.list_models(module=torchvision.models))
 
 
 def build_torchvision(name: str, num_classes: int, in_channels: int = 3, pretrained: bool = False) -> nn.Module:

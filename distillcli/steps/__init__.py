@@ -1,7 +1,9 @@
-"""Pipeline steps, registered by name in STEPS. Importing this package registers them all."""
+"""Pipeline steps, registered by name in STEPS. Their options (``steps.options``) load without
+torch; ``StepContext`` and ``StepOutput`` (``steps.base``) and the step functions on first use."""
 
-from distillcli.steps import (distill, evaluate, export, prune, quantize, sensitivity, share,  # noqa: F401  (register)
-                              train)
-from distillcli.steps.base import STEPS, StepConfig, StepContext, StepDef, StepOutput
+from distillcli.lazy import lazy_exports
+from distillcli.steps.options import StepConfig
+from distillcli.steps.registry import STEPS, StepDef
 
 __all__ = ["STEPS", "StepConfig", "StepContext", "StepDef", "StepOutput"]
+__getattr__ = lazy_exports(__name__, {"StepContext": "base", "StepOutput": "base"})

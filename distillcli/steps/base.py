@@ -3,18 +3,18 @@
 A step is a function ``run(model, ctx, cfg) -> StepOutput``: it receives the current model
 and the run context, and returns the next model plus what it measured along the way. It
 never knows which step ran before it, and steps never import each other. Its options are a
-pydantic model (``cfg``), so steps are as callable from code as from YAML. A step that trains
-asks ``ctx.fit`` to do it: the engine behind it owns the loop, checkpoints and resume.
+pydantic model (``cfg``, declared in ``steps.options``), so steps are as callable from code as
+from YAML. A step that trains asks ``ctx.fit`` to do it: the engine behind it owns the loop,
+checkpoints and resume.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from distillcli.data.bundle import DataBundle
@@ -25,17 +25,10 @@ from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress, SilentProgress
 from distillcli.record import EpochRecord, TeacherCacheRecord
-from distillcli.registry import Registry
 from distillcli.runtime import Distributed
 from distillcli.teacher_cache.logits import TeacherLogits, open_store
 from distillcli.training.fit import FitSession
 from distillcli.training.optim import OptimConfig
-
-
-class StepConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: Literal["student", "teacher"] = Field("student", description="which model the step acts on")
 
 
 @dataclass
@@ -80,28 +73,6 @@ class StepOutput:
 
 
 StepFn = Callable[[ModelHandle, StepContext, Any], StepOutput]
-
-
-@dataclass(frozen=True)
-class StepDef:
-    name: str
-    config: type[StepConfig]
-    run: StepFn
-    summary: str
-
-
-STEPS: Registry[StepDef] = Registry("step")
-
-
-def step(name: str, config: type[StepConfig]) -> Callable[[StepFn], StepFn]:
-    """Register ``fn`` as the step ``name`` whose options are ``config``."""
-
-    def add(fn: StepFn) -> StepFn:
-        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else name
-        STEPS.register(name)(StepDef(name, config, fn, summary))
-        return fn
-
-    return add
 
 
 def require_eager(model: ModelHandle, step_name: str) -> None:

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, field_validator, model_validator
-
 from distillcli.errors import OptionError
-from distillcli.losses import KDOptions, make_objective
+from distillcli.losses import make_objective
 from distillcli.losses.objectives import uses_teacher_features
-from distillcli.losses.specs import LossTerm, label_problem, parse_loss
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
-from distillcli.training.optim import OptimConfig
+from distillcli.steps.base import StepContext, StepOutput, prepare
+from distillcli.steps.options import DistillConfig
 
 
-class DistillConfig(StepConfig, OptimConfig, KDOptions):
-    loss: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kd={})],
-                                 description="distillation method: a name (kd, dkd, dist, ce) or a list of weighted "
-                                             "terms, e.g. [{kd: {}}, {fitnet: {teacher_layer: net.layer3, "
-                                             "student_layer: net.layer3}}]")
-
-    @field_validator("loss", mode="before")
-    @classmethod
-    def _named(cls, value: Any) -> Any:
-        return parse_loss(value)
-
-    @model_validator(mode="after")
-    def _labels_once(self) -> "DistillConfig":
-        problem = label_problem(self.loss, self.alpha)
-        if problem:
-            raise ValueError(f"loss: {problem}")
-        return self
-
-
-@step("distill", DistillConfig)
 def distill(model: ModelHandle, ctx: StepContext, cfg: DistillConfig) -> StepOutput:
     """Train the student to match the teacher's softened outputs and the labels."""
     if cfg.model == "teacher":

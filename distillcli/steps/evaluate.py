@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
+from distillcli.steps.base import StepContext, StepOutput
+from distillcli.steps.options import EvaluateConfig
 
 
-class EvaluateConfig(StepConfig):
-    pass
-
-
-@step("evaluate", EvaluateConfig)
 def evaluate(model: ModelHandle, ctx: StepContext, cfg: EvaluateConfig) -> StepOutput:
     """Measure accuracy, size and latency of the model as it is."""
     return StepOutput(model)

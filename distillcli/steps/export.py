@@ -3,53 +3,21 @@ against the model and measured under its runtime. The model is handed on unchang
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from distillcli.modelfile import file_header, load_model
 from distillcli.compress.export import export_model
 from distillcli.errors import OptionError
 from distillcli.measure import measure_model
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, step
+from distillcli.steps.base import StepContext, StepOutput
+from distillcli.steps.options import ExportConfig
 
 
-class ExportConfig(StepConfig):
-    format: Literal["onnx", "pt2", "aoti"] = Field("onnx", description="onnx (runs in onnxruntime) | pt2 (torch.export "
-                                                   "program) | aoti (AOTInductor package: compiled once, machine "
-                                                   "code, loads only with --allow-native)")
-    int8: bool = Field(False, description="onnx: quantize to int8 with onnxruntime (static, QDQ, per channel), "
-                                          "calibrated on training batches")
-    calibration_batches: PositiveInt = Field(16, le=100_000, description="int8: training batches that calibrate "
-                                                                         "the ranges")
-    name: str | None = Field(None, description="file name in <run>/exports/ (default: <model>-<precision>.<format>)")
-    evaluate: bool = Field(True, description="measure the exported file's accuracy and latency under its runtime")
-
-    @field_validator("name")
-    @classmethod
-    def _plain_file_name(cls, name: str | None) -> str | None:
-        """The file goes into <run>/exports/: a name that is a path could write anywhere."""
-        if name is None:
-            return name
-        if name in ("", ".", "..") or any(c in name for c in "/\\:") or not name.isprintable():
-            raise ValueError("must be a plain file name (no folders, '..', ':' or control characters), "
-                             "e.g. student.onnx")
-        if len(name.encode("utf-8", "surrogatepass")) > 255:
-            raise ValueError("must be at most 255 bytes long")
-        return name
-
-    @model_validator(mode="after")
-    def _check(self) -> "ExportConfig":
-        if self.int8 and self.format != "onnx":
-            raise ValueError("int8 applies to format onnx; for an int8 .pt2 add a quantize step before export")
-        return self
-
-
-@step("export", ExportConfig)
 def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutput:
-    """Write the model as ONNX (fp32 or onnxruntime int8) or .pt2 into the run's exports/."""
+    """Write the model as ONNX (fp32 or onnxruntime int8), .pt2 or .aoti into the run's exports/."""
     if ctx.exports_dir is None:
         raise OptionError("the export step writes into the run directory, and there is none here",
                           "run it from a recipe, or use `distill export MODEL --format onnx --out FILE`")

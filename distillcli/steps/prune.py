@@ -9,98 +9,26 @@ model as it was before pruning, so a pruned trained model recovers without a rec
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
-from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from distillcli.compress.pruning import (
-    UNSTRUCTURED_NOTE, AgpSchedule, ChannelPruner, ImportanceName, MagnitudePruner, accumulate_gradients,
+    UNSTRUCTURED_NOTE, AgpSchedule, ChannelPruner, MagnitudePruner, accumulate_gradients,
     dense_bytes, iterative_fractions, recalibrate_batchnorm, search_ratio, sparse_bytes,
 )
 from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
-from distillcli.losses import KDOptions, make_objective
+from distillcli.losses import make_objective
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, require_eager, step
-from distillcli.training.optim import OptimConfig
+from distillcli.steps.base import StepContext, StepOutput, prepare, require_eager
+from distillcli.steps.options import PruneConfig
 
 LATENCY_BATCHES = (1, 64)
 
 
-class FinetuneConfig(OptimConfig, KDOptions):
-    epochs: int = Field(0, ge=0, le=100_000, description="fine-tune epochs after pruning (after each round "
-                                                         "when iterative); 0: no fine-tune")
-    lr: float = Field(0.01, gt=0, le=1e12, description="peak learning rate (lower than from-scratch training)")
-    distill: bool = Field(True, description="distil from a frozen copy of the model as it was before pruning; "
-                                            "false: cross-entropy on the labels only")
-
-
-class PruneConfig(StepConfig):
-    method: Literal["channel", "unstructured"] = Field(
-        "channel", description="channel: remove whole channels/filters (smaller and faster); "
-                               "unstructured: zero single weights (sparser, not faster on dense hardware)")
-    sparsity: float | None = Field(None, gt=0, lt=1, description="fraction of the weights removed: channel: of all "
-                                   "parameters (the channel ratio is searched); unstructured: of conv/linear weights")
-    channel_ratio: float | None = Field(None, gt=0, lt=1, description="channel: fraction of every layer's channels "
-                                        "removed (removes about 1 - (1 - r)^2 of the weights)")
-    target_mac_reduction: float | None = Field(None, gt=1, le=1000, description="channel: prune until the model "
-                                               "needs this many times fewer MACs (the ratio is searched)")
-    importance: ImportanceName = Field("l1", description="channel score: l1 | l2 (weight norms), bn_scale "
-                                                         "(BatchNorm |gamma|), taylor (|weight x gradient|)")
-    scope: Literal["layer", "global"] = Field("layer", description="layer: the same ratio in every layer; "
-                                                                   "global: rank all layers together")
-    max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope / ratio search: at most this "
-                                                                "fraction of any layer is removed")
-    overrides: dict[str, float] = Field(default_factory=dict, max_length=10_000, description="per-layer ratios "
-                                        "by module-name wildcard, e.g. {'net.layer3.*': 0.3}; 0 keeps the layer whole")
-    ignore: list[str] = Field(default_factory=list, max_length=10_000, description="layers (wildcards) never "
-                              "pruned; 'stem' is the first convolution; the classifier's outputs are always kept")
-    round_to: PositiveInt | None = Field(None, le=4096, description="channel: keep channel counts a multiple of this "
-                                                           "(e.g. 8, for fast kernels)")
-    schedule: Literal["oneshot", "iterative", "gradual"] = Field(
-        "oneshot", description="oneshot; iterative: `iterations` prune + fine-tune rounds; gradual (unstructured): "
-                               "AGP cubic ramp during the fine-tune")
-    iterations: PositiveInt = Field(3, le=100, description="iterative: number of prune + fine-tune rounds")
-    frequency: PositiveInt = Field(100, le=10_000_000, description="gradual: optimiser steps between sparsity updates")
-    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="gradual: sparsity at the start of the ramp")
-    ramp: float = Field(0.75, gt=0, le=1, description="gradual: fraction of the fine-tune over which sparsity rises")
-    importance_batches: PositiveInt = Field(8, le=100_000, description="taylor: training batches whose gradients "
-                                                                       "score channels")
-    recalibrate_bn: int = Field(20, ge=0, le=100_000, description="training batches used to re-estimate BatchNorm "
-                                                                   "statistics after each pruning round (0: keep the "
-                                                                   "old ones)")
-    latency: bool = Field(True, description="measure latency before and after (for the speedup in the report)")
-    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-
-    @model_validator(mode="after")
-    def _check(self) -> "PruneConfig":
-        if [self.sparsity, self.channel_ratio, self.target_mac_reduction].count(None) != 2:
-            raise ValueError("give exactly one of sparsity (e.g. 0.5), channel_ratio (e.g. 0.3) and "
-                             "target_mac_reduction (e.g. 2.0)")
-        bad = {k: v for k, v in self.overrides.items() if not 0 <= v < 1}
-        if bad:
-            raise ValueError(f"override ratios must be in [0, 1): {bad}")
-        if self.method == "unstructured":
-            if self.target_mac_reduction is not None or self.channel_ratio is not None:
-                raise ValueError("unstructured pruning zeroes single weights; give sparsity, or use method: channel")
-            if self.importance not in ("l1", "l2"):
-                raise ValueError("unstructured pruning ranks single weights by magnitude; importance must be l1 or l2")
-            if self.round_to is not None:
-                raise ValueError("round_to applies to channel pruning only")
-        if self.schedule == "gradual":
-            if self.method != "unstructured":
-                raise ValueError("schedule gradual is for method: unstructured; use schedule: iterative for channels")
-            if self.finetune.epochs == 0:
-                raise ValueError("schedule gradual prunes during the fine-tune: set finetune.epochs >= 1")
-            if self.sparsity is not None and self.initial_sparsity >= self.sparsity:
-                raise ValueError("initial_sparsity must be below sparsity")
-        return self
-
-
-@step("prune", PruneConfig)
 def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
     """Prune channels (faster) or weights (sparser), then optionally fine-tune with KD from the unpruned model."""
     require_eager(model, "prune")

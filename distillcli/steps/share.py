@@ -9,34 +9,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import Field
-
 from distillcli.compress.quantization import resolve_skip
-from distillcli.compress.sharing import CentroidTuning, Reduce, model_size, share_model
-from distillcli.losses import KDOptions, make_objective
+from distillcli.compress.sharing import CentroidTuning, model_size, share_model
+from distillcli.losses import make_objective
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, require_eager, step
+from distillcli.steps.base import StepContext, StepOutput, prepare, require_eager
+from distillcli.steps.options import ShareConfig
 from distillcli.record import EpochRecord
-from distillcli.training.optim import OptimConfig
 
 
-class ShareConfig(StepConfig, OptimConfig, KDOptions):
-    clusters: int = Field(16, ge=2, le=256, description="shared values per Conv2d layer (16: 4-bit codes); "
-                                                        "a pruned layer's zero is one of them")
-    linear_clusters: int | None = Field(None, ge=2, le=256, description="shared values per Linear layer "
-                                                                        "(default: clusters)")
-    skip: list[str] = Field(default_factory=list, max_length=10_000, description="layers (wildcards on module "
-                                                                                  "names) left unshared")
-    iterations: int = Field(30, ge=1, le=10_000, description="k-means iterations at most")
-    epochs: int = Field(1, ge=0, le=100_000, description="centroid fine-tune epochs (0: cluster only)")
-    lr: float = Field(0.0001, gt=0, le=1e12, description="peak learning rate of the centroid fine-tune")
-    centroid_grad: Reduce = Field("sum", description="sum: a centroid's gradient is the sum over its weights "
-                                                     "(the paper); mean: their average (steps independent of "
-                                                     "cluster size)")
-    distill: bool = Field(True, description="fine-tune by distilling from the model as it was before sharing")
-
-
-@step("share", ShareConfig)
 def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
     """Share weights (k-means per layer), fine-tune the centroids, report the Deep Compression size."""
     require_eager(model, "share")

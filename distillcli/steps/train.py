@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from distillcli.losses import make_objective
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, step
-from distillcli.training.optim import OptimConfig
+from distillcli.steps.base import StepContext, StepOutput, prepare
+from distillcli.steps.options import TrainConfig
 
 
-class TrainConfig(StepConfig, OptimConfig):
-    pass
-
-
-@step("train", TrainConfig)
 def train(model: ModelHandle, ctx: StepContext, cfg: TrainConfig) -> StepOutput:
     """Train the model on the labels (SGD/AdamW, cosine or multistep, warm-up, label smoothing)."""
     module = prepare(model.module, ctx)

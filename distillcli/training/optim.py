@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Iterable, Literal
+from typing import TYPE_CHECKING, Annotated, Iterable, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported where it is used: the options load without it (`distill validate`)
+    import torch
+    from torch import nn
 
 
 MAX_EPOCHS = 100_000
@@ -42,6 +44,8 @@ class OptimConfig(BaseModel):
 
 
 def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    import torch
+
     params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -65,4 +69,6 @@ def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    import torch
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps_per_epoch))

@@ -8,15 +8,15 @@ of its group, then divided by the group's mean so scores of different groups com
 from __future__ import annotations
 
 from itertools import islice
-from typing import Iterable, Literal
+from typing import Iterable
 
 import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
 
+from distillcli.compress.choices import ImportanceName
 from distillcli.errors import CompressionError, OptionError
 
-ImportanceName = Literal["l1", "l2", "bn_scale", "taylor"]
 IMPORTANCES: tuple[str, ...] = ("l1", "l2", "bn_scale", "taylor")
 
 

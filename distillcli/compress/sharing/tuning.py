@@ -13,14 +13,11 @@ grow with the cluster's size (large layers need a much smaller lr with "sum").
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 
+from distillcli.compress.choices import Reduce
 from distillcli.compress.sharing.kmeans import ZERO_CODE, SharedLayer
-
-Reduce = Literal["sum", "mean"]
 
 
 def _cluster_sums(values: Tensor, layer: SharedLayer) -> Tensor:

@@ -1,0 +1,85 @@
+"""The options of every loss, as a recipe writes them: the step-level distillation block
+(``KDOptions``) and one block per term of ``loss:``. Pure pydantic, without torch, so that a
+recipe validates without loading the methods; each method's module explains its defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class KDOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(4.0, gt=0, le=100, description="distillation: softmax temperature T of both "
+                                                              "models' logits")
+    alpha: float = Field(0.9, ge=0, le=1, description="distillation: weight of the soft (teacher) term; "
+                                                      "1 - alpha weighs the labels")
+    teacher_cache: Literal["auto", "off", "required"] = Field(
+        "auto", description="distillation: store the teacher's outputs on disk and reuse them (auto: where a store "
+                            "can serve; required: an error where it cannot; off: run the teacher every batch)")
+
+
+class KDTermOptions(BaseModel):
+    """The kd term of a combined loss. It carries the hard labels itself, through alpha, exactly
+    as ``loss: kd`` does; unset temperature/alpha take the step-level values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole kd term")
+    temperature: float | None = Field(None, gt=0, le=100, description="softmax temperature T (default: the step's)")
+    alpha: float | None = Field(None, ge=0, le=1, description="weight of the soft term; 1 - alpha weighs the labels "
+                                                              "(default: the step's)")
+
+
+class CEOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the hard-label cross-entropy")
+
+
+class DKDOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DKD term")
+    alpha: float = Field(1.0, ge=0, le=100, description="weight of TCKD (target vs. rest)")
+    beta: float = Field(8.0, ge=0, le=100, description="weight of NCKD (among non-target classes)")
+    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
+    warmup_epochs: int = Field(20, ge=0, le=10_000, description="epochs over which the DKD weight ramps up linearly")
+
+
+class DISTOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DIST term")
+    beta: float = Field(2.0, ge=0, le=100, description="weight of the inter-class relation (per sample)")
+    gamma: float = Field(2.0, ge=0, le=100, description="weight of the intra-class relation (per class)")
+    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
+
+
+class FitNetOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(100.0, ge=0, le=1e4, description="multiplies the hint MSE")
+    teacher_layer: str = Field(min_length=1, max_length=300, description="teacher module giving the hint, e.g. net.layer3")
+    student_layer: str = Field(min_length=1, max_length=300, description="student module guided, e.g. net.layer3")
+
+
+_Names = list[str]
+
+
+class ATOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1000.0, ge=0, le=1e6, description="beta: multiplies half the summed map distances")
+    teacher_layers: _Names = Field(min_length=1, max_length=16, description="teacher modules, e.g. [net.layer2, net.layer3]")
+    student_layers: _Names = Field(min_length=1, max_length=16, description="student modules, paired in order")
+    p: float = Field(2.0, ge=1, le=8, description="exponent of |feature| in the attention map")
+
+    @model_validator(mode="after")
+    def _paired(self) -> "ATOptions":
+        if len(self.teacher_layers) != len(self.student_layers):
+            raise ValueError(f"at pairs layers in order: {len(self.teacher_layers)} teacher_layers but "
+                             f"{len(self.student_layers)} student_layers; give as many of each")
+        return self
