@@ -253,7 +253,12 @@ def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
     Example: distill validate recipes/resnet56_resnet20_cifar10.yaml
     """
     from distillcli.recipe import load_recipe
+    from distillcli.recipe_yaml import read_yaml
 
+    raw = read_yaml(recipe)
+    if isinstance(raw, dict) and "auto" in raw:
+        _validate_auto(recipe, list(set_ or []), as_json)
+        return
     r = load_recipe(recipe, list(set_ or []))
     steps = [kind for kind, _ in r.step_list()]
     result: dict[str, Any] = {"valid": True, "name": r.name, "steps": steps}
@@ -265,6 +270,18 @@ def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
         text += "\n" + "\n".join(f"  teacher[{i}]: {t['checkpoint']}" + (f" ({t['arch']})" if t["arch"] else "")
                                   + f"  weight {t['weight']:.3g}" for i, t in enumerate(result["teachers"]))
     Output(as_json).result(result, text)
+
+
+def _validate_auto(recipe: Path, sets: list[str], as_json: bool) -> None:
+    """An auto recipe: its `auto:` section, and the rest checked as the plain recipe every trial extends."""
+    from distillcli.auto.config import load_auto_recipe
+    from distillcli.recipe import validate_raw
+
+    base, cfg = load_auto_recipe(recipe, sets)
+    r = validate_raw({**base, "steps": [{"evaluate": {}}]}, source=str(recipe))
+    Output(as_json).result({"valid": True, "name": r.name, "auto": cfg.model_dump(mode="json")},
+                           f"{recipe}: valid auto recipe (objective {cfg.objective}, max drop {cfg.max_drop:g} pt, "
+                           f"budget {cfg.budget}); run it with: distill auto {recipe}")
 
 
 @app.command()

@@ -181,3 +181,17 @@ def test_shipped_auto_recipe_and_bad_sections_are_checked(tmp_path):
     text = str(e.value)
     for part in ("steps: not part of an auto recipe", "teacher.checkpoint", "auto.budget", "auto.objetive"):
         assert part in text
+
+
+def test_validate_checks_an_auto_recipe(teacher, tmp_path):
+    """`distill validate` takes an auto recipe: the auto section and the plain part every trial extends."""
+    raw = {"name": "tiny", "data": tiny_recipe()["data"], "teacher": {"checkpoint": str(teacher)},
+           "auto": {"objective": "latency", "max_drop": 0.5, "budget": "10m"}}
+    (tmp_path / "auto.yaml").write_text(yaml.safe_dump(raw))
+    proc = run_cli("validate", str(tmp_path / "auto.yaml"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["auto"]["objective"] == "latency"
+    raw["teacher"]["checkpoint"] = str(tmp_path / "missing.pt")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    proc = run_cli("validate", str(tmp_path / "bad.yaml"))
+    assert proc.returncode == 2 and "teacher.checkpoint: file not found" in proc.stderr and "Traceback" not in proc.stderr
