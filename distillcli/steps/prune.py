@@ -9,9 +9,9 @@ model as it was before pruning, so a pruned trained model recovers without a rec
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 from torch import nn
 
 from distillcli.compress.pruning import (
@@ -24,6 +24,7 @@ from distillcli.losses import KDOptions, make_objective
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
+from distillcli.runtime import resolve_round_to
 from distillcli.steps.base import StepConfig, StepContext, StepOutput, prepare, require_eager, step
 from distillcli.training.optim import OptimConfig
 
@@ -58,8 +59,9 @@ class PruneConfig(StepConfig):
                                         "by module-name wildcard, e.g. {'net.layer3.*': 0.3}; 0 keeps the layer whole")
     ignore: list[str] = Field(default_factory=list, max_length=10_000, description="layers (wildcards) never "
                               "pruned; 'stem' is the first convolution; the classifier's outputs are always kept")
-    round_to: PositiveInt | None = Field(None, le=4096, description="channel: keep channel counts a multiple of this "
-                                                           "(e.g. 8, for fast kernels)")
+    round_to: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] | None = Field(
+        "auto", description="channel: keep channel counts a multiple of this; auto: the device's fast multiple "
+                            "(8 on CPU and CUDA, measured: README 'Speed of the training loop'); null or 1: no rounding")
     schedule: Literal["oneshot", "iterative", "gradual"] = Field(
         "oneshot", description="oneshot; iterative: `iterations` prune + fine-tune rounds; gradual (unstructured): "
                                "AGP cubic ramp during the fine-tune")
@@ -75,6 +77,18 @@ class PruneConfig(StepConfig):
     latency: bool = Field(True, description="measure latency before and after (for the speedup in the report)")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
+    @field_validator("round_to", mode="before")
+    @classmethod
+    def _round_to(cls, value: Any) -> Any:
+        """One message for every bad value (pydantic would list one per member of the union)."""
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
+            return value
+        raise ValueError(f"must be a whole number from 1 to 4096, auto or null (got {value!r})")
+
     @model_validator(mode="after")
     def _check(self) -> "PruneConfig":
         if [self.sparsity, self.channel_ratio, self.target_mac_reduction].count(None) != 2:
@@ -88,7 +102,7 @@ class PruneConfig(StepConfig):
                 raise ValueError("unstructured pruning zeroes single weights; give sparsity, or use method: channel")
             if self.importance not in ("l1", "l2"):
                 raise ValueError("unstructured pruning ranks single weights by magnitude; importance must be l1 or l2")
-            if self.round_to is not None:
+            if isinstance(self.round_to, int):
                 raise ValueError("round_to applies to channel pruning only")
         if self.schedule == "gradual":
             if self.method != "unstructured":
@@ -131,7 +145,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
     current, curve, ratios, top1_pruned, base = module, [], [], None, 0
     original: dict[str, int] = {}  # channels per group, before the first round and after the last
     final: dict[str, int] = {}
-    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=cfg.round_to, max_ratio=cfg.max_layer_ratio)
+    round_to = resolve_round_to(cfg.round_to, ctx.device)
+    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=round_to, max_ratio=cfg.max_layer_ratio)
     for k, fraction in enumerate(rounds):
         if needs_gradients(cfg.importance):
             accumulate_gradients(current, ctx.data.train, cfg.importance_batches)
@@ -166,7 +181,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
         if cfg.finetune.epochs:
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
-    facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "ratio": ratios[-1], "ratios": ratios,
+    facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "round_to": round_to,
+                             "ratio": ratios[-1], "ratios": ratios,
                              "target_mac_reduction": cfg.target_mac_reduction,
                              "channels_removed": 1 - sum(final.values()) / max(1, sum(original.values())),
                              "channels": {name: [n, final[name]] for name, n in original.items()}}

@@ -19,7 +19,8 @@ from distillcli.record import EpochRecord
 from distillcli.training.optim import OptimConfig
 
 Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]
-_TRAINING = set(OptimConfig.model_fields) | set(KDOptions.model_fields)
+# `compile` is the program's here (the QAT loop itself runs eager), so it is not a training option
+_TRAINING = (set(OptimConfig.model_fields) - {"compile"}) | set(KDOptions.model_fields)
 
 
 class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
@@ -66,7 +67,7 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
             float_model = place(model.module, ctx).eval()
             prepared = prepare(copy.deepcopy(float_model), "qat", example.to(ctx.device), cfg.skip)
             objective = make_objective("kd" if cfg.alpha > 0 else "ce", float_model, cfg, cfg.label_smoothing)
-            curve = ctx.fit(prepared, objective, cfg, title="quantize[qat]")
+            curve = ctx.fit(prepared, objective, cfg.model_copy(update={"compile": False}), title="quantize[qat]")
         else:
             prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip)
             if cfg.method == "static":
