@@ -89,7 +89,8 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
           method: str = typer.Option("channel", "--method", help="channel (smaller and faster) | unstructured (sparser)"),
           importance: str = typer.Option("l1", "--importance", help="channel score: l1 | l2 | bn_scale | taylor"),
           scope: str = typer.Option("layer", "--scope", help="layer (same ratio everywhere) | global (rank all layers)"),
-          round_to: Optional[int] = typer.Option(None, "--round-to", help="keep channel counts a multiple of N"),
+          round_to: str = typer.Option("auto", "--round-to", help="keep channel counts a multiple of N; auto: the "
+                                       "device's fast multiple (8 on CPU and CUDA); 1: no rounding"),
           ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern never pruned (repeatable); "
                                                      "'stem' = the first convolution"),
           schedule: str = typer.Option("oneshot", "--schedule", help="oneshot | iterative | gradual (unstructured)"),

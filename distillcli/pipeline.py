@@ -24,7 +24,7 @@ import yaml
 
 from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data import load_data
-from distillcli.errors import DataError, DistillError, Interrupted, RunDirError, RunFailure
+from distillcli.errors import DataError, DistillError, Interrupted, OptionError, RunDirError, RunFailure
 from distillcli.measure import interleaved_latency, measure_model
 from distillcli.modelfile import file_header, file_size, model_suffix, save_model, versions
 from distillcli.models.build import place
@@ -38,11 +38,13 @@ from distillcli.report import write_reports
 from distillcli.report.tracking import Tracker, open_tracker, summary_writer_class
 from distillcli.rundir import check_out_dir, clear_run, default_run_dir, publish_final_models
 from distillcli.run_state import RunState
-from distillcli.runtime import Distributed, busy_cores_warning, machine_load, resolve_device, seed_everything
+from distillcli.runtime import (Distributed, busy_cores_warning, machine_load, resolve_device, resolve_precision,
+                                seed_everything)
 from distillcli.steps import STEPS, StepContext
 from distillcli.training.checkpoint import Checkpointer
 from distillcli.teacher_cache.key import default_cache_dir
 from distillcli.training.fit import FitSession
+from distillcli.training.optim import training_options
 
 
 @dataclass
@@ -106,6 +108,7 @@ class Pipeline:
             torch.set_num_threads(r.threads)
         seed_everything(r.seed)
         device = resolve_device(r.device, self.dist)
+        self._check_precisions(device)
         if r.report.tensorboard and self.run_dir is not None:
             summary_writer_class()  # a missing tensorboard fails the run (every process) before anything is written
         self.dist.start(device)
@@ -178,6 +181,15 @@ class Pipeline:
             self.tracker.close()
         self._finish()
         return RunResult(self.run_dir, self.record, self.final_model, self.models["student"])
+
+    def _check_precisions(self, device: torch.device) -> None:
+        """A precision the device cannot run fails now, not after the steps before it have run."""
+        for index, (kind, cfg) in enumerate(self.recipe.step_list()):
+            for options in training_options(cfg):
+                try:
+                    resolve_precision(options.precision, device)
+                except OptionError as e:
+                    raise OptionError(f"steps[{index}].{kind}: {e.message}", e.hint) from None
 
     def _resume_hint(self) -> str:
         if self.run_dir is None or not self.checkpointer.enabled:

@@ -33,6 +33,10 @@ class EpochRecord(_Record):
     val_top5: float | None = None
     images_per_s: float = 0.0
     seconds: float = 0.0
+    teacher_seconds: float | None = Field(None, description="of `seconds`, the teacher's forward passes (None: no "
+                                                            "teacher ran in this loop)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="the autocast precision the loop ran in")
+    compiled: bool = Field(False, description="whether the forward passes ran compiled (torch.compile)")
     split: Literal["val_split", "test"] = "test"
 
 
@@ -182,6 +186,13 @@ class RunRecord(_Record):
         return self.model_dump(mode="json", by_alias=True)
 
 
+def teacher_share(curve: list[EpochRecord]) -> float | None:
+    """The teacher's forward passes' share of a step's training time (None: no teacher ran)."""
+    rows = [r for r in curve if r.teacher_seconds is not None]
+    total = sum(r.seconds for r in rows)
+    return sum(r.teacher_seconds or 0.0 for r in rows) / total if rows and total > 0 else None
+
+
 def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
     rows = [r for r in curve if r.val_top1 is not None]
     if not rows:
@@ -192,7 +203,7 @@ def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
 
 # What legitimately differs between two runs of the same recipe and seed: times, the machine's
 # load, where the run lives and how it was started or resumed.
-RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "latency_ms", "latency_iqr_ms", "first_call_s",
+RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "teacher_seconds", "latency_ms", "latency_iqr_ms", "first_call_s",
                           "started",
                           "finished", "resumed", "dir", "recipe_file", "load_average", "checkpoint_writes",
                           "checkpoint_seconds", "teacher_cache"})

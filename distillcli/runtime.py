@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,6 +39,40 @@ def resolve_device(name: str, dist: "Distributed | None" = None) -> torch.device
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise OptionError("device 'mps' was asked for, but MPS is not available here", "use --device cpu (or auto)")
     return device
+
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+# Defaults per device type, each a measured or stated choice (README: "Speed of the training loop").
+# precision auto = fp32 everywhere: bf16 autocast has not been shown to keep accuracy here (this CPU has
+# no AMX, where bf16 may even be slower), and the GPU comparison (scripts/gpu_check.sh) has not been run.
+AUTO_PRECISION: dict[str, Precision] = {"cpu": "fp32", "cuda": "fp32", "mps": "fp32"}
+# round_to auto: 8 on the CPU (ResNet-56 pruned 2x trains at 1.19x the dense speed with 8, 0.88x
+# unrounded); 8 on CUDA too, the multiple tensor cores want for bf16/fp16.
+AUTO_ROUND_TO: dict[str, int] = {"cpu": 8, "cuda": 8, "mps": 8}
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """The autocast precision a training loop runs in on ``device``; a precision the device
+    cannot run is an error naming one it can."""
+    if name == "auto":
+        return AUTO_PRECISION.get(device.type, "fp32")
+    if name == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        if name == "bf16" and not torch.cuda.is_bf16_supported():
+            raise OptionError(f"precision bf16 was asked for, but {torch.cuda.get_device_name(device)} has no bf16 "
+                              "support", "use precision: fp16 (loss-scaled) or fp32")
+        return name  # type: ignore[return-value]
+    if device.type == "cpu" and name == "bf16":
+        return "bf16"
+    raise OptionError(f"precision {name} cannot run on the {device.type} device "
+                      "(fp16 needs CUDA; bf16 needs the CPU or CUDA)", "use precision: auto or fp32")
+
+
+def resolve_round_to(value: int | str | None, device: torch.device) -> int | None:
+    """Channel-count rounding for pruning: ``auto`` is the device's fast multiple; an int or None as given."""
+    return AUTO_ROUND_TO.get(device.type, 8) if value == "auto" else value  # type: ignore[return-value]
 
 
 def machine_load() -> float | None:

@@ -33,6 +33,7 @@ from distillcli.models.handle import ArchSpec
 from distillcli.pipeline import Pipeline
 from distillcli.progress import make_progress
 from distillcli.recipe import validate_raw
+from distillcli.record import teacher_share
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 
@@ -43,9 +44,11 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
     data = {"name": "cifar10", "root": args.data_root, "batch_size": 128}
     if args.train_subset:
         data["train_subset"] = args.train_subset
+    if args.val_subset:
+        data["val_subset"] = args.val_subset
     common = {"seed": 0, "device": args.device, "data": data, "student": {"arch": "resnet20"},
               "report": {"latency_repeats": 20}}
-    opt = {"epochs": args.epochs, "lr": 0.1, "weight_decay": 5e-4, "schedule": "cosine"}
+    opt = {"epochs": args.epochs, "lr": 0.1, "weight_decay": 5e-4, "schedule": "cosine", "precision": args.precision}
     recipes = {
         "resnet20 alone": {**common, "name": "bench-alone", "steps": [{"train": opt}]},
         "resnet20 KD from resnet56": {
@@ -59,6 +62,7 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
         step, base = result.record.steps[-1], result.record.baseline
         rows.append({"run": label, "epochs": args.epochs, "top1": step.measures.top1,
                      "images_per_s": statistics.mean(r.images_per_s for r in step.curve),
+                     "teacher_share": teacher_share(step.curve), "precision": step.curve[-1].precision,
                      "teacher_top1": base.measures.top1 if base is not None and base.source == "teacher" else None,
                      "seconds": step.seconds})
     return rows
@@ -73,6 +77,9 @@ class _Replay:
 
     def __iter__(self):
         return iter(self.batches)
+
+    def iter_from(self, batch: int):
+        return iter(self.batches[batch:])
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -113,7 +120,7 @@ def pipeline_loop(teacher, student, batches, bundle: DataBundle, lr: float) -> f
     trainer = Trainer(student, KnowledgeDistillation(teacher, 4.0, 0.9), replay,
                       OptimConfig(epochs=1, lr=lr, schedule="constant"))
     row = trainer.fit()[0]
-    return row["images_per_s"]
+    return row.images_per_s
 
 
 def overhead(args: argparse.Namespace) -> dict:
@@ -139,7 +146,10 @@ def main() -> None:
     p.add_argument("--teacher", default="../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--train-subset", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--val-subset", type=int, default=None, help="measure on the first N test images only")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", help="part 1's training loops: auto | fp32 | bf16 | fp16 "
+                   "(part 2 compares fp32 loops)")
     p.add_argument("--batches", type=int, default=40, help="batches per throughput measurement")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-accuracy", action="store_true", help="only measure the loop overhead")
@@ -157,10 +167,13 @@ def main() -> None:
     print(f"| distillcli Trainer + KD objective | {o['pipeline_images_per_s']:.0f} |")
     print(f"overhead: {o['overhead_percent']:+.1f} % (target <= 5 %)")
     if "runs" in result:
-        print("\n| run | epochs | top-1 % | images/s | teacher top-1 % |\n|---|---|---|---|---|")
+        print("\n| run | epochs | precision | top-1 % | images/s | teacher's share of the time | teacher top-1 % |\n"
+              "|---|---|---|---|---|---|---|")
         for r in result["runs"]:
             t = "-" if r["teacher_top1"] is None else f"{r['teacher_top1']:.2f}"
-            print(f"| {r['run']} | {r['epochs']} | {r['top1']:.2f} | {r['images_per_s']:.0f} | {t} |")
+            share = "-" if r["teacher_share"] is None else f"{100 * r['teacher_share']:.0f} %"
+            print(f"| {r['run']} | {r['epochs']} | {r['precision']} | {r['top1']:.2f} | {r['images_per_s']:.0f} | "
+                  f"{share} | {t} |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {out}")

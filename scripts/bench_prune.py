@@ -4,9 +4,13 @@
         --teacher ../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th \
         --epochs 1 --out bench_results/prune.json
 
-Part a (latency; weights do not matter, so random init): VGG16-BN and ResNet-56 pruned by
-channels to 2x and 4x fewer MACs, and 50 % unstructured for contrast; CPU latency at batch
-1 and 64 measured before/after in alternation, and speedup / MAC reduction (goal >= 0.85).
+Part a (speed; weights do not matter, so random init): VGG16-BN and ResNet-56 pruned by
+channels to 2x and 4x fewer MACs, ResNet-56 2x once more without channel rounding
+(round_to null, against the default), and 50 % unstructured for contrast; CPU latency at
+batch 1 and 64 measured before/after in alternation, speedup / MAC reduction (goal >= 0.85),
+and the training speed-up: one SGD step at batch 64 of the pruned and the dense model,
+alternating in this process (median and range of the per-pair ratios).
+`--quick` is a smoke run: ResNet-20 only, few repeats, no part b.
 Part b (accuracy): the pretrained ResNet-56 pruned to 2x fewer MACs, then fine-tuned for
 --epochs epochs distilling from the unpruned model: CIFAR-10 top-1 before pruning, right
 after it, and after each epoch. Everything goes through the real prune step.
@@ -15,18 +19,22 @@ after it, and after each epoch. Everything goes through the real prune step.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.measure import evaluate
-from distillcli.models.build import build_model
+from distillcli.models.build import build_model, place
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import make_progress
 from distillcli.steps import STEPS, StepContext
@@ -45,18 +53,60 @@ def model(name: str, checkpoint: str | None = None) -> ModelHandle:
 
 
 def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[dict[str, Any], list[Any], float]:
+    """The prune step's facts (plus the pruned module, under "model"), its curve and its time."""
     t0 = time.perf_counter()
     out = STEPS.get("prune").run(handle, ctx, PruneConfig(**options))
-    return out.info, out.curve, time.perf_counter() - t0
+    return {**out.info, "model": out.model.module}, out.curve, time.perf_counter() - t0
 
 
-def part_a(ctx: StepContext, round_to: int | None) -> list[dict[str, Any]]:
-    cases = [(name, f"channel {target:g}x", {"target_mac_reduction": target, "round_to": round_to})
-             for name in ("vgg16_bn", "resnet56") for target in (2.0, 4.0)]
-    cases += [(name, "unstructured 50 %", {"method": "unstructured", "sparsity": 0.5}) for name in ("vgg16_bn", "resnet56")]
+def train_step_ms(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
+    """Milliseconds per training step (forward, cross-entropy, backward, SGD with momentum)."""
+    opt = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9)
+    module.train()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = F.cross_entropy(module(images), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return 1000.0 * (time.perf_counter() - t0) / steps
+
+
+def train_speedup(dense: nn.Module, pruned: nn.Module, ctx: StepContext, rounds: int, steps: int,
+                  batch: int = 64) -> dict[str, Any]:
+    """Training steps of both models in alternation (load hits both alike); copies, so the
+    models themselves are left as they were."""
+    torch.manual_seed(0)
+    images = torch.rand(batch, *ctx.data.input_shape).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, ctx.data.num_classes, (batch,))
+    dense, pruned = copy.deepcopy(dense), copy.deepcopy(pruned)
+    train_step_ms(dense, images, labels, 1), train_step_ms(pruned, images, labels, 1)  # warm-up
+    before, after = [], []
+    for _ in range(rounds):
+        before.append(train_step_ms(dense, images, labels, steps))
+        after.append(train_step_ms(pruned, images, labels, steps))
+    ratios = [b / a for b, a in zip(before, after)]
+    return {"train_ms_before": statistics.median(before), "train_ms_after": statistics.median(after),
+            "train_speedup": statistics.median(ratios), "train_speedup_range": [min(ratios), max(ratios)]}
+
+
+def part_a(ctx: StepContext, round_to: int | str | None, quick: bool) -> list[dict[str, Any]]:
+    names, targets = (("resnet20",), (2.0,)) if quick else (("vgg16_bn", "resnet56"), (2.0, 4.0))
+    label = "" if round_to == "auto" else f", round_to {round_to}"
+    cases = [(name, f"channel {target:g}x{label}", {"target_mac_reduction": target, "round_to": round_to})
+             for name in names for target in targets]
+    if round_to is not None:  # the unrounded default of old, against this run's rounding
+        cases.append((names[-1], "channel 2x, round_to null", {"target_mac_reduction": 2.0, "round_to": None}))
+    if not quick:
+        cases += [(name, "unstructured 50 %", {"method": "unstructured", "sparsity": 0.5}) for name in names]
+    rounds, steps = (2, 1) if quick else (7, 3)
     rows = []
     for name, label, options in cases:
-        info, _, seconds = prune(model(name), ctx, **options)
+        handle = model(name)
+        # placed as the step places the pruned model; a copy, since unstructured pruning edits in place
+        dense = place(copy.deepcopy(handle.module), ctx.device, ctx.channels_last)
+        info, _, seconds = prune(handle, ctx, **options)
+        info.update(train_speedup(dense, info.pop("model"), ctx, rounds, steps))
         rows.append({"model": name, "pruning": label, "ratio": info.get("ratio"), "sparsity": info["sparsity"],
                      "macs_before": info["macs_before"], "macs_after": info["macs_after"],
                      "mac_reduction": info["mac_reduction"], "params_before": info["params_before"],
@@ -65,9 +115,11 @@ def part_a(ctx: StepContext, round_to: int | None) -> list[dict[str, Any]]:
                      "speedup_b64": info["speedup_b64"],
                      "speedup_per_mac_reduction_b1": info["speedup_b1"] / info["mac_reduction"],
                      "speedup_per_mac_reduction_b64": info["speedup_b64"] / info["mac_reduction"],
-                     "seconds": seconds})
-        print(f"  {name:9s} {label:18s} MACs {info['mac_reduction']:.2f}x  speedup b1 {info['speedup_b1']:.2f}x  "
-              f"b64 {info['speedup_b64']:.2f}x", flush=True)
+                     "round_to": info.get("round_to"), "train_ms_before": info["train_ms_before"],
+                     "train_ms_after": info["train_ms_after"], "train_speedup": info["train_speedup"],
+                     "train_speedup_range": info["train_speedup_range"], "seconds": seconds})
+        print(f"  {name:9s} {label:28s} MACs {info['mac_reduction']:.2f}x  speedup b1 {info['speedup_b1']:.2f}x  "
+              f"b64 {info['speedup_b64']:.2f}x  training b64 {info['train_speedup']:.2f}x", flush=True)
     return rows
 
 
@@ -89,13 +141,15 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_tables(result: dict[str, Any]) -> None:
     if result.get("latency"):
-        print("\n| model | pruning | MACs | MAC reduction | params | speedup b1 | speedup b64 | speedup/MACred b1 | b64 |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n| model | pruning | MACs | MAC reduction | params | speedup b1 | speedup b64 | speedup/MACred b1 | b64 "
+              "| training speed-up b64 (range) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in result["latency"]:
+            low, high = r["train_speedup_range"]
             print(f"| {r['model']} | {r['pruning']} | {r['macs_before'] / 1e6:.1f}M -> {r['macs_after'] / 1e6:.1f}M | "
                   f"{r['mac_reduction']:.2f}x | {r['params_before'] / 1e6:.2f}M -> {r['params_after'] / 1e6:.2f}M | "
                   f"{r['speedup_b1']:.2f}x | {r['speedup_b64']:.2f}x | {r['speedup_per_mac_reduction_b1']:.2f} | "
-                  f"{r['speedup_per_mac_reduction_b64']:.2f} |")
+                  f"{r['speedup_per_mac_reduction_b64']:.2f} | {r['train_speedup']:.2f}x ({low:.2f}-{high:.2f}) |")
     b = result.get("accuracy")
     if b:
         epochs = " | ".join(f"{t:.2f}" for t in b["top1_per_epoch"])
@@ -111,21 +165,25 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1, help="part b: KD fine-tune epochs (CPU: ~2 min each)")
     p.add_argument("--lr", type=float, default=0.01, help="part b: fine-tune learning rate")
     p.add_argument("--importance", default="l1", help="part b: channel importance")
-    p.add_argument("--round-to", type=int, default=8, help="channel counts a multiple of this (0: no rounding)")
+    p.add_argument("--round-to", default="auto", help="channel counts a multiple of this (auto: the prune step's "
+                   "default for the device; 0: no rounding)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--parts", default="ab", help="a (latency), b (accuracy) or ab")
+    p.add_argument("--quick", action="store_true", help="smoke run: ResNet-20 2x only, few repeats, part a only")
     p.add_argument("--out", type=Path, default=Path("bench_results/prune.json"))
     args = p.parse_args()
-    args.round_to = args.round_to or None
+    args.round_to = args.round_to if args.round_to == "auto" else (int(args.round_to) or None)
+    if args.quick:
+        args.parts = "a"
     if args.threads:
         torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"threads": torch.get_num_threads(), "round_to": args.round_to, "torch": torch.__version__}
     if "a" in args.parts:
-        print("part a: latency (random init, synthetic 32x32 inputs, channels_last)", flush=True)
+        print("part a: inference and training speed (random init, synthetic 32x32 inputs, channels_last)", flush=True)
         synthetic = load_data(DataConfig(name="synthetic", num_classes=10, image_size=32, train_size=64, val_size=64),
                               seed=0, channels_last=True)
         result["latency"] = part_a(StepContext(device=torch.device("cpu"), data=synthetic, channels_last=True),
-                                   args.round_to)
+                                   args.round_to, args.quick)
     if "b" in args.parts:
         print("part b: accuracy (pretrained ResNet-56, CIFAR-10)", flush=True)
         result["accuracy"] = part_b(args)

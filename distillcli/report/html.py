@@ -9,7 +9,7 @@ from typing import NamedTuple, Sequence
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
 from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
-from distillcli.report.numbers import duration, ms, pct, points, size_ratio, speed_ratio
+from distillcli.report.numbers import duration, ms, pct, points, size_ratio, speed_ratio, training_note
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d1d1f;
@@ -42,6 +42,7 @@ class Row(NamedTuple):
     baseline: bool
     file: str | None = None
     seconds: float | None = None
+    training: str = ""  # the step's training loops in a few words (training_note)
 
 
 def page(title: str, body: str) -> str:
@@ -94,7 +95,7 @@ def rows_of(record: RunRecord) -> list[Row]:
                         base.measures, True))
     for s in record.steps:
         rows.append(Row(str(s.index), s.kind, s.target, s.measures, base is not None and base.step == s.index,
-                        s.model_file, s.seconds))
+                        s.model_file, s.seconds, training_note(s.curve)))
     return rows
 
 
@@ -135,7 +136,8 @@ def steps_table(record: RunRecord) -> str:
     body, classes = [], []
     for i, r in enumerate(rows):
         m = r.measures
-        detail = " · ".join(([duration(r.seconds)] if r.seconds is not None else []) + ([r.file] if r.file else []))
+        detail = " · ".join(([duration(r.seconds)] if r.seconds is not None else []) + ([r.training] if r.training else [])
+                            + ([r.file] if r.file else []))
         name = escape(r.name) + (f'<div class="file">{escape(detail)}</div>' if detail else "")
         model = escape(r.target) + (' <span class="tag">baseline</span>' if r.baseline else "")
         cells = [td(r.index), f"<td>{name}</td>", f"<td>{model}</td>", td(pct(m.top1), "num"), td(pct(m.top5), "num"),

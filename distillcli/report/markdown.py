@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from distillcli.record import WIDE_SPREAD, Measures, RunRecord, StepRecord
+from distillcli.report.numbers import training_note
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -85,7 +86,7 @@ def render(record: RunRecord) -> str:
     if run.error:
         lines += [f"> {run.status}: {run.error}", ""]
     head = ["#", "step", "model", "top-1 %", "Δ top-1", "top-5 %", "params", "MACs", "file"]
-    head += [f"ms b{b}" for b in batches] + ["speed-up b" + str(batches[-1]) if batches else "speed-up", "best epoch", "time s"]
+    head += [f"ms b{b}" for b in batches] + ["speed-up b" + str(batches[-1]) if batches else "speed-up", "best epoch", "training", "time s"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in record.steps:
         m = s.measures
@@ -97,6 +98,7 @@ def render(record: RunRecord) -> str:
         last = str(batches[-1]) if batches else None
         row.append(_ratio(t.latency_ms.get(last), m.latency_ms.get(last)) if last else "-")
         row.append(_best(s))
+        row.append(training_note(s.curve) or "-")
         row.append(f"{s.seconds + s.measure_seconds:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     d = record.data

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from distillcli.record import EpochRecord, teacher_share
+
 
 def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
@@ -57,3 +61,18 @@ def duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes} min {s:02d} s"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def training_note(curve: Sequence[EpochRecord]) -> str:
+    """A step's training loops in a few words: throughput, precision, compile, the teacher's share."""
+    seconds = sum(r.seconds for r in curve)
+    if not curve or seconds <= 0:
+        return ""
+    parts = [f"{sum(r.images_per_s * r.seconds for r in curve) / seconds:,.0f} images/s",
+             "/".join(sorted({r.precision for r in curve}))]
+    if any(r.compiled for r in curve):
+        parts.append("compiled")
+    share = teacher_share(list(curve))
+    if share is not None:
+        parts.append(f"teacher {100 * share:.0f} % of the time")
+    return ", ".join(parts)

@@ -23,6 +23,7 @@ from distillcli.losses import make_objective
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
+from distillcli.runtime import resolve_round_to
 from distillcli.steps.base import StepContext, StepOutput, prepare, require_eager
 from distillcli.steps.options import PruneConfig
 
@@ -59,7 +60,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
     current, curve, ratios, top1_pruned, base = module, [], [], None, 0
     original: dict[str, int] = {}  # channels per group, before the first round and after the last
     final: dict[str, int] = {}
-    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=cfg.round_to, max_ratio=cfg.max_layer_ratio)
+    round_to = resolve_round_to(cfg.round_to, ctx.device)
+    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=round_to, max_ratio=cfg.max_layer_ratio)
     for k, fraction in enumerate(rounds):
         if needs_gradients(cfg.importance):
             accumulate_gradients(current, ctx.data.train, cfg.importance_batches)
@@ -94,7 +96,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
         if cfg.finetune.epochs:
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
-    facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "ratio": ratios[-1], "ratios": ratios,
+    facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "round_to": round_to,
+                             "ratio": ratios[-1], "ratios": ratios,
                              "target_mac_reduction": cfg.target_mac_reduction,
                              "channels_removed": 1 - sum(final.values()) / max(1, sum(original.values())),
                              "channels": {name: [n, final[name]] for name, n in original.items()}}

@@ -33,7 +33,7 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
             logits = ctx.teacher_logits(float_model, cfg) if cfg.alpha > 0 else None
             objective = make_objective("kd" if cfg.alpha > 0 else "ce", float_model, cfg, cfg.label_smoothing,
                                        logits=logits)
-            curve = ctx.fit(prepared, objective, cfg, title="quantize[qat]")
+            curve = ctx.fit(prepared, objective, cfg.model_copy(update={"compile": False}), title="quantize[qat]")
         else:
             prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip)
             if cfg.method == "static":

@@ -33,6 +33,11 @@ class OptimConfig(BaseModel):
     warmup_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS, description="linear warm-up from lr/100, in (fractional) "
                                                                        "epochs")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast of the forward passes: auto (the device's default: fp32 on CPU and CUDA "
+                            "until measured otherwise), fp32, bf16 (CPU or CUDA), fp16 (CUDA only, loss-scaled)")
+    compile: bool = Field(False, description="torch.compile the student's and the teacher's forward for this loop "
+                                             "(falls back to eager, with a warning, if compilation fails)")
 
     @model_validator(mode="after")
     def _check(self) -> "OptimConfig":
@@ -41,6 +46,12 @@ class OptimConfig(BaseModel):
         if self.milestones and max(self.milestones) > self.epochs:
             raise ValueError(f"milestones {self.milestones} go beyond epochs ({self.epochs})")
         return self
+
+
+def training_options(cfg: BaseModel) -> list[OptimConfig]:
+    """The training-loop options inside a step's options (the step's own, a nested fine-tune's)."""
+    found = [cfg] if isinstance(cfg, OptimConfig) else []
+    return found + [v for v in vars(cfg).values() if isinstance(v, OptimConfig)]
 
 
 def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:

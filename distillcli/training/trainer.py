@@ -3,6 +3,8 @@
 All of the loop's state lives on the Trainer (model, objective, optimiser, schedule, epoch,
 batch position, running sums, hooks), and ``state_dict`` / ``load_state_dict`` capture and
 restore all of it, so a loop stopped at any batch continues exactly where it was.
+Speed options (``precision``, ``compile``) and the teacher's timer live here too, for the
+loop's duration only: the models leave the loop as they came in.
 Compression methods plug in through hooks instead of copying the loop; a hook that holds
 state (pruning masks, shared centroids) exposes ``state_dict`` / ``load_state_dict`` too.
 """
@@ -22,8 +24,11 @@ from distillcli.losses.registry import Objective
 from distillcli.measure import evaluate
 from distillcli.progress import Progress, SilentProgress
 from distillcli.record import EpochRecord
-from distillcli.runtime import Distributed
+from distillcli.runtime import Distributed, resolve_precision
 from distillcli.training.checkpoint import rng_state, set_rng_state
+from distillcli.training.compiling import CompiledForwards
+from distillcli.training.precision import MixedPrecision
+from distillcli.training.timing import ForwardTimer
 from distillcli.training.optim import OptimConfig, lr_factor, make_optimizer, make_scheduler
 
 
@@ -44,8 +49,17 @@ def _call(hooks: Sequence[Any], name: str, *args: Any) -> None:
             fn(*args)
 
 
+def teacher_of(objective: Objective) -> nn.Module | None:
+    """The frozen teacher an objective runs, which it exposes as ``teacher`` (None: no teacher)."""
+    teacher = getattr(objective, "teacher", None)
+    return teacher if isinstance(teacher, nn.Module) else None
+
+
 def _cpu_copy(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+_EMPTY_SUMS: dict[str, float] = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "teacher": 0.0}
 
 
 class LoopControl:
@@ -80,10 +94,16 @@ class Trainer:
         self.epoch = 0  # epochs finished
         self.batch = 0  # batches finished in the current epoch
         self.step = 0  # optimiser steps
-        self.sums: dict[str, float] = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.sums: dict[str, float] = dict(_EMPTY_SUMS)
         self.curve: list[EpochRecord] = []
         self.done = False
         self.net = self.dist.wrap(model)
+        device = next(model.parameters()).device
+        self.device = device
+        self.precision = MixedPrecision(resolve_precision(cfg.precision, device), device)
+        self.teacher = teacher_of(objective)
+        self._timer: ForwardTimer | None = None
+        self._compiled: CompiledForwards | None = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -99,6 +119,9 @@ class Trainer:
         if not self.done:
             state["optimizer"] = self.optimizer.state_dict()
             state["scheduler"] = self.scheduler.state_dict()
+            scaler = self.precision.state_dict()
+            if scaler is not None:
+                state["scaler"] = scaler
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -111,6 +134,7 @@ class Trainer:
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            self.precision.load_state_dict(state.get("scaler"))
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.sums = dict(state["sums"])
         self.curve = [EpochRecord(**r) for r in state["curve"]]
@@ -122,6 +146,11 @@ class Trainer:
     def fit(self, control: LoopControl | None = None) -> list[EpochRecord]:
         """Train to the configured number of epochs (from wherever the state stands)."""
         control = control or LoopControl()
+        teacher = self.teacher
+        self._timer = ForwardTimer(teacher, self.device) if teacher is not None else None
+        if self.cfg.compile:
+            self._compiled = CompiledForwards([self.model] + ([teacher] if teacher is not None else []),
+                                              lambda text: self.progress.message(f"warning: {self.title}: {text}"))
         try:
             while self.epoch < self.cfg.epochs:
                 self._epoch(control)
@@ -129,6 +158,11 @@ class Trainer:
             raise RunFailure(f"{self.title}: out of memory at batch size {self.data.train.batch_size}"
                              if hasattr(self.data.train, "batch_size") else f"{self.title}: out of memory",
                              "lower data.batch_size (e.g. --set data.batch_size=64) or use a smaller model") from None
+        finally:
+            if self._timer is not None:
+                self._timer.remove()
+            if self._compiled is not None:
+                self._compiled.restore()
         self.done = True
         self.model.eval()
         return self.curve
@@ -162,19 +196,24 @@ class Trainer:
         correct: torch.Tensor | int = int(self.sums["correct"])
         seen = int(self.sums["seen"])
         lr = self._epoch_lr()
+        timer = self._timer
+        if timer is not None:
+            timer.reset(self.sums.get("teacher", 0.0))
         t0 = time.perf_counter() - self.sums["seconds"]
 
         def remember() -> None:
             self.sums = {"loss": float(loss_sum), "correct": int(correct), "seen": seen,
-                         "seconds": time.perf_counter() - t0}
+                         "seconds": time.perf_counter() - t0, "teacher": timer.seconds() if timer else 0.0}
 
         for images, labels, indices in loader.iter_from(self.batch):
-            loss, logits = self.objective(self.net, images, labels, indices)
+            with self.precision.autocast():
+                loss, logits = self.objective(self.net, images, labels, indices)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.precision.backward(loss)
+            self.precision.unscale(self.optimizer)
             self.dist.average_gradients(self.extras)
             _call(self.hooks, "after_backward", model)
-            self.optimizer.step()
+            self.precision.step(self.optimizer)
             self.scheduler.step()
             self.step += 1
             self.batch += 1
@@ -196,7 +235,7 @@ class Trainer:
         remember()
         self._check_finite(self.sums["loss"], seen)
         totals = self.dist.sum([self.sums["loss"], self.sums["correct"], seen])
-        seconds = self.sums["seconds"]
+        seconds, teacher_seconds = self.sums["seconds"], self.sums["teacher"]
         train_loss = totals[0] / max(totals[2], 1)
         _call(self.hooks, "on_epoch_end", model, self.epoch)
         select = self.data.select
@@ -206,13 +245,16 @@ class Trainer:
                           train_top1=100.0 * totals[1] / max(totals[2], 1), val_loss=val["loss"],
                           val_top1=val["top1"], val_top5=val["top5"],
                           images_per_s=totals[2] / max(seconds, 1e-9), seconds=seconds,
+                          teacher_seconds=teacher_seconds if timer is not None else None,
+                          precision=self.precision.precision,
+                          compiled=self._compiled is not None and self._compiled.active,
                           split="val_split" if select is not None else "test")
         self.curve.append(row)
         if self.on_epoch is not None:
             self.on_epoch(row)
         self.epoch += 1
         self.batch = 0
-        self.sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.sums = dict(_EMPTY_SUMS)
         self.progress.finish(loss=train_loss, val_top1=val["top1"] or 0.0, img_s=row.images_per_s)
         if control.due_at_epoch_end(self.epoch) and self.epoch < self.cfg.epochs:
             self._save(control)

@@ -65,7 +65,8 @@ def test_bad_options_are_rejected(options: dict, message: str) -> None:
 
 def test_mac_target_is_hit_and_reported(data) -> None:
     model = handle("resnet8")
-    out = run(model, data, target_mac_reduction=2.0, latency=True)
+    # unrounded: ResNet-8's 16-channel layers rounded to 8 can only halve, too coarse for a 10 % tolerance
+    out = run(model, data, target_mac_reduction=2.0, latency=True, round_to=None)
     info = out.info
     assert 2.0 <= info["mac_reduction"] < 2.2
     assert info["macs_before"] / info["macs_after"] == info["mac_reduction"]
@@ -92,7 +93,8 @@ def test_iterative_channel_pruning(data) -> None:
 
 
 def test_iterative_mac_target(data) -> None:
-    out = run(handle("resnet8"), data, target_mac_reduction=3.0, schedule="iterative", iterations=2, latency=False)
+    out = run(handle("resnet8"), data, target_mac_reduction=3.0, schedule="iterative", iterations=2, latency=False,
+              round_to=None)  # unrounded: see test_mac_target_is_hit_and_reported
     assert 3.0 <= out.info["mac_reduction"] < 3.4 and len(out.info["ratios"]) == 2
 
 

@@ -1,0 +1,146 @@
+"""The training loop's speed options: precision (autocast, fp16 loss scaling kept across a
+resume), compile (with its fallback), the teacher's share of the time, and the per-device
+defaults of precision and channel rounding."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from distillcli.errors import OptionError
+from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.models.build import build_model
+from distillcli.models.handle import ArchSpec, ModelHandle
+from distillcli.pipeline import Pipeline
+from distillcli.progress import SilentProgress
+from distillcli.recipe import validate_raw
+from distillcli.runtime import resolve_precision, resolve_round_to
+from distillcli.steps import STEPS, StepContext
+from distillcli.steps.prune import PruneConfig
+from distillcli.training import compiling
+from distillcli.training import trainer as trainer_module
+from distillcli.training.optim import OptimConfig
+from distillcli.training.trainer import LoopControl, Trainer
+from tests.conftest import tiny_recipe, tiny_synthetic
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = torch.device("cpu")
+
+
+def cnn(width: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(ArchSpec("cnn", 4, 3, [0.5] * 3, [0.25] * 3, {"width": width}))
+
+
+def distil_recipe(**distill: object) -> dict:
+    recipe = tiny_recipe(report={"latency": False})
+    recipe["steps"][1]["distill"].update(distill)
+    return recipe
+
+
+def test_precision_defaults_and_what_each_device_refuses() -> None:
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("bf16", CPU) == "bf16"
+    with pytest.raises(OptionError, match="fp16 needs CUDA"):
+        resolve_precision("fp16", CPU)
+    with pytest.raises(ValidationError, match="precision"):
+        OptimConfig(precision="fp8")
+
+
+def test_round_to_auto_is_8_on_the_cpu_and_the_default() -> None:
+    assert PruneConfig(sparsity=0.5).round_to == "auto"
+    assert resolve_round_to("auto", CPU) == 8
+    assert resolve_round_to(None, CPU) is None and resolve_round_to(4, CPU) == 4
+    with pytest.raises(ValidationError, match="whole number from 1 to 4096, auto or null"):
+        PruneConfig(sparsity=0.5, round_to="eight")
+
+
+def test_channel_pruning_rounds_to_8_by_default() -> None:
+    torch.manual_seed(0)
+    spec = ArchSpec("resnet8", 4, 3, [0.5] * 3, [0.25] * 3)
+    ctx = StepContext(device=CPU, data=tiny_synthetic())
+    info = STEPS.get("prune").run(ModelHandle(build_model(spec), spec), ctx,
+                                  PruneConfig(channel_ratio=0.3, latency=False)).info
+    assert info["round_to"] == 8
+    kept = [after for _, after in info["channels"].values()]
+    assert all(n % 8 == 0 for n in kept) and any(n < before for before, n in info["channels"].values())
+
+
+def test_bf16_distillation_trains_and_records_precision_and_teacher_share(tmp_path) -> None:
+    result = Pipeline(validate_raw(distil_recipe(precision="bf16")), SilentProgress(), out=tmp_path / "run").run()
+    train, distill = result.record.steps[0], result.record.steps[1]
+    assert all(r.precision == "fp32" and r.teacher_seconds is None for r in train.curve)  # auto on the CPU
+    assert [r.precision for r in distill.curve] == ["bf16"] * 3
+    assert distill.curve[-1].train_loss < distill.curve[0].train_loss  # it learns
+    assert distill.measures.top1 is not None and distill.measures.top1 > 25.0  # 4 classes: above chance
+    assert all(0 < (r.teacher_seconds or 0) < r.seconds for r in distill.curve)
+    assert not any(r.compiled for r in distill.curve)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"][1]["curve"][0]["precision"] == "bf16"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "bf16, teacher" in report and "% of the time" in report
+
+
+def test_fp16_on_the_cpu_fails_before_any_step_runs(tmp_path) -> None:
+    with pytest.raises(OptionError, match=r"steps\[1\]\.distill: precision fp16 cannot run on the cpu"):
+        Pipeline(validate_raw(distil_recipe(precision="fp16")), SilentProgress(), out=tmp_path / "run").run()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_warning(monkeypatch) -> None:
+    def broken(fn):
+        def call(*args, **kwargs):
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(compiling.torch, "compile", broken)
+    messages: list[str] = []
+
+    class Progress(SilentProgress):
+        def message(self, text: str) -> None:
+            messages.append(text)
+
+    student, teacher = cnn(4), cnn(8).eval()
+    trainer = Trainer(student, KnowledgeDistillation(teacher), tiny_synthetic(),
+                      OptimConfig(epochs=2, lr=0.05, compile=True), Progress(), title="distill")
+    curve = trainer.fit()
+    assert len(curve) == 2 and not any(r.compiled for r in curve)
+    assert len(messages) == 1 and "torch.compile failed, training on without it" in messages[0]
+    assert "forward" not in vars(student) and "forward" not in vars(teacher)  # the models leave eager
+
+
+@pytest.mark.slow
+def test_compile_trains_and_leaves_the_models_eager(tmp_path) -> None:
+    result = Pipeline(validate_raw(distil_recipe(compile=True)), SilentProgress(), out=tmp_path / "run").run()
+    curve = result.record.steps[1].curve
+    assert all(r.compiled for r in curve) and curve[-1].train_loss < curve[0].train_loss
+    assert "forward" not in vars(result.student.module)
+
+
+def test_fp16_loss_scale_survives_a_resume(monkeypatch) -> None:
+    """fp16 is CUDA-only in recipes; the CPU's float16 autocast stands in to test the loop state."""
+    monkeypatch.setattr(trainer_module, "resolve_precision", lambda name, device: name)
+    data, cfg = tiny_synthetic(), OptimConfig(epochs=2, lr=0.05, precision="fp16")
+    start = cnn(4)
+
+    def trainer(model: torch.nn.Module) -> Trainer:
+        return Trainer(model, KnowledgeDistillation(cnn(8).eval()), data, cfg)
+
+    saved: list[dict] = []
+    whole = trainer(copy.deepcopy(start))
+    # a checkpoint after epoch 1 (copied: a checkpoint is written to disk at once, the live optimiser state moves on)
+    whole.fit(LoopControl(save=lambda s: saved.append(copy.deepcopy(s)), due_at_epoch_end=lambda epochs: True))
+    state = saved[0]
+    assert state["epoch"] == 1 and state["scaler"]["scale"] > 0
+    resumed = trainer(cnn(4))
+    resumed.load_state_dict({**state, "scaler": {**state["scaler"], "scale": 8.0}})
+    assert resumed.precision.scaler is not None and resumed.precision.scaler.get_scale() == 8.0
+    resumed.load_state_dict(state)
+    resumed.fit()
+    assert [r.precision for r in resumed.curve] == ["fp16", "fp16"]
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
