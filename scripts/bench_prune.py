@@ -14,6 +14,12 @@ alternating in this process (median and range of the per-pair ratios).
 Part b (accuracy): the pretrained ResNet-56 pruned to 2x fewer MACs, then fine-tuned for
 --epochs epochs distilling from the unpruned model: CIFAR-10 top-1 before pruning, right
 after it, and after each epoch. Everything goes through the real prune step.
+Part c (where users stand): the mission's command, `distill prune model.pt --sparsity 0.5`, run
+as a user runs it (a subprocess) on ResNet-56 and VGG16-BN files; the dense and the pruned
+file are then each loaded in a fresh process (distillcli.file_timing) and timed at batch 64 in
+turn, round after round: speed-up (median and range of the per-round ratios) against the MAC
+reduction, and the first-load time. Targets: >= 0.75 of the MAC reduction on ResNet-56, >= 0.9
+on VGG16.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import argparse
 import copy
 import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -139,6 +148,34 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": seconds}
 
 
+def part_c(quick: bool) -> list[dict[str, Any]]:
+    from distillcli.file_timing import ratio_spread, time_files
+    from distillcli.measure import count_macs
+    from distillcli.modelfile import file_header, load_model, save_model
+
+    data = load_data(DataConfig(name="synthetic", num_classes=10, image_size=32, train_size=256, val_size=256),
+                     seed=0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("resnet20",) if quick else ("resnet56", "vgg16_bn"):
+            handle = model(name)
+            header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
+            dense = save_model(Path(tmp) / f"{name}.pt", handle, header)
+            pruned = Path(tmp) / f"{name}-pruned.pt"
+            subprocess.run([sys.executable, "-m", "distillcli", "prune", str(dense), "--sparsity", "0.5", "--out",
+                            str(pruned), "--device", "cpu", "--quiet"], check=True)
+            macs = [count_macs(load_model(f).handle.module, data.input_shape) for f in (dense, pruned)]
+            timings = time_files([("dense", dense, {}), ("pruned", pruned, {})], 64, 3 if quick else 9, 5,
+                                 torch.get_num_threads(), log=lambda text: print(f"  {name}: {text}", flush=True))
+            speedup, low, high = ratio_spread(*timings)
+            reduction = macs[0] / macs[1]
+            rows.append({"model": name, "mac_reduction": reduction, "ms_b64_dense": timings[0].median_ms,
+                         "ms_b64_pruned": timings[1].median_ms, "speedup_b64": speedup, "speedup_range": [low, high],
+                         "speedup_per_mac_reduction": speedup / reduction,
+                         "first_load_s": [t.first_load_s for t in timings]})
+    return rows
+
+
 def print_tables(result: dict[str, Any]) -> None:
     if result.get("latency"):
         print("\n| model | pruning | MACs | MAC reduction | params | speedup b1 | speedup b64 | speedup/MACred b1 | b64 "
@@ -150,6 +187,14 @@ def print_tables(result: dict[str, Any]) -> None:
                   f"{r['mac_reduction']:.2f}x | {r['params_before'] / 1e6:.2f}M -> {r['params_after'] / 1e6:.2f}M | "
                   f"{r['speedup_b1']:.2f}x | {r['speedup_b64']:.2f}x | {r['speedup_per_mac_reduction_b1']:.2f} | "
                   f"{r['speedup_per_mac_reduction_b64']:.2f} | {r['train_speedup']:.2f}x ({low:.2f}-{high:.2f}) |")
+    if result.get("files"):
+        print("\n`distill prune MODEL.pt --sparsity 0.5`, each file loaded in a fresh process, batch 64:\n")
+        print("| model | MAC reduction | dense ms | pruned ms | speed-up (range) | speed-up / MAC reduction |")
+        print("|---|---|---|---|---|---|")
+        for r in result["files"]:
+            low, high = r["speedup_range"]
+            print(f"| {r['model']} | {r['mac_reduction']:.2f}x | {r['ms_b64_dense']:.1f} | {r['ms_b64_pruned']:.1f} | "
+                  f"{r['speedup_b64']:.2f}x ({low:.2f}-{high:.2f}) | {r['speedup_per_mac_reduction']:.2f} |")
     b = result.get("accuracy")
     if b:
         epochs = " | ".join(f"{t:.2f}" for t in b["top1_per_epoch"])
@@ -168,13 +213,14 @@ def main() -> None:
     p.add_argument("--round-to", default="auto", help="channel counts a multiple of this (auto: the prune step's "
                    "default for the device; 0: no rounding)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    p.add_argument("--parts", default="ab", help="a (latency), b (accuracy) or ab")
-    p.add_argument("--quick", action="store_true", help="smoke run: ResNet-20 2x only, few repeats, part a only")
+    p.add_argument("--parts", default="abc", help="a (speed in this process), b (accuracy), c (files in fresh "
+                   "processes), any combination")
+    p.add_argument("--quick", action="store_true", help="smoke run: ResNet-20 only, few repeats, parts a and c")
     p.add_argument("--out", type=Path, default=Path("bench_results/prune.json"))
     args = p.parse_args()
     args.round_to = args.round_to if args.round_to == "auto" else (int(args.round_to) or None)
     if args.quick:
-        args.parts = "a"
+        args.parts = args.parts if args.parts != "abc" else "ac"
     if args.threads:
         torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"threads": torch.get_num_threads(), "round_to": args.round_to, "torch": torch.__version__}
@@ -187,6 +233,9 @@ def main() -> None:
     if "b" in args.parts:
         print("part b: accuracy (pretrained ResNet-56, CIFAR-10)", flush=True)
         result["accuracy"] = part_b(args)
+    if "c" in args.parts:
+        print("part c: `distill prune --sparsity 0.5`, files timed in fresh processes", flush=True)
+        result["files"] = part_c(args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_tables(result)

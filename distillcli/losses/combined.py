@@ -31,6 +31,11 @@ class CombinedObjective:
         assert not (t_layers and self.logits is not None and self.logits.store is not None), \
             "stored logits cannot serve teacher features"  # open_store refuses feature terms
 
+    @property
+    def teacher(self) -> nn.Module | None:
+        """The frozen teacher, when a term needs it (the trainer times and may compile it)."""
+        return self.logits.teacher if self.logits is not None else None
+
     def set_epoch(self, epoch: int) -> None:
         if self.logits is not None:
             self.logits.set_epoch(epoch)

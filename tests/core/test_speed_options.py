@@ -71,7 +71,9 @@ def test_channel_pruning_rounds_to_8_by_default() -> None:
 
 
 def test_bf16_distillation_trains_and_records_precision_and_teacher_share(tmp_path) -> None:
-    result = Pipeline(validate_raw(distil_recipe(precision="bf16")), SilentProgress(), out=tmp_path / "run").run()
+    # the teacher runs every epoch (no stored outputs), so every epoch has a teacher share to record
+    recipe = distil_recipe(precision="bf16", teacher_cache="off")
+    result = Pipeline(validate_raw(recipe), SilentProgress(), out=tmp_path / "run").run()
     train, distill = result.record.steps[0], result.record.steps[1]
     assert all(r.precision == "fp32" and r.teacher_seconds is None for r in train.curve)  # auto on the CPU
     assert [r.precision for r in distill.curve] == ["bf16"] * 3
@@ -83,6 +85,12 @@ def test_bf16_distillation_trains_and_records_precision_and_teacher_share(tmp_pa
     assert metrics["steps"][1]["curve"][0]["precision"] == "bf16"
     report = (tmp_path / "run" / "report.md").read_text()
     assert "bf16, teacher" in report and "% of the time" in report
+
+
+def test_teacher_share_is_recorded_for_a_combined_loss(tmp_path) -> None:
+    recipe = distil_recipe(loss="dkd", teacher_cache="off")
+    distill = Pipeline(validate_raw(recipe), SilentProgress(), out=tmp_path / "run").run().record.steps[1]
+    assert all(0 < (r.teacher_seconds or 0) < r.seconds for r in distill.curve)
 
 
 def test_fp16_on_the_cpu_fails_before_any_step_runs(tmp_path) -> None:
