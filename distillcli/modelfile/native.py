@@ -55,13 +55,25 @@ def native_allowed() -> bool:
 class NativeRunner:
     """Calls a loaded package like a model: float32 NCHW images in, logits out (on the CPU).
 
-    Not an nn.Module: it has no parameters to count (the header keeps the source's)."""
+    The compiled code reads its input in the memory layout it was compiled for and does not check
+    it (a channels_last program fed plain NCHW memory computes garbage), so every batch is laid
+    out as recorded. Not an nn.Module: it has no parameters to count (the header keeps the source's)."""
 
-    def __init__(self, runner: Any, path: Path) -> None:
+    def __init__(self, runner: Any, path: Path, layout: str) -> None:
         self.runner, self.path = runner, path
+        self.memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
 
     def __call__(self, images: Tensor) -> Tensor:
-        return self.runner(images.to("cpu", torch.float32).contiguous())
+        return self.runner(images.to("cpu", torch.float32).contiguous(memory_format=self.memory_format))
+
+
+def input_layout(program: torch.export.ExportedProgram) -> str:
+    """The memory layout of the program's image input when it was captured."""
+    inputs = set(program.graph_signature.user_inputs)
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name in inputs)
+    val = node.meta.get("val")
+    nhwc = isinstance(val, Tensor) and val.dim() == 4 and val.stride()[1] == 1 and val.shape[1] != 1
+    return "channels_last" if nhwc else "contiguous"
 
 
 def save_native(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
@@ -88,7 +100,8 @@ def save_native(handle: ModelHandle, header: dict[str, Any], path: Path) -> None
         root = source.namelist()[0].split("/", 1)[0]
         for item in source.infolist():
             target.writestr(item, source.read(item))
-        target.writestr(f"{root}/{HEADER_MEMBER}", json.dumps(header))
+        info = {**header.get("info", {}), "input_layout": input_layout(module.program)}
+        target.writestr(f"{root}/{HEADER_MEMBER}", json.dumps({**header, "info": info}))
 
 
 def read_native_header(path: Path) -> dict[str, Any]:
@@ -131,7 +144,8 @@ def load_native(path: Path) -> ModelFile:
         raise ModelFileError(f"cannot load the AOTInductor package {path}: {str(e).strip().splitlines()[0][:200]}",
                              "it was built for another machine or torch version; rebuild it here with "
                              "`distill export MODEL --format aoti`") from None
-    handle = ModelHandle(NativeRunner(runner, path), ArchSpec.from_dict(header["arch"]), "aoti",  # type: ignore[arg-type]
-                         header.get("info", {}))
+    info = header.get("info", {})
+    handle = ModelHandle(NativeRunner(runner, path, info.get("input_layout", "contiguous")),  # type: ignore[arg-type]
+                         ArchSpec.from_dict(header["arch"]), "aoti", info)
     return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
                      header.get("metrics", {}), header.get("recipe", {}), path)

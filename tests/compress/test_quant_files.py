@@ -205,3 +205,25 @@ def test_foreign_or_corrupt_aoti_is_a_model_file_error(tmp_path, content, messag
         path.write_bytes(content)
     with pytest.raises(ModelFileError, match=message):
         load_model(path)
+
+
+def test_aoti_package_of_a_channels_last_program_reads_any_layout(tmp_path) -> None:
+    """Regression: a program captured from channels_last images compiled to code that read plain NCHW
+    memory as NHWC without a check (CIFAR top-1 29 % instead of 91 %); the runner lays each batch out
+    as the package expects."""
+    from distillcli.compress.export import as_program, export_model
+    from distillcli.modelfile.native import allow_native
+
+    torch.manual_seed(0)
+    spec = ArchSpec("cnn", 4, 3, [0.5] * 3, [0.25] * 3, {"width": 8})
+    model = build_model(spec).eval()
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    program = as_program(ModelHandle(model, spec), images.contiguous(memory_format=torch.channels_last))
+    header = file_header(program, class_names=[f"c{i}" for i in range(4)], input_shape=(3, 16, 16), data={})
+    result = export_model(program, header, tmp_path / "cl", "aoti", images)
+    with allow_native():
+        package = load_model(result.path).handle
+    assert package.info["input_layout"] == "channels_last"
+    expected = model(images)
+    for batch in (images, images.contiguous(memory_format=torch.channels_last)):
+        assert torch.allclose(package.module(batch), expected, atol=1e-4)
