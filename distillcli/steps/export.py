@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from distillcli.modelfile import file_header, load_model
+from distillcli.modelfile.native import allow_native
 from distillcli.compress.export import export_model
 from distillcli.errors import OptionError
 from distillcli.measure import measure_model
@@ -35,7 +36,8 @@ def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutpu
     inside = ctx.workdir is not None and result.path.is_relative_to(ctx.workdir)
     info: dict[str, Any] = {**result.summary(), "file": str(result.path.relative_to(ctx.workdir) if inside else result.path)}
     if cfg.evaluate:
-        runner = load_model(result.path).handle.module
+        with allow_native():  # written by this step just now
+            runner = load_model(result.path).handle.module
         measured = measure_model(runner, data.val, data.num_classes, data.input_shape, torch.device("cpu"))
         info.update(top1=measured["top1"], **{f"ms_b{b}": v for b, v in measured["latency_ms"].items()})
     return StepOutput(model, info=info)

@@ -43,6 +43,17 @@ def _run(commands: list[list[str]], tmp_path: Path) -> list[dict]:
     return json.loads(out.read_text())
 
 
+def _names_absent_files(recipe: Path) -> bool:
+    """The recipe points at data or a checkpoint that is not there (paths relative to its file)."""
+    import yaml
+
+    raw = yaml.safe_load(recipe.read_text())
+    data = raw.get("data") or {}
+    paths = [(raw.get(role) or {}).get("checkpoint") for role in ("teacher", "student")]
+    paths += [] if data.get("download") else [data.get("root")]
+    return any(p and not (recipe.parent / p).exists() for p in paths)
+
+
 def test_help_list_schema_init_and_validate_do_not_import_torch(tmp_path: Path) -> None:
     import typer.main
 
@@ -64,9 +75,11 @@ def test_help_list_schema_init_and_validate_do_not_import_torch(tmp_path: Path) 
     # the control: this one builds models, so torch must show up, or the check sees nothing
     *results, control = _run(commands + [["list", "models", "cnn", "--details"]], tmp_path)
     assert control["code"] == 0 and control["torch"], control
+    absent = {r for r in recipes if _names_absent_files(Path(r))}  # e.g. ../shared on a CI machine: exit 2
     for r in results:
         assert not r["torch"], f"`distill {' '.join(r['args'])}` imported torch"
-        assert r["code"] == (2 if "data.name=cifar1" in r["args"] else 0), r
+        expected = {2} if "data.name=cifar1" in r["args"] else {0, 2} if set(r["args"]) & absent else {0}
+        assert r["code"] in expected, r
     assert len(results) == len(commands)
 
 

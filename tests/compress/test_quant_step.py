@@ -15,7 +15,7 @@ from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.pipeline import Pipeline
 from distillcli.progress import SilentProgress
-from distillcli.recipe import load_recipe
+from distillcli.recipe import load_recipe, validate_raw
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.export import ExportConfig
 from distillcli.steps.quantize import QuantizeConfig
@@ -90,3 +90,17 @@ def test_recipe_share_quantize_export(write_recipe, tmp_path) -> None:
     assert student.handle.kind == "int8" and student.handle.info["method"] == "static"
     assert "## step 0: share" in (result.run_dir / "report.md").read_text()
     assert json.loads((result.run_dir / "metrics.json").read_text())["steps"][0]["info"]["size_layers"]
+
+
+def test_recipe_exports_and_measures_an_aoti_package(tmp_path) -> None:
+    """An export step may write an .aoti package: the run wrote it, so the run loads it to measure it
+    (only files from elsewhere need --allow-native); it agrees with the int8 program."""
+    recipe = tiny_recipe(
+        teacher=None, student={"arch": "cnn", "args": {"width": 8}},
+        steps=[{"quantize": {"method": "static", "calibration_batches": 2}}, {"export": {"format": "aoti"}}],
+        report={"latency": False})
+    result = Pipeline(validate_raw(recipe), SilentProgress(), out=tmp_path / "run").run()
+    quantize, export = result.record.steps
+    assert export.info["file"] == "exports/student-int8.aoti" and export.info["precision"] == "int8"
+    assert export.info["top1_agreement"] == 100.0
+    assert export.info["top1"] == pytest.approx(quantize.measures.top1, abs=3.2)  # 64 images: at most 2 differ
