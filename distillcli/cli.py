@@ -252,14 +252,13 @@ def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
 
     Example: distill validate recipes/resnet56_resnet20_cifar10.yaml
     """
-    from distillcli.recipe import load_recipe
-    from distillcli.recipe_yaml import read_yaml
+    from distillcli.recipe import read_recipe, validate_raw
 
-    raw = read_yaml(recipe)
-    if isinstance(raw, dict) and "auto" in raw:
-        _validate_auto(recipe, list(set_ or []), as_json)
+    raw = read_recipe(recipe, list(set_ or []))
+    if "auto" in raw:
+        _validate_auto(raw, recipe, as_json)
         return
-    r = load_recipe(recipe, list(set_ or []))
+    r = validate_raw(raw, source=str(recipe))
     steps = [kind for kind, _ in r.step_list()]
     result: dict[str, Any] = {"valid": True, "name": r.name, "steps": steps}
     text = f"{recipe}: valid ({len(steps)} steps: {' -> '.join(steps) or 'none'})"
@@ -272,12 +271,12 @@ def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
     Output(as_json).result(result, text)
 
 
-def _validate_auto(recipe: Path, sets: list[str], as_json: bool) -> None:
+def _validate_auto(raw: dict[str, Any], recipe: Path, as_json: bool) -> None:
     """An auto recipe: its `auto:` section, and the rest checked as the plain recipe every trial extends."""
-    from distillcli.auto.config import load_auto_recipe
+    from distillcli.auto.config import split_auto_recipe
     from distillcli.recipe import validate_raw
 
-    base, cfg = load_auto_recipe(recipe, sets)
+    base, cfg = split_auto_recipe(raw, str(recipe))
     r = validate_raw({**base, "steps": [{"evaluate": {}}]}, source=str(recipe))
     Output(as_json).result({"valid": True, "name": r.name, "auto": cfg.model_dump(mode="json")},
                            f"{recipe}: valid auto recipe (objective {cfg.objective}, max drop {cfg.max_drop:g} pt, "

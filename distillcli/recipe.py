@@ -256,15 +256,20 @@ def _has(node: Any, part: Any) -> bool:
                                                           and 0 <= part < len(node))
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RecipeBase:
-    """A recipe file plus ``--set`` overrides. Relative paths written in the file are relative
-    to the file's folder (so a recipe works from any directory); ``--set`` paths are relative
-    to where distill runs."""
+def read_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """A recipe file plus ``--set`` overrides, as plain data. Relative paths written in the file
+    are relative to the file's folder (so a recipe works from any directory); ``--set`` paths are
+    relative to where distill runs."""
     raw = read_yaml(path)
     anchor_paths(raw, Path(path).parent)
     for assignment in overrides:
         apply_override(raw, assignment)
-    return validate_raw(raw, source=str(path))
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RecipeBase:
+    """A recipe file plus ``--set`` overrides, validated (see ``read_recipe``)."""
+    return validate_raw(read_recipe(path, overrides), source=str(path))
 
 
 _PATH_KEYS = (("data", "root"), ("teacher", "checkpoint"), ("student", "checkpoint"), (None, "cache_dir"))

@@ -33,7 +33,7 @@ from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from distillcli.file_timing import FileTiming, ratio_spread, time_files
-from distillcli.modelfile import file_header, load_model, save_model
+from distillcli.modelfile import file_header, file_size, load_model, save_model
 from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.modelfile.native import ALLOW_ENV
 from distillcli.models.build import build_model
@@ -105,8 +105,7 @@ def rows_of(name: str, weights: str, timings: list[FileTiming], made: dict[str, 
     rows = []
     for t in timings:
         speedup, low, high = ratio_spread(base, t)
-        rows.append({"model": name, "weights": weights, "variant": t.label, "file_bytes": Path(t.path).stat().st_size
-                     + (Path(t.path + ".data").stat().st_size if Path(t.path + ".data").exists() else 0),
+        rows.append({"model": name, "weights": weights, "variant": t.label, "file_bytes": file_size(t.path),
                      "top1": t.top1, "top1_delta": None if t.top1 is None or reference is None else t.top1 - reference,
                      f"ms_b{BATCH}": t.median_ms, f"iqr_ms_b{BATCH}": t.iqr_ms, "rounds_ms": t.samples_ms,
                      f"speedup_b{BATCH}": speedup, "speedup_min": low, "speedup_max": high,

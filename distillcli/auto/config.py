@@ -123,11 +123,6 @@ def split_auto_recipe(raw: dict[str, Any], source: str) -> tuple[dict[str, Any],
 
 def load_auto_recipe(path: Path, overrides: list[str]) -> tuple[dict[str, Any], AutoConfig]:
     """An auto recipe file (relative paths against its folder) plus ``--set`` overrides."""
-    from distillcli.recipe import anchor_paths
-    from distillcli.recipe_yaml import apply_override, read_yaml
+    from distillcli.recipe import read_recipe
 
-    raw = read_yaml(path)
-    anchor_paths(raw, path.parent)
-    for assignment in overrides:
-        apply_override(raw, assignment)
-    return split_auto_recipe(raw, str(path))
+    return split_auto_recipe(read_recipe(path, overrides), str(path))
