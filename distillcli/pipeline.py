@@ -43,6 +43,7 @@ from distillcli.runtime import (Distributed, busy_cores_warning, machine_load, r
 from distillcli.steps import STEPS, StepContext
 from distillcli.training.checkpoint import Checkpointer
 from distillcli.teacher_cache.key import default_cache_dir
+from distillcli.training.collapse import collapse_warning
 from distillcli.training.fit import FitSession
 from distillcli.training.optim import training_options
 
@@ -364,6 +365,10 @@ class Pipeline:
         m = entry.measures
         self.progress.message(f"step {index}: {kind} [{target}] top-1 {m.top1 or 0:.2f} %  params {m.params}  "
                               f"MACs {m.macs}  ({seconds:.1f}s)")
+        collapsed = collapse_warning(m.top1, self.data.num_classes, len(out.curve))
+        if collapsed:
+            entry.info["warning"] = collapsed
+            self.progress.message(f"warning: step {index} ({kind}): {collapsed}")
         self._write_reports()
 
     def _placed(self, target: str) -> ModelHandle:
