@@ -152,15 +152,20 @@ def hand_loop(teacher, student, batches, lr: float) -> float:
     return sum(b[1].numel() for b in batches) / (time.perf_counter() - t0)
 
 
+def kd_epoch(teacher, student, bundle: DataBundle, lr: float) -> float:
+    """Images/s of one epoch of the pipeline's Trainer + KD objective over ``bundle.train``
+    (its validation set is emptied: no eval is counted)."""
+    bundle.val = _Replay([])
+    trainer = Trainer(student, KnowledgeDistillation(teacher, 4.0, 0.9), bundle,
+                      OptimConfig(epochs=1, lr=lr, schedule="constant"))
+    return trainer.fit()[0].images_per_s
+
+
 def pipeline_loop(teacher, student, batches, bundle: DataBundle, lr: float) -> float:
-    """The pipeline's Trainer + KD objective on the same batches (one epoch, no eval counted)."""
+    """The pipeline's loop on the same pre-made batches as the hand-written one."""
     replay = copy.copy(bundle)
     replay.train = _Replay(batches)
-    replay.val = _Replay([])
-    trainer = Trainer(student, KnowledgeDistillation(teacher, 4.0, 0.9), replay,
-                      OptimConfig(epochs=1, lr=lr, schedule="constant"))
-    row = trainer.fit()[0]
-    return row.images_per_s
+    return kd_epoch(teacher, student, replay, lr)
 
 
 def overhead(args: argparse.Namespace) -> dict:
@@ -185,11 +190,7 @@ def pipeline_epoch(args: argparse.Namespace, device: torch.device, batches: int)
     loading included (the same job torchdistill_kd.py runs)."""
     cfg = DataConfig(name="cifar10", root=args.data_root, batch_size=128, train_subset=128 * batches)
     bundle = load_data(cfg, device=device, seed=0, channels_last=True)
-    bundle.val = _Replay([])
-    teacher, student = _models(args, device)
-    trainer = Trainer(student, KnowledgeDistillation(teacher, 4.0, 0.9), bundle,
-                      OptimConfig(epochs=1, lr=0.1, schedule="constant"))
-    return trainer.fit()[0].images_per_s
+    return kd_epoch(*_models(args, device), bundle, 0.1)
 
 
 def versus_torchdistill(args: argparse.Namespace) -> dict:
