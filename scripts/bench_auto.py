@@ -21,10 +21,15 @@ from typing import Any
 
 import yaml
 
+from distillcli.atomic_write import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 WEIGHTS = SHARED / "weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th"
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+CHOSEN, RERUN = "chosen by the search", "chosen, re-run from best.yaml"
+ORDER = [CHOSEN, "int8 static alone", "channel 2x + KD alone", RERUN]
+PARTS = ("search", "int8", "channel", "rerun")
 
 
 def base_recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,7 +62,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="a smoke run on a subset with a tiny budget")
     parser.add_argument("--out", type=Path, default=ROOT / "bench_results/auto")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="what to run now (the others' rows are kept from OUT/bench.json): " + ",".join(PARTS))
+    parser.add_argument("--force", action="store_true", help="start the search anew (else a rerun continues it)")
     args = parser.parse_args()
+    args.parts = set(args.parts.split(","))
+    if args.parts - set(PARTS):
+        raise SystemExit(f"--parts takes {','.join(PARTS)}")
     if not args.teacher.is_file() or not (args.data_root / "cifar-10-batches-py").is_dir():
         raise SystemExit(f"needs CIFAR-10 under {args.data_root} and the ResNet-56 weights at {args.teacher}")
     from distillcli.auto.config import split_auto_recipe
@@ -67,43 +78,51 @@ def main() -> None:
     budget, epochs = ("4m", 1) if args.quick else (args.budget, args.max_epochs)
     base = base_recipe(args)
     report = {"latency_batches": [64], "latency_repeats": 10}
-    raw = {**base, "auto": {"objective": "latency", "max_drop": 0.5, "batch_size": 64, "budget": budget,
-                            "max_epochs": epochs, "round_to": 8}}
-    t0 = time.perf_counter()
-    result, test, summary = run_auto(*split_auto_recipe(raw, "bench"), args.out / "search", LineProgress(), force=True)
-    search_s = time.perf_counter() - t0
+    saved = json.loads((args.out / "bench.json").read_text()) if (args.out / "bench.json").is_file() else {}
+    rows: dict[str, dict[str, Any]] = {r["model"]: r for r in saved.get("rows", [])}
+    summary, search_s = saved.get("search"), saved.get("search_seconds")
+    if "search" in args.parts:
+        raw = {**base, "auto": {"objective": "latency", "max_drop": 0.5, "batch_size": 64, "budget": budget,
+                                "max_epochs": epochs, "round_to": 8}}
+        t0 = time.perf_counter()
+        result, test, summary = run_auto(*split_auto_recipe(raw, "bench"), args.out / "search", LineProgress(),
+                                         force=args.force)
+        search_s = time.perf_counter() - t0
+        if test is not None and result.chosen is not None:
+            rows[CHOSEN] = {"model": CHOSEN, "trial": result.chosen.number, "top1": test["chosen"]["top1"],
+                            "base_top1": test["start"]["top1"], "ms_b64": test["chosen"]["cost"],
+                            "base_ms_b64": test["start"]["cost"]}
     singles = {
-        "int8 static alone": [{"quantize": {"method": "static"}}],
-        "channel 2x + KD alone": [{"prune": {"method": "channel", "target_mac_reduction": 2.0, "round_to": 8}},
-                                  {"distill": {"epochs": epochs, "lr": 0.01}}],
+        "int8": ("int8 static alone", [{"quantize": {"method": "static"}}]),
+        "channel": ("channel 2x + KD alone", [{"prune": {"method": "channel", "target_mac_reduction": 2.0, "round_to": 8}},
+                                              {"distill": {"epochs": epochs, "lr": 0.01}}]),
     }
-    rows = []
-    for label, steps in singles.items():
-        recipe = {**base, "student": {"from": "teacher"}, "steps": steps, "report": report}
-        rows.append((label, run_plain(recipe, args.out / label.split()[0])))
-    if result.chosen is not None:
+    for part, (label, steps) in singles.items():
+        if part in args.parts:
+            recipe = {**base, "student": {"from": "teacher"}, "steps": steps, "report": report}
+            rows[label] = {"model": label, **run_plain(recipe, args.out / part)}
+    if "rerun" in args.parts and (args.out / "search" / "best.yaml").is_file():
         best = yaml.safe_load((args.out / "search" / "best.yaml").read_text())
         best["report"] = {**best["report"], **report}
-        rows.append(("chosen, re-run from best.yaml", run_plain(best, args.out / "rerun")))
+        rows[RERUN] = {"model": RERUN, **run_plain(best, args.out / "rerun")}
     table = ["| model | top-1 % (test) | Δ pt | ms b64 | speed-up b64 |", "|---|---|---|---|---|"]
-    out_rows = []
-    for label, m in rows:
-        speedup = m["base_ms_b64"] / m["ms_b64"] if m["ms_b64"] and m["base_ms_b64"] else None
-        drop = m["top1"] - m["base_top1"]
-        out_rows.append({"model": label, **m, "speedup_b64": speedup, "delta": drop})
-        table.append(f"| {label} | {m['top1']:.2f} | {drop:+.2f} | {m['ms_b64']:.1f} | "
-                     + (f"{speedup:.2f}x |" if speedup else "- |"))
-    if test is not None:
-        table.insert(2, f"| chosen by the search (trial {result.chosen.number}) | {test['chosen']['top1']:.2f} | "
-                        f"{-test['drop']:+.2f} | {test['chosen']['cost']:.1f} | {1 / test['cost_ratio']:.2f}x |")
+    for label in ORDER:
+        if (m := rows.get(label)) is None:
+            continue
+        m["speedup_b64"] = m["base_ms_b64"] / m["ms_b64"] if m["ms_b64"] and m["base_ms_b64"] else None
+        m["delta"] = m["top1"] - m["base_top1"]
+        name = f"{label} (trial {m['trial']})" if "trial" in m else label
+        table.append(f"| {name} | {m['top1']:.2f} | {m['delta']:+.2f} | {m['ms_b64']:.1f} | "
+                     + (f"{m['speedup_b64']:.2f}x |" if m["speedup_b64"] else "- |"))
     text = "\n".join(table)
     print(text)
-    print(f"search: {summary['trials']} in {search_s / 60:.1f} min; fp32 ResNet-56 top-1 "
-          f"{rows[0][1]['base_top1']:.2f} %")
-    (args.out / "bench.md").write_text(text + "\n")
-    (args.out / "bench.json").write_text(json.dumps({"quick": args.quick, "budget": budget, "search": summary,
-                                                     "search_seconds": search_s, "rows": out_rows}, indent=2) + "\n")
-
+    if summary:
+        print(f"search: {summary['trials']} in {(search_s or 0) / 60:.1f} min")
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "bench.md", text + "\n")
+    write_text(args.out / "bench.json", json.dumps({"quick": args.quick, "budget": budget, "search": summary,
+                                                   "search_seconds": search_s,
+                                                   "rows": [rows[k] for k in ORDER if k in rows]}, indent=2) + "\n")
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,6 @@ from typing import Any
 from distillcli.atomic_write import atomic_path, write_text
 from distillcli.auto.score import ratio_text
 from distillcli.auto.search import SearchResult
-from distillcli.auto.space import describe
 from distillcli.report import plots
 
 COLUMNS = ["trial", "state", "candidate", "epochs", "val top-1 %", "drop pt", "cost", "vs start", "within drop",
@@ -32,7 +31,7 @@ def _cost(objective: str, value: float | None) -> str:
 
 def front(result: SearchResult) -> set[int]:
     """Trial numbers on the Pareto front of the finished candidates (cheaper or more accurate than any other)."""
-    done = [c for c in result.candidates if c.state == "complete"]
+    done = [c for c in result.candidates if c.state == "complete" and c.twin is None]
     return {done[i].number for i in plots.pareto_front([(c.get("cost"), c.get("top1")) for c in done])}
 
 
@@ -41,8 +40,9 @@ def rows(result: SearchResult) -> list[list[str]]:
     out = []
     for c in result.candidates:
         top1, drop, ratio = c.get("top1"), c.get("drop"), c.get("cost_ratio")
-        note = c.get("error") if c.state == "failed" else "budget spent" if c.get("stopped") == "budget" else None
-        out.append([c.label, c.state + (f" ({note})" if note else ""), describe(c.choice) if c.choice else "-",
+        note = (c.get("error") if c.state == "failed" else f"same model as #{c.twin}" if c.twin is not None
+                else "budget spent" if c.get("stopped") == "budget" else None)
+        out.append([c.label, c.state + (f" ({note})" if note else ""), c.description if c.choice else "-",
                     str(c.get("epochs") or 0), "-" if top1 is None else f"{top1:.2f}",
                     "-" if drop is None else f"{drop:.2f}", _cost(objective, c.get("cost")),
                     ratio_text(objective, ratio) if ratio else "-",
@@ -55,7 +55,8 @@ def chart(result: SearchResult, path: Path) -> None:
     cfg, ref = result.cfg, result.reference
     label = {"latency": f"latency at batch {cfg.batch_size} (ms)", "size": "stored size (bytes)", "macs": "MACs"}
     points = [plots.Point("start", ref.cost, ref.top1)]
-    points += [plots.Point(c.label, c.get("cost"), c.get("top1")) for c in result.candidates if c.state == "complete"]
+    points += [plots.Point(c.label, c.get("cost"), c.get("top1")) for c in result.candidates
+               if c.state == "complete" and c.twin is None]
     uri = plots.pareto_figure([(label[cfg.objective] + ", validation split", points)],
                               best=result.chosen.label if result.chosen else None, floor=ref.top1 - cfg.max_drop)
     with atomic_path(path) as tmp:
@@ -72,7 +73,7 @@ def summary(result: SearchResult, test: dict[str, Any] | None, files: dict[str, 
         "start": {"val_top1": result.reference.top1, "cost": result.reference.cost},
         "trials": {s: states.count(s) for s in ("complete", "pruned", "failed")},
         "best": None if c is None else {
-            "trial": c.number, "candidate": describe(c.choice), "choice": c.choice, "run_dir": c.get("run_dir"),
+            "trial": c.number, "candidate": c.description, "choice": c.choice, "run_dir": c.get("run_dir"),
             "val": {"top1": c.get("top1"), "drop": c.get("drop"), "cost": c.get("cost"),
                     "cost_ratio": c.get("cost_ratio")},
             "test": test},
@@ -106,7 +107,7 @@ def verdict(result: SearchResult, test: dict[str, Any] | None) -> str:
         return (f"no candidate stayed within {result.cfg.max_drop:g} points of the starting model: give a larger "
                 "--budget, a larger --max-drop, or more fine-tune epochs (auto.max_epochs)")
     ratio = test.get("cost_ratio")
-    return (f"chosen: trial {c.number} ({describe(c.choice)})\n"
+    return (f"chosen: trial {c.number} ({c.description})\n"
             f"  validation split: top-1 {c.get('top1'):.2f} % ({-c.get('drop'):+.2f} pt), "
             f"{ratio_text(objective, c.get('cost_ratio'))}\n"
             f"  test split (measured once): top-1 {test['chosen']['top1']:.2f} % against {test['start']['top1']:.2f} % "

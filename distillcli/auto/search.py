@@ -56,6 +56,15 @@ class Candidate:
     def get(self, key: str) -> Any:
         return self.attrs.get(key)
 
+    @property
+    def description(self) -> str:
+        return describe(self.choice, self.get("mac_reduction"))
+
+    @property
+    def twin(self) -> int | None:
+        """The earlier trial that built the same pruned model (this one took its outcome)."""
+        return self.attrs.get("same_as")
+
 
 @dataclass
 class SearchResult:
@@ -126,7 +135,7 @@ class Search:
             self.progress.message("the budget is spent: no new trials (give a larger --budget to search on)")
         study.set_user_attr("seconds", spent + time.perf_counter() - t0)
         candidates = _finished(study)
-        chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible")),
+        chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible") and c.twin is None),
                      key=lambda c: (c.get("cost_ratio"), -c.get("top1")), default=None)
         return SearchResult(self.out, self.cfg, self.base, self.reference, candidates, chosen,
                             float(study.user_attrs["seconds"]))
@@ -222,13 +231,17 @@ class Search:
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("choice", choice)
         self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else ""))
-        observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline)
+        observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline,
+                                 _twins(trial.study), {k: choice.get(k) for k in ("epochs", "quantize")})
         try:
             record = run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
         except Interrupted:
             if observer.stopped is None:  # Ctrl-C: resumable on the next run
                 trial.set_user_attr("resumable", True)
                 raise
+            if observer.stopped == "duplicate":
+                shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+                return _same_as(trial, observer.twin)
             trial.set_user_attr("stopped", observer.stopped)
             trial.set_constraint("drop", float(trial.user_attrs.get("drop", math.inf)) - cfg.max_drop)
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -267,6 +280,8 @@ class Search:
                                   f"pruned by successive halving after epoch {c.get('epochs')}")
         else:
             what = f"failed: {c.get('error')}"
+        if c.twin is not None:
+            what = f"is the same pruned model as trial {c.twin}: {what}"
         finished = _finished(study)
         states = {s: sum(x.state == s for x in finished) for s in ("complete", "pruned", "failed")}
         best = min((x for x in finished if x.state == "complete" and x.get("feasible")),
@@ -279,6 +294,37 @@ class Search:
             left = f"{max(0, (self.trials_limit or 0) - _done(study))} trials left"
         self.progress.message(f"trial {trial.number} {what}\n  {_done(study)} done ({states['complete']} complete, "
                               f"{states['pruned']} pruned, {states['failed']} failed) | {best_text} | {left}")
+
+
+def _twins(study: Any) -> dict[str, int]:
+    """Pruned models already judged: model key -> the first trial that built it (finished, or
+    stopped by successive halving; not one cut short by the budget or a kill)."""
+    from optuna.trial import TrialState
+
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        halved = t.state == TrialState.PRUNED and t.user_attrs.get("stopped") == "pruned"
+        judged = t.state == TrialState.COMPLETE or halved
+        if judged and "model_key" in t.user_attrs and "same_as" not in t.user_attrs:
+            out.setdefault(t.user_attrs["model_key"], t.number)
+    return out
+
+
+def _same_as(trial: Any, number: int | None) -> float:
+    """A candidate whose pruned model an earlier trial built takes that trial's outcome."""
+    import optuna
+    from optuna.trial import TrialState
+
+    twin = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == number)
+    trial.set_user_attr("same_as", number)
+    for key in ("top1", "drop", "cost", "cost_ratio", "feasible", "epochs", "stopped", "model_file"):
+        if key in twin.user_attrs:
+            trial.set_user_attr(key, twin.user_attrs[key])
+    for key, value in twin.constraints.items():
+        trial.set_constraint(key, value)
+    if twin.state == TrialState.PRUNED:
+        raise optuna.TrialPruned(f"the same pruned model as trial {number}")
+    return float(twin.value)
 
 
 def _done(study: Any) -> int:

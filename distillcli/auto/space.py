@@ -87,14 +87,18 @@ def guided_overrides(rows: list[dict[str, Any]], baseline_top1: float, layer_bud
     return {layer: ratio for layer, ratio in result.suggest(layer_budget).items() if ratio < top}
 
 
-def describe(choice: dict[str, Any]) -> str:
-    """One line a person reads: 'channel 2.31x (global) + KD 3 ep + int8 static'."""
+def describe(choice: dict[str, Any], achieved: float | None = None) -> str:
+    """One line a person reads: 'channel 2.31x (global) + KD 3 ep + int8 static'; ``achieved``:
+    the MAC reduction the pruning reached (channel rounding moves it off the target asked)."""
     if "sparsity" in choice:
         return f"unstructured {100 * choice['sparsity']:.0f} % + KD {choice['epochs']} ep + share {choice['clusters']}"
     parts = []
     if choice["mac_reduction"] >= NO_PRUNING:
         guide = choice["guide"] + (f" {choice['layer_budget']:.2g} pt" if choice["guide"] == "sensitivity" else "")
-        parts += [f"channel {choice['mac_reduction']:.2f}x ({guide})", f"KD {choice['epochs']} ep"]
+        asked = choice["mac_reduction"]
+        if achieved is not None and abs(achieved / asked - 1) > 0.01:
+            guide, asked = f"{guide}; asked {asked:.2f}x", achieved
+        parts += [f"channel {asked:.2f}x ({guide})", f"KD {choice['epochs']} ep"]
     quant = {"static": "int8 static", "qat": "int8 QAT", "bf16": "bf16", "fp16": "fp16"}.get(choice["quantize"])
     if quant:
         parts.append(quant)

@@ -3,27 +3,40 @@ validation split, reporting each fine-tune epoch to Optuna so that successive ha
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from distillcli.auto.score import Reference, last_cost, score
 from distillcli.errors import Interrupted
 from distillcli.record import EpochRecord, RunRecord, StepRecord
 
 
+def model_key(prune_info: Mapping[str, Any], rest: Mapping[str, Any]) -> str:
+    """What decides a pruned candidate's outcome: the channels each layer keeps (with the same
+    importance scores, equal counts keep the same channels, whichever guide chose them) and the
+    choices after pruning (fine-tune length, precision)."""
+    kept = {name: counts[1] for name, counts in prune_info.get("channels", {}).items()}
+    return json.dumps({"kept": kept, **rest}, sort_keys=True)
+
+
 class TrialObserver:
     """The engine's tracker for a trial: after every fine-tune epoch, reports the score so far
     and stops the run (as an interruption the search recognises) when Optuna prunes it or the
-    budget's deadline has passed."""
+    budget's deadline has passed. After the pruning step it stops a candidate whose pruned model
+    an earlier trial already built (``twins``: model key -> trial number): rounding channel
+    counts maps a range of MAC targets onto one model, and running it again would only spend time."""
 
     def __init__(self, trial: Any, ref: Reference, objective: str, batch: int, max_drop: float,
-                 deadline: float | None) -> None:
+                 deadline: float | None, twins: Mapping[str, int] | None = None,
+                 rest: Mapping[str, Any] | None = None) -> None:
         self.trial, self.ref, self.objective, self.batch, self.max_drop = trial, ref, objective, batch, max_drop
-        self.deadline = deadline
+        self.deadline, self.twins, self.rest = deadline, twins or {}, dict(rest or {})
         self.cost = ref.cost  # until a step measures one
         self.epochs_before, self.seen = 0, 0
-        self.stopped: str | None = None  # "pruned" | "budget"
+        self.stopped: str | None = None  # "pruned" | "budget" | "duplicate"
+        self.twin: int | None = None
 
     def begin_step(self, prefix: str, epochs_before: int) -> None:
         self.epochs_before, self.seen = epochs_before, 0
@@ -47,6 +60,16 @@ class TrialObserver:
 
     def step(self, entry: StepRecord, steps: Sequence[StepRecord]) -> None:
         self.cost = last_cost(list(steps), self.objective, self.batch) or self.cost
+        if entry.kind != "prune" or "channels" not in entry.info:
+            return
+        key = model_key(entry.info, self.rest)
+        self.trial.set_user_attr("model_key", key)
+        if "mac_reduction" in entry.info:  # what the target became after rounding
+            self.trial.set_user_attr("mac_reduction", entry.info["mac_reduction"])
+        self.twin = self.twins.get(key)
+        if self.twin is not None:
+            self.stopped = "duplicate"
+            raise Interrupted(f"the same pruned model as trial {self.twin}")
 
     def close(self) -> None:
         pass

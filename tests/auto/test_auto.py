@@ -168,6 +168,28 @@ def test_interrupted_search_resumes_without_repeating_trials(teacher, tmp_path, 
     assert len(counted) == 4
 
 
+def test_a_target_that_rounds_to_an_earlier_model_reuses_its_outcome(teacher, tmp_path, monkeypatch):
+    """With channel counts rounded to 4, asking 1.5x or 1.8x fewer MACs builds the same model
+    (2.09x): the second trial stops after pruning, takes the first one's outcome and is never chosen."""
+    import distillcli.auto.search as search
+
+    asks = [{"mac_reduction": m, "guide": "layer", "quantize": "none", "epochs": 1} for m in (1.5, 1.8)]
+    monkeypatch.setattr(search, "seed_candidates", lambda cfg: asks)
+    out = tmp_path / "out"
+    result, _, summary = _search(teacher, out, budget="2 trials", round_to=4)
+    first, second = result.candidates
+    assert first.state == second.state == "complete" and first.twin is None and second.twin == 0
+    assert second.get("top1") == first.get("top1") and second.get("cost") == first.get("cost")
+    assert first.get("mac_reduction") == pytest.approx(2.094, abs=0.01)
+    assert "channel 2.09x (layer; asked 1.50x)" in first.description
+    assert summary["best"]["trial"] == 0
+    table = (out / "candidates.md").read_text()
+    assert "| #1 | complete (same model as #0) | channel 2.09x (layer; asked 1.80x)" in table
+    # the twin ran its pruning step only: no fine-tune epoch was spent on it
+    record = json.loads((out / "trials" / "001" / "metrics.json").read_text())
+    assert [s["kind"] for s in record["steps"]] == ["prune"] and record["run"]["status"] == "interrupted"
+
+
 def test_shipped_auto_recipe_and_bad_sections_are_checked(tmp_path):
     from distillcli.auto.config import load_auto_recipe, split_auto_recipe
     from distillcli.errors import RecipeError
