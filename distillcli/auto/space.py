@@ -95,10 +95,10 @@ def describe(choice: dict[str, Any], achieved: float | None = None) -> str:
     parts = []
     if choice["mac_reduction"] >= NO_PRUNING:
         guide = choice["guide"] + (f" {choice['layer_budget']:.2g} pt" if choice["guide"] == "sensitivity" else "")
-        asked = choice["mac_reduction"]
+        shown = asked = choice["mac_reduction"]
         if achieved is not None and abs(achieved / asked - 1) > 0.01:
-            guide, asked = f"{guide}; asked {asked:.2f}x", achieved
-        parts += [f"channel {asked:.2f}x ({guide})", f"KD {choice['epochs']} ep"]
+            guide, shown = f"{guide}; asked {asked:.2f}x", achieved
+        parts += [f"channel {shown:.2f}x ({guide})", f"KD {choice['epochs']} ep"]
     quant = {"static": "int8 static", "qat": "int8 QAT", "bf16": "bf16", "fp16": "fp16"}.get(choice["quantize"])
     if quant:
         parts.append(quant)
