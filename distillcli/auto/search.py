@@ -36,6 +36,7 @@ from distillcli.record import RunRecord
 from distillcli.rundir import recipe_differences
 
 STUDY = "auto"
+OWN_ATTRS = {"choice", "run_dir", "resume_dir", "retry_of", "resumable"}  # a trial's own, never taken from a twin
 
 
 class TrialFailed(Exception):
@@ -317,9 +318,9 @@ def _same_as(trial: Any, number: int | None) -> float:
 
     twin = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == number)
     trial.set_user_attr("same_as", number)
-    for key in ("top1", "drop", "cost", "cost_ratio", "feasible", "epochs", "stopped", "model_file"):
-        if key in twin.user_attrs:
-            trial.set_user_attr(key, twin.user_attrs[key])
+    for key, value in twin.user_attrs.items():  # its measures and model; this trial keeps its own choice and run
+        if key not in OWN_ATTRS:
+            trial.set_user_attr(key, value)
     for key, value in twin.constraints.items():
         trial.set_constraint(key, value)
     if twin.state == TrialState.PRUNED:
