@@ -7,7 +7,10 @@ Runs the search (--max-drop 0.5, --objective latency at batch 64), then, each th
 engine as a plain recipe measured on the test split: the fp32 model, int8 alone, channel
 pruning 2x + KD alone, and the chosen recipe re-run from best.yaml. Prints a table (speed-up
 against fp32 at batch 64 timed in the same process, top-1 on the test set) and writes it to
-OUT/bench.json and OUT/bench.md. --quick: 2,000 training images, 1,000 test images, a 4-minute
+OUT/bench.json and OUT/bench.md. Then (part `files`) the files a user ships, each loaded in its
+own fresh process and timed in turn against the starting model's file, with their test top-1
+there: the figures to quote. `--parts` runs some parts now and keeps the others' rows from
+OUT/bench.json; a rerun continues the search (`--force` restarts it). --quick: 2,000 training images, 1,000 test images, a 4-minute
 budget and 1-epoch fine-tunes, so the figures say only that everything runs.
 """
 
@@ -29,7 +32,7 @@ WEIGHTS = SHARED / "weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4b
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 CHOSEN, RERUN = "chosen by the search", "chosen, re-run from best.yaml"
 ORDER = [CHOSEN, "int8 static alone", "channel 2x + KD alone", RERUN]
-PARTS = ("search", "int8", "channel", "rerun")
+PARTS = ("search", "int8", "channel", "rerun", "files")
 
 
 def base_recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,6 +108,9 @@ def main() -> None:
         best = yaml.safe_load((args.out / "search" / "best.yaml").read_text())
         best["report"] = {**best["report"], **report}
         rows[RERUN] = {"model": RERUN, **run_plain(best, args.out / "rerun")}
+    files = saved.get("files")
+    if "files" in args.parts:
+        files = fresh_processes(args)
     table = ["| model | top-1 % (test) | Δ pt | ms b64 | speed-up b64 |", "|---|---|---|---|---|"]
     for label in ORDER:
         if (m := rows.get(label)) is None:
@@ -114,6 +120,12 @@ def main() -> None:
         name = f"{label} (trial {m['trial']})" if "trial" in m else label
         table.append(f"| {name} | {m['top1']:.2f} | {m['delta']:+.2f} | {m['ms_b64']:.1f} | "
                      + (f"{m['speedup_b64']:.2f}x |" if m["speedup_b64"] else "- |"))
+    if files:
+        table += ["", "Each file loaded in its own fresh process (distillcli.file_timing), timed in turn:", "",
+                  "| file | top-1 % (test) | ms b64 | speed-up b64 (range over rounds) | first load s |",
+                  "|---|---|---|---|---|"]
+        table += [f"| {f['label']} | {f['top1']:.2f} | {f['ms_b64']:.1f} | {f['speedup_b64']:.2f}x "
+                  f"({f['speedup_range'][0]:.2f}-{f['speedup_range'][1]:.2f}) | {f['first_load_s']:.1f} |" for f in files]
     text = "\n".join(table)
     print(text)
     if summary:
@@ -121,8 +133,50 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "bench.md", text + "\n")
     write_text(args.out / "bench.json", json.dumps({"quick": args.quick, "budget": budget, "search": summary,
-                                                   "search_seconds": search_s,
+                                                   "search_seconds": search_s, "files": files,
                                                    "rows": [rows[k] for k in ORDER if k in rows]}, indent=2) + "\n")
+
+
+def start_file(args: argparse.Namespace) -> Path:
+    """The published checkpoint as the model file a user would get from distill (fp32, eager)."""
+    from distillcli.data import load_data
+    from distillcli.data.config import DataConfig
+    from distillcli.modelfile import file_header, save_model
+    from distillcli.modelfile.foreign import load_foreign_weights
+    from distillcli.models.build import build_model
+    from distillcli.models.handle import ArchSpec, ModelHandle
+
+    path = args.out / "fp32-resnet56.pt"
+    if not path.is_file():
+        data = load_data(DataConfig(name="cifar10", root=str(args.data_root)), seed=0)
+        arch = ArchSpec("resnet56", 10, 3, IMAGENET["mean"], IMAGENET["std"])
+        handle = ModelHandle(build_model(arch), arch)
+        load_foreign_weights(handle.module, args.teacher, strip_prefix="module.")
+        save_model(path, handle, file_header(handle, class_names=data.class_names, input_shape=data.input_shape,
+                                             data=data.spec))
+    return path
+
+
+def fresh_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The files a user ships, each loaded in its own fresh process and timed in turn against the
+    starting model's file (written here by an evaluate-only run): top-1 on the test split there too."""
+    from distillcli.file_timing import ratio_spread, time_files
+
+    candidates = [("fp32 ResNet-56 (start)", start_file(args)),
+                  ("int8 static alone", args.out / "int8" / "models" / "student.pt2"),
+                  ("chosen by the search (best.pt2)", args.out / "search" / "best.pt2"),
+                  ("chosen, re-run from best.yaml", args.out / "rerun" / "models" / "student.pt2")]
+    present = [(label, path, {}) for label, path in candidates if path.is_file()]
+    timings = time_files(present, 64, 9, 5, args.threads or 2, args.out / "inductor-cache",
+                         ["--data-root", str(args.data_root)], log=lambda text: print(f"  {text}", flush=True))
+    out = []
+    for t in timings:
+        speedup, low, high = ratio_spread(timings[0], t)
+        out.append({"label": t.label, "path": t.path, "top1": t.top1, "ms_b64": t.median_ms, "iqr_ms": t.iqr_ms,
+                    "speedup_b64": speedup, "speedup_range": [low, high], "first_load_s": t.first_load_s,
+                    "later_load_s": t.later_load_s})
+    return out
+
 
 if __name__ == "__main__":
     main()
