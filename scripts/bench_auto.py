@@ -164,6 +164,7 @@ def fresh_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     candidates = [("fp32 ResNet-56 (start)", start_file(args)),
                   ("int8 static alone", args.out / "int8" / "models" / "student.pt2"),
+                  ("channel 2x + KD alone", args.out / "channel" / "models" / "student.pt"),
                   ("chosen by the search (best.pt2)", args.out / "search" / "best.pt2"),
                   ("chosen, re-run from best.yaml", args.out / "rerun" / "models" / "student.pt2")]
     present = [(label, path, {}) for label, path in candidates if path.is_file()]
