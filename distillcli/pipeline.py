@@ -71,7 +71,8 @@ class Pipeline:
     def __init__(self, recipe: RecipeBase, progress: Progress, out: str | Path | None = None,
                  recipe_file: str | None = None, *, resume: bool = False, force: bool = False,
                  persist: bool = True, workdir: Path | None = None, final_model: Path | None = None,
-                 measure_on_val_split: bool = False, observer: Tracker | None = None) -> None:
+                 measure_on_val_split: bool = False, observer: Tracker | None = None,
+                 time_against_start: bool = False) -> None:
         self.recipe_dict = recipe_to_dict(recipe)
         # the resolved recipe (absolute paths), exactly as recipe.yaml holds it and a resume reads it
         self.recipe = type(recipe).model_validate(self.recipe_dict)
@@ -83,6 +84,9 @@ class Pipeline:
         self.recipe_file = recipe_file
         self.workdir, self.final_model = workdir, final_model
         self.measure_on_val_split, self.observer = measure_on_val_split, observer
+        # re-time every changed model in alternation with the baseline model, so that their ratio holds
+        # while the machine's load drifts (file commands always do; distill auto's trials ask for it)
+        self.time_against_start = time_against_start or self.run_dir is None
         log = self.run_dir / "run.log" if self.run_dir is not None and self.dist.is_main else None
         self.progress = LoggedProgress(progress if self.dist.is_main else SilentProgress(), log)
         self.interrupt = InterruptHandler()
@@ -300,15 +304,25 @@ class Pipeline:
         r = self.recipe
         steps = r.step_list()
         if r.teacher is not None and r.teacher.checkpoint:
-            self.record.offer_baseline("teacher", "the teacher", self._measure(self._placed("teacher"), "teacher"))
+            teacher = self._placed("teacher")
+            measures = self._measure(teacher, "teacher")
+            self.record.offer_baseline("teacher", "the teacher", measures)
+            self._keep_for_timing(teacher, measures)
         if r.teachers:
             self._measure_teachers()
         if r.student.checkpoint and steps and steps[0][0] != "evaluate":
             self._current("student")
             model = self._placed("student")
-            self.record.offer_baseline("start", "the starting model", self._measure(model, "student"))
-            if self.run_dir is None and r.report.latency and model.kind == "eager":
-                self._before = copy.deepcopy(model.module)  # for the before/after latency, timed in alternation
+            measures = self._measure(model, "student")
+            self.record.offer_baseline("start", "the starting model", measures)
+            self._keep_for_timing(model, measures)
+
+    def _keep_for_timing(self, model: ModelHandle, measures: Measures) -> None:
+        """Keep a copy of the baseline model for the before/after latency, if ``measures`` are the baseline's."""
+        baseline = self.record.baseline
+        if self.time_against_start and baseline is not None and baseline.measures is measures \
+                and self.recipe.report.latency and model.kind == "eager":
+            self._before = copy.deepcopy(model.module)
 
     def _measure_teachers(self) -> None:
         """Several teachers: each measured alone (metrics.json ``teachers``), and their ensemble, the

@@ -53,11 +53,11 @@ def rows(result: SearchResult) -> list[list[str]]:
 
 def chart(result: SearchResult, path: Path) -> None:
     cfg, ref = result.cfg, result.reference
-    label = {"latency": f"latency at batch {cfg.batch_size} (ms)", "size": "stored size (bytes)", "macs": "MACs"}
-    points = [plots.Point("start", ref.cost, ref.top1)]
-    points += [plots.Point(c.label, c.get("cost"), c.get("top1")) for c in result.candidates
+    label = {"latency": f"latency at batch {cfg.batch_size}", "size": "stored size", "macs": "MACs"}
+    points = [plots.Point("start", 1.0, ref.top1)]
+    points += [plots.Point(c.label, c.get("cost_ratio"), c.get("top1")) for c in result.candidates
                if c.state == "complete" and c.twin is None]
-    uri = plots.pareto_figure([(label[cfg.objective] + ", validation split", points)],
+    uri = plots.pareto_figure([(label[cfg.objective] + " / the starting model's, validation split", points)],
                               best=result.chosen.label if result.chosen else None, floor=ref.top1 - cfg.max_drop)
     with atomic_path(path) as tmp:
         tmp.write_bytes(base64.b64decode(uri.split(",", 1)[1]))

@@ -1,6 +1,6 @@
 """A candidate's cost and the single number Optuna minimises.
 
-score = cost / the starting model's cost when the candidate loses at most ``max_drop`` points
+score = cost / the starting model's cost (see ``cost_ratio``) when the candidate loses at most ``max_drop`` points
 (on the validation split), else INFEASIBLE + the points over: every candidate within the drop
 beats every one outside it, and among those outside, the nearer one is better. Successive
 halving compares the same number after each fine-tune epoch; until a candidate is finished its
@@ -11,7 +11,7 @@ rungs rank candidates by structure and accuracy, and the precision counts once i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from distillcli.record import StepRecord
+from distillcli.record import Measures, StepRecord
 
 INFEASIBLE = 10.0
 
@@ -42,9 +42,17 @@ def last_cost(steps: list[StepRecord], objective: str, batch: int) -> float | No
     return next((c for s in reversed(steps) if (c := step_cost(s, objective, batch)) is not None), None)
 
 
-def score(top1: float, cost: float, ref: Reference, max_drop: float) -> float:
+def cost_ratio(cost: float, ref: Reference, objective: str, batch: int, baseline: Measures | None = None) -> float:
+    """``cost`` / the starting model's. For latency, the starting model as the candidate's own run
+    timed it in alternation with the candidate (``baseline``), when it did: one reference timing
+    for a whole search would carry the machine's load at that moment into every ratio."""
+    base = baseline.latency_ms.get(str(batch)) if objective == "latency" and baseline is not None else None
+    return cost / (base or ref.cost)
+
+
+def score(top1: float, ratio: float, ref: Reference, max_drop: float) -> float:
     drop = ref.top1 - top1
-    return cost / ref.cost if drop <= max_drop else INFEASIBLE + drop - max_drop
+    return ratio if drop <= max_drop else INFEASIBLE + drop - max_drop
 
 
 def ratio_text(objective: str, ratio: float) -> str:

@@ -27,7 +27,7 @@ import yaml
 
 from distillcli.atomic_write import write_text
 from distillcli.auto.config import AutoConfig
-from distillcli.auto.score import Reference, last_cost, ratio_text, score
+from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
@@ -259,13 +259,14 @@ class Search:
         top1 = final.measures.top1
         trial.set_user_attr("top1", top1)
         trial.set_user_attr("drop", ref.top1 - top1)
+        ratio = cost_ratio(cost, ref, cfg.objective, cfg.batch_size, record.baseline.measures if record.baseline else None)
         trial.set_user_attr("cost", cost)
-        trial.set_user_attr("cost_ratio", cost / ref.cost)
+        trial.set_user_attr("cost_ratio", ratio)
         trial.set_user_attr("feasible", ref.top1 - top1 <= cfg.max_drop)
         trial.set_constraint("drop", ref.top1 - top1 - cfg.max_drop)  # <= 0: within the allowed drop
         trial.set_user_attr("epochs", sum(len(s.curve) for s in record.steps))
         trial.set_user_attr("model_file", str(run_dir / final.model_file) if final.model_file else None)
-        return score(top1, cost, ref, cfg.max_drop)
+        return score(top1, ratio, ref, cfg.max_drop)
 
     def _after_trial(self, study: Any, trial: Any) -> None:
         """Progress: what the trial gave, trials done, the best so far, the budget left."""

@@ -46,7 +46,7 @@ class TrialObserver:
         if row.val_top1 is None:
             return
         epoch = self.epochs_before + self.seen
-        self.trial.report(score(row.val_top1, self.cost, self.ref, self.max_drop), epoch)
+        self.trial.report(score(row.val_top1, self.cost / self.ref.cost, self.ref, self.max_drop), epoch)
         self.trial.set_user_attr("top1", row.val_top1)
         self.trial.set_user_attr("drop", self.ref.top1 - row.val_top1)
         self.trial.set_user_attr("epochs", epoch)
@@ -82,5 +82,6 @@ def run_trial(recipe: dict[str, Any], run_dir: Path, observer: TrialObserver, re
     from distillcli.recipe import validate_raw
 
     pipeline = Pipeline(validate_raw(recipe, source=f"trial {run_dir.name}"), SilentProgress(), out=run_dir,
-                        resume=resume, force=not resume, measure_on_val_split=True, observer=observer)
+                        resume=resume, force=not resume, measure_on_val_split=True, observer=observer,
+                        time_against_start=True)
     return pipeline.run().record

@@ -134,6 +134,24 @@ def test_budget_in_trials_and_time_is_respected(teacher, tmp_path):
     assert sum(summary["trials"].values()) <= 1  # the reference alone may spend it; a running trial stops at an epoch
 
 
+def test_a_latency_ratio_divides_by_the_start_timed_beside_the_candidate(teacher, tmp_path, monkeypatch):
+    """The machine's load drifts over a search: each trial's speed-up comes from its own run, where the
+    starting model is timed in alternation with the candidate, not from one timing at the start."""
+    import distillcli.pipeline as pipeline
+
+    timed = []
+    interleaved = pipeline.interleaved_latency
+    monkeypatch.setattr(pipeline, "interleaved_latency", lambda *a, **kw: timed.append(a[3]) or interleaved(*a, **kw))
+    out = tmp_path / "lat"
+    _, _, summary = _search(teacher, out, budget="1 trial", objective="latency", batch_size=4,
+                            quantize=["none"], max_drop=100.0)
+    record = json.loads((out / "trials" / "000" / "metrics.json").read_text())
+    start = record["baseline"]["measures"]["latency_ms"]["4"]
+    final = record["steps"][-1]["measures"]["latency_ms"]["4"]
+    assert timed and all(batches == [4] for batches in timed)  # after every step that changed the model
+    assert summary["best"]["val"]["cost_ratio"] == pytest.approx(final / start, rel=1e-9)
+
+
 def test_interrupted_search_resumes_without_repeating_trials(teacher, tmp_path, monkeypatch):
     from distillcli.auto.trial import TrialObserver
     from distillcli.errors import Interrupted

@@ -136,3 +136,22 @@ def test_half_precision_weights(trained, images, kind, dtype, tolerance) -> None
     assert next(trained.parameters()).dtype == torch.float32  # the source model is untouched
     result = agreement(trained, ProgramModule(program), images)
     assert result["max_abs_diff"] < tolerance * max(1.0, result["max_abs_logit"])
+
+
+def _activation_quantize_count(program: torch.export.ExportedProgram) -> int:
+    return sum(n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default for n in program.graph.nodes)
+
+
+def test_qat_program_fuses_like_the_static_one(images) -> None:
+    """QAT's conv-bn-relu and conv-bn-add-relu patterns are found (they need the source module of
+    each op, which only a strict capture records): without them every conv output is requantized
+    before its ReLU / residual add, and the int8 program runs 10-15 % slower than the static one."""
+    torch.manual_seed(0)
+    model = build_model(ArchSpec("resnet20", 4, 3, [0.5] * 3, [0.25] * 3))
+    static = prepare(copy.deepcopy(model), "static", images[:2])
+    calibrate(static, [(images[:8], None, None)], 1)
+    qat = prepare(copy.deepcopy(model), "qat", images[:2])
+    qat.eval()
+    qat(images[:8])
+    counts = [_activation_quantize_count(convert(p, images[:2])) for p in (static, qat)]
+    assert counts[1] <= counts[0] + 2, counts  # without the fused patterns: 19 more, one per conv

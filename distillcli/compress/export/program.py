@@ -64,14 +64,15 @@ def cpu_copy(module: nn.Module) -> nn.Module:
     return module if on_cpu else copy.deepcopy(module).to("cpu")
 
 
-def export_program(module: nn.Module, example: Tensor) -> torch.export.ExportedProgram:
+def export_program(module: nn.Module, example: Tensor, strict: bool = False) -> torch.export.ExportedProgram:
     """Capture ``module`` (in its current train/eval mode) with a dynamic batch dimension; a
-    failure names the layer torch.export cannot capture."""
+    failure names the layer torch.export cannot capture. ``strict`` traces with dynamo, which
+    records each op's source module (``source_fn_stack``): QAT's fusion patterns need it."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = torch.cat([example[:1], example[:1]])  # two images: kept in the file as the sample input
     try:
         with quiet():
-            return torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+            return torch.export.export(module, (example,), dynamic_shapes=({0: batch},), strict=strict)
     except Exception as e:
         raise export_error(module, example, e) from None
 

@@ -73,7 +73,7 @@ def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[st
     skipped = resolve_skip(model, skip)
     wanted = _wanted(model, scheme)
     model.train(scheme == "qat")
-    graph = export_program(model, example).module()
+    graph = export_program(model, example, strict=scheme == "qat").module()
     with quiet():
         from torchao.quantization.pt2e import allow_exported_model_train_eval
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
