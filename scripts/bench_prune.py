@@ -149,7 +149,7 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": seconds}
 
 
-def part_c(quick: bool) -> list[dict[str, Any]]:
+def part_c(quick: bool, round_tos: list[str]) -> list[dict[str, Any]]:
     from distillcli.compress.export import export_file
     from distillcli.file_timing import ratio_spread, time_files
     from distillcli.measure import count_macs
@@ -163,23 +163,31 @@ def part_c(quick: bool) -> list[dict[str, Any]]:
             handle = model(name)
             header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
             dense = save_model(Path(tmp) / f"{name}.pt", handle, header)
-            pruned = Path(tmp) / f"{name}-pruned.pt"
-            subprocess.run([sys.executable, "-m", "distillcli", "prune", str(dense), "--sparsity", "0.5", "--out",
-                            str(pruned), "--device", "cpu", "--quiet"], check=True)
-            macs = [count_macs(load_model(f).handle.module, data.input_shape) for f in (dense, pruned)]
-            programs = [export_file(load_model(f), "pt2", f.with_name(f.stem + "-program")).path for f in (dense, pruned)]
-            files = [("dense", dense, {}), ("pruned", pruned, {}), ("dense .pt2", programs[0], COMPILED),
-                     ("pruned .pt2", programs[1], COMPILED)]
-            timings = time_files(files, 64, 3 if quick else 9, 5, torch.get_num_threads(),
+            eager, compiled = [("dense", dense, {})], [("dense .pt2", _program(dense, export_file, load_model), COMPILED)]
+            for rt in round_tos:  # every variant timed in the same rounds as the dense files
+                pruned = Path(tmp) / f"{name}-pruned-{rt}.pt"
+                subprocess.run([sys.executable, "-m", "distillcli", "prune", str(dense), "--sparsity", "0.5", "--out",
+                                str(pruned), "--device", "cpu", "--round-to", rt, "--quiet"], check=True)
+                eager.append((rt, pruned, {}))
+                compiled.append((rt, _program(pruned, export_file, load_model), COMPILED))
+            timings = time_files(eager + compiled, 64, 3 if quick else 9, 5, torch.get_num_threads(),
                                  Path(tmp) / f"inductor-{name}", log=lambda text: print(f"  {name}: {text}", flush=True))
-            reduction = macs[0] / macs[1]
-            for form, (before, after) in (("eager .pt", timings[:2]), ("compiled .pt2", timings[2:])):
-                speedup, low, high = ratio_spread(before, after)
-                rows.append({"model": name, "form": form, "mac_reduction": reduction, "ms_b64_dense": before.median_ms,
-                             "ms_b64_pruned": after.median_ms, "speedup_b64": speedup, "speedup_range": [low, high],
-                             "speedup_per_mac_reduction": speedup / reduction,
-                             "first_load_s": [before.first_load_s, after.first_load_s]})
+            macs = {path: count_macs(load_model(path).handle.module, data.input_shape) for _, path, _ in eager}
+            for form, group in (("eager .pt", timings[:len(eager)]), ("compiled .pt2", timings[len(eager):])):
+                before = group[0]
+                for (rt, path, _), after in zip(eager[1:], group[1:]):
+                    reduction = macs[dense] / macs[path]
+                    speedup, low, high = ratio_spread(before, after)
+                    rows.append({"model": name, "form": form, "round_to": rt, "mac_reduction": reduction,
+                                 "ms_b64_dense": before.median_ms, "ms_b64_pruned": after.median_ms,
+                                 "speedup_b64": speedup, "speedup_range": [low, high],
+                                 "speedup_per_mac_reduction": speedup / reduction,
+                                 "first_load_s": [before.first_load_s, after.first_load_s]})
     return rows
+
+
+def _program(path: Path, export_file: Any, load_model: Any) -> Path:
+    return export_file(load_model(path), "pt2", path.with_name(path.stem + "-program")).path
 
 
 def print_tables(result: dict[str, Any]) -> None:
@@ -195,11 +203,12 @@ def print_tables(result: dict[str, Any]) -> None:
                   f"{r['speedup_per_mac_reduction_b64']:.2f} | {r['train_speedup']:.2f}x ({low:.2f}-{high:.2f}) |")
     if result.get("files"):
         print("\n`distill prune MODEL.pt --sparsity 0.5`, each file loaded in a fresh process, batch 64:\n")
-        print("| model | form | MAC reduction | dense ms | pruned ms | speed-up (range) | speed-up / MAC reduction |")
-        print("|---|---|---|---|---|---|---|")
+        print("| model | form | round_to | MAC reduction | dense ms | pruned ms | speed-up (range) "
+              "| speed-up / MAC reduction |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in result["files"]:
             low, high = r["speedup_range"]
-            print(f"| {r['model']} | {r['form']} | {r['mac_reduction']:.2f}x | {r['ms_b64_dense']:.1f} | "
+            print(f"| {r['model']} | {r['form']} | {r['round_to']} | {r['mac_reduction']:.2f}x | {r['ms_b64_dense']:.1f} | "
                   f"{r['ms_b64_pruned']:.1f} | "
                   f"{r['speedup_b64']:.2f}x ({low:.2f}-{high:.2f}) | {r['speedup_per_mac_reduction']:.2f} |")
     b = result.get("accuracy")
@@ -222,6 +231,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--parts", default="abc", help="a (speed in this process), b (accuracy), c (files in fresh "
                    "processes), any combination")
+    p.add_argument("--c-round-to", default="auto", help="part c: the --round-to values pruned with, comma-separated "
+                   "(e.g. auto,16); every variant is timed in the same rounds")
     p.add_argument("--quick", action="store_true", help="smoke run: ResNet-20 only, few repeats, parts a and c")
     p.add_argument("--out", type=Path, default=Path("bench_results/prune.json"))
     args = p.parse_args()
@@ -242,7 +253,7 @@ def main() -> None:
         result["accuracy"] = part_b(args)
     if "c" in args.parts:
         print("part c: `distill prune --sparsity 0.5`, files timed in fresh processes", flush=True)
-        result["files"] = part_c(args.quick)
+        result["files"] = part_c(args.quick, args.c_round_to.split(","))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_tables(result)
