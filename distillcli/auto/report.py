@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from distillcli.atomic_write import atomic_path, write_text
-from distillcli.auto.score import ratio_text
+from distillcli.auto.score import ratio_text, seen_warning
 from distillcli.auto.search import SearchResult
 from distillcli.report import plots
 
@@ -70,7 +70,8 @@ def summary(result: SearchResult, test: dict[str, Any] | None, files: dict[str, 
         "objective": cfg.objective, "max_drop": cfg.max_drop, "budget": cfg.budget, "seconds": round(result.seconds, 1),
         "batch_size": cfg.batch_size if cfg.objective == "latency" else None,
         "chosen_on": "val_split",  # candidates are compared on the share held out of the training data
-        "start": {"val_top1": result.reference.top1, "cost": result.reference.cost},
+        "start": {"val_top1": result.reference.top1, "cost": result.reference.cost,
+                  "warning": seen_warning(result.reference)},
         "trials": {s: states.count(s) for s in ("complete", "pruned", "failed")},
         "best": None if c is None else {
             "trial": c.number, "candidate": c.description, "choice": c.choice, "run_dir": c.get("run_dir"),

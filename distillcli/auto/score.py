@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from distillcli.record import Measures, StepRecord
 
 INFEASIBLE = 10.0
+SEEN_TOP1 = 99.5  # a starting model this good on held-out images has most likely trained on them
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,17 @@ class Reference:
 
     top1: float
     cost: float
+
+
+def seen_warning(ref: Reference) -> str | None:
+    """Why the drops will mislead, when the starting model looks as if it trained on the held-out split."""
+    if ref.top1 < SEEN_TOP1:
+        return None
+    return (f"the starting model scores {ref.top1:.2f} % on the held-out split: it has most likely trained on "
+            "those images (a model trained on the whole training set has), so a fine-tuned candidate loses that "
+            "memorisation and its drop reads larger there than on the test split; the search will turn down "
+            "candidates that would pass. Start from a model trained with the same data.val_split, or compare "
+            "best.val with best.test in auto.json")
 
 
 def step_cost(step: StepRecord, objective: str, batch: int) -> float | None:

@@ -27,7 +27,7 @@ import yaml
 
 from distillcli.atomic_write import write_text
 from distillcli.auto.config import AutoConfig
-from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score
+from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
@@ -208,6 +208,8 @@ class Search:
         ref = Reference(m.top1, cost)
         self.progress.message(f"starting model: top-1 {ref.top1:.2f} % on the validation split, "
                               f"{_cost_text(self.cfg, ref.cost)}")
+        if (warning := seen_warning(ref)) is not None:
+            self.progress.message(f"warning: {warning}")
         return ref
 
     def _report(self) -> dict[str, Any]:

@@ -235,3 +235,11 @@ def test_validate_checks_an_auto_recipe(teacher, tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
     proc = run_cli("validate", str(tmp_path / "bad.yaml"))
     assert proc.returncode == 2 and "teacher.checkpoint: file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_start_that_trained_on_the_held_out_split_is_warned_about():
+    from distillcli.auto.score import Reference, seen_warning
+
+    assert seen_warning(Reference(93.4, 1.0)) is None
+    warning = seen_warning(Reference(99.98, 1.0))
+    assert warning is not None and "99.98 %" in warning and "data.val_split" in warning
