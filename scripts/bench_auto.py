@@ -5,7 +5,9 @@
 
 Runs the search (--max-drop 0.5, --objective latency at batch 64), then, each through the
 engine as a plain recipe measured on the test split: the fp32 model, int8 alone, channel
-pruning 2x + KD alone, and the chosen recipe re-run from best.yaml. Prints a table (speed-up
+pruning 2x + KD alone, that model quantized to int8 (`combo`: a reference point that nothing
+selected, for what a search with a clean held-out split could find), and the chosen recipe
+re-run from best.yaml. Prints a table (speed-up
 against fp32 at batch 64 timed in the same process, top-1 on the test set) and writes it to
 OUT/bench.json and OUT/bench.md. Then (part `files`) the files a user ships, each loaded in its
 own fresh process and timed in turn against the starting model's file, with their test top-1
@@ -31,8 +33,9 @@ SHARED = ROOT.parent / "shared"
 WEIGHTS = SHARED / "weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th"
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 CHOSEN, RERUN = "chosen by the search", "chosen, re-run from best.yaml"
-ORDER = [CHOSEN, "int8 static alone", "channel 2x + KD alone", RERUN]
-PARTS = ("search", "int8", "channel", "rerun", "files")
+COMBO = "channel 2x + KD alone, then int8 static (a reference point, chosen by nothing)"
+ORDER = [CHOSEN, "int8 static alone", "channel 2x + KD alone", COMBO, RERUN]
+PARTS = ("search", "int8", "channel", "combo", "rerun", "files")
 
 
 def base_recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,6 +107,10 @@ def main() -> None:
         if part in args.parts:
             recipe = {**base, "student": {"from": "teacher"}, "steps": steps, "report": report}
             rows[label] = {"model": label, **run_plain(recipe, args.out / part)}
+    if "combo" in args.parts and (args.out / "channel" / "models" / "student.pt").is_file():
+        recipe = {**base, "student": {"checkpoint": str(args.out / "channel" / "models" / "student.pt")},
+                  "steps": [{"quantize": {"method": "static"}}], "report": report}
+        rows[COMBO] = {"model": COMBO, **run_plain(recipe, args.out / "combo")}
     if "rerun" in args.parts and (args.out / "search" / "best.yaml").is_file():
         best = yaml.safe_load((args.out / "search" / "best.yaml").read_text())
         best["report"] = {**best["report"], **report}
@@ -165,6 +172,7 @@ def fresh_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
     candidates = [("fp32 ResNet-56 (start)", start_file(args)),
                   ("int8 static alone", args.out / "int8" / "models" / "student.pt2"),
                   ("channel 2x + KD alone", args.out / "channel" / "models" / "student.pt"),
+                  ("channel 2x + KD, then int8 static", args.out / "combo" / "models" / "student.pt2"),
                   ("chosen by the search (best.pt2)", args.out / "search" / "best.pt2"),
                   ("chosen, re-run from best.yaml", args.out / "rerun" / "models" / "student.pt2")]
     present = [(label, path, {}) for label, path in candidates if path.is_file()]
