@@ -44,7 +44,7 @@ def measure_final(result: SearchResult, model_file: Path) -> dict[str, Any]:
 def publish_best(result: SearchResult) -> tuple[Path, Path]:
     """best.yaml (the chosen trial's resolved recipe, verbatim) and best.<suffix> (its model)."""
     assert result.chosen is not None
-    run_dir, model = Path(result.chosen.get("run_dir")), Path(result.chosen.get("model_file"))
+    run_dir, model = result.path(result.chosen.get("run_dir")), result.path(result.chosen.get("model_file"))
     recipe = result.out / "best.yaml"
     with atomic_path(recipe) as tmp:
         shutil.copyfile(run_dir / "recipe.yaml", tmp)

@@ -19,7 +19,7 @@ def run_auto(base: dict[str, Any], cfg: AutoConfig, out: Path, progress: Progres
     test, files = None, {}
     if result.chosen is not None:
         progress.message(f"measuring the chosen candidate (trial {result.chosen.number}) on the test split")
-        test = measure_final(result, Path(result.chosen.get("model_file")))
+        test = measure_final(result, result.path(result.chosen.get("model_file")))
         recipe, model = publish_best(result)
         files = {"best_recipe": recipe, "best_model": model}
     return result, test, write_outputs(result, test, files)

@@ -16,6 +16,7 @@ successive halving on the fine-tune epochs prunes.
 from __future__ import annotations
 
 import copy
+import os
 import math
 import shutil
 import time
@@ -76,6 +77,16 @@ class SearchResult:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: Candidate | None = None
     seconds: float = 0.0
+
+    def path(self, stored: str) -> Path:
+        return trial_path(self.out, stored)
+
+
+def trial_path(out: Path, stored: str) -> Path:
+    """A path a trial recorded: relative to the search's folder, so that the search continues from
+    any working directory (searches before that recorded it relative to where they ran)."""
+    path = out / stored
+    return path if path.exists() or not Path(stored).exists() else Path(stored)
 
 
 class Search:
@@ -229,9 +240,9 @@ class Search:
         cfg, ref = self.cfg, self.reference
         choice = suggest(trial, cfg, guided=bool(self.sensitivity))
         resume_dir = trial.user_attrs.get("resume_dir")
-        run_dir = Path(resume_dir) if resume_dir else self.out / "trials" / f"{trial.number:03d}"
+        run_dir = trial_path(self.out, resume_dir) if resume_dir else self.out / "trials" / f"{trial.number:03d}"
         resume = bool(resume_dir) and (run_dir / "checkpoints" / "state.pt").is_file()
-        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("run_dir", os.path.relpath(run_dir, self.out))
         trial.set_user_attr("choice", choice)
         self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else ""))
         observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline,
@@ -267,7 +278,8 @@ class Search:
         trial.set_user_attr("feasible", ref.top1 - top1 <= cfg.max_drop)
         trial.set_constraint("drop", ref.top1 - top1 - cfg.max_drop)  # <= 0: within the allowed drop
         trial.set_user_attr("epochs", sum(len(s.curve) for s in record.steps))
-        trial.set_user_attr("model_file", str(run_dir / final.model_file) if final.model_file else None)
+        trial.set_user_attr("model_file", os.path.relpath(run_dir / final.model_file, self.out)
+                            if final.model_file else None)
         return score(top1, ratio, ref, cfg.max_drop)
 
     def _after_trial(self, study: Any, trial: Any) -> None:

@@ -186,6 +186,21 @@ def test_interrupted_search_resumes_without_repeating_trials(teacher, tmp_path, 
     assert len(counted) == 4
 
 
+def test_a_search_continues_from_another_working_directory(teacher, tmp_path, monkeypatch):
+    """Trials record their folders relative to the search's, so `--out runs/auto` started in one
+    directory continues when given by its absolute path from another (as a benchmark script does)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    _search(teacher, Path("runs/auto"), budget="1 trial", max_drop=100.0)
+    monkeypatch.chdir(tmp_path / "b")
+    out = tmp_path / "a" / "runs" / "auto"
+    _, _, summary = _search(teacher, out, budget="2 trials", max_drop=100.0)
+    assert sum(summary["trials"].values()) == 2, summary
+    assert summary["best"] is not None and (out / summary["best"]["run_dir"] / "recipe.yaml").is_file()
+    assert (out / "best.yaml").is_file() and not (tmp_path / "b" / "runs").exists()
+
+
 def test_a_target_that_rounds_to_an_earlier_model_reuses_its_outcome(teacher, tmp_path, monkeypatch):
     """With channel counts rounded to 4, asking 1.5x or 1.8x fewer MACs builds the same model
     (2.09x): the second trial stops after pruning, takes the first one's outcome and is never chosen."""
