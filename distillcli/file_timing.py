@@ -54,6 +54,14 @@ def ratio_spread(base: FileTiming, other: FileTiming) -> tuple[float, float, flo
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def timing_row(base: FileTiming, timing: FileTiming) -> dict[str, Any]:
+    """A file's timing as the benchmarks report it, with its speed-up against ``base`` (per round: median, range)."""
+    speedup, low, high = ratio_spread(base, timing)
+    return {"label": timing.label, "path": timing.path, "top1": timing.top1, "ms": timing.median_ms,
+            "iqr_ms": timing.iqr_ms, "rounds_ms": timing.samples_ms, "speedup": speedup, "speedup_range": [low, high],
+            "first_load_s": timing.first_load_s, "later_load_s": timing.later_load_s}
+
+
 class _Worker:
     def __init__(self, path: Path, batch: int, threads: int, env: dict[str, str], evaluate: Sequence[str]) -> None:
         cmd = [sys.executable, "-m", "distillcli.file_timing", "worker", str(path), "--batch", str(batch),

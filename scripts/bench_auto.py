@@ -28,10 +28,11 @@ import yaml
 
 from distillcli.atomic_write import write_text
 
+from published import IMAGENET, published_model
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 WEIGHTS = SHARED / "weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th"
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 CHOSEN, RERUN = "chosen by the search", "chosen, re-run from best.yaml"
 COMBO = "channel 2x + KD alone, then int8 static (a reference point, chosen by nothing)"
 ORDER = [CHOSEN, "int8 static alone", "channel 2x + KD alone", COMBO, RERUN]
@@ -131,7 +132,7 @@ def main() -> None:
         table += ["", "Each file loaded in its own fresh process (distillcli.file_timing), timed in turn:", "",
                   "| file | top-1 % (test) | ms b64 | speed-up b64 (range over rounds) | first load s |",
                   "|---|---|---|---|---|"]
-        table += [f"| {f['label']} | {f['top1']:.2f} | {f['ms_b64']:.1f} | {f['speedup_b64']:.2f}x "
+        table += [f"| {f['label']} | {f['top1']:.2f} | {f['ms']:.1f} | {f['speedup']:.2f}x "
                   f"({f['speedup_range'][0]:.2f}-{f['speedup_range'][1]:.2f}) | {f['first_load_s']:.1f} |" for f in files]
     text = "\n".join(table)
     print(text)
@@ -149,16 +150,11 @@ def start_file(args: argparse.Namespace) -> Path:
     from distillcli.data import load_data
     from distillcli.data.config import DataConfig
     from distillcli.modelfile import file_header, save_model
-    from distillcli.modelfile.foreign import load_foreign_weights
-    from distillcli.models.build import build_model
-    from distillcli.models.handle import ArchSpec, ModelHandle
 
     path = args.out / "fp32-resnet56.pt"
     if not path.is_file():
         data = load_data(DataConfig(name="cifar10", root=str(args.data_root)), seed=0)
-        arch = ArchSpec("resnet56", 10, 3, IMAGENET["mean"], IMAGENET["std"])
-        handle = ModelHandle(build_model(arch), arch)
-        load_foreign_weights(handle.module, args.teacher, strip_prefix="module.")
+        handle = published_model("resnet56", args.teacher)
         save_model(path, handle, file_header(handle, class_names=data.class_names, input_shape=data.input_shape,
                                              data=data.spec))
     return path
@@ -167,7 +163,7 @@ def start_file(args: argparse.Namespace) -> Path:
 def fresh_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The files a user ships, each loaded in its own fresh process and timed in turn against the
     starting model's file (written here by an evaluate-only run): top-1 on the test split there too."""
-    from distillcli.file_timing import ratio_spread, time_files
+    from distillcli.file_timing import time_files, timing_row
 
     candidates = [("fp32 ResNet-56 (start)", start_file(args)),
                   ("int8 static alone", args.out / "int8" / "models" / "student.pt2"),
@@ -178,13 +174,7 @@ def fresh_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
     present = [(label, path, {}) for label, path in candidates if path.is_file()]
     timings = time_files(present, 64, 9, 5, args.threads or 2, args.out / "inductor-cache",
                          ["--data-root", str(args.data_root)], log=lambda text: print(f"  {text}", flush=True))
-    out = []
-    for t in timings:
-        speedup, low, high = ratio_spread(timings[0], t)
-        out.append({"label": t.label, "path": t.path, "top1": t.top1, "ms_b64": t.median_ms, "iqr_ms": t.iqr_ms,
-                    "speedup_b64": speedup, "speedup_range": [low, high], "first_load_s": t.first_load_s,
-                    "later_load_s": t.later_load_s})
-    return out
+    return [timing_row(timings[0], t) for t in timings]
 
 
 if __name__ == "__main__":

@@ -28,27 +28,23 @@ from typing import Any
 import torch
 
 from distillcli.modelfile import load_model
-from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.measure import evaluate
-from distillcli.models.build import build_model
-from distillcli.models.handle import ArchSpec, ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.progress import make_progress
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
 from distillcli.steps.share import ShareConfig
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+from published import published_model
+
 
 
 def subject(args: argparse.Namespace) -> ModelHandle:
     if args.checkpoint:
         return load_model(args.checkpoint).handle
-    arch = ArchSpec("resnet56", 10, 3, IMAGENET["mean"], IMAGENET["std"])
-    handle = ModelHandle(build_model(arch), arch)
-    load_foreign_weights(handle.module, args.weights, strip_prefix="module.")
-    return handle
+    return published_model("resnet56", args.weights)
 
 
 def main() -> None:

@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from distillcli.allocator import keep_freed_memory
-from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
@@ -44,7 +43,8 @@ from distillcli.record import teacher_share
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+from published import IMAGENET, published_model
+
 
 
 # Every row trains the same ResNet-20 with the same seed, data order, augmentation and cosine
@@ -129,8 +129,7 @@ class _Replay:
 
 
 def _models(args: argparse.Namespace, device: torch.device):
-    teacher = build_model(ArchSpec("resnet56", 10, 3, **IMAGENET))
-    load_foreign_weights(teacher, args.teacher, strip_prefix="module.")
+    teacher = published_model("resnet56", args.teacher).module
     student = build_model(ArchSpec("resnet20", 10, 3, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]))
     return place(teacher.eval(), device, True), place(student, device, True)
 

@@ -39,27 +39,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.measure import evaluate
-from distillcli.models.build import build_model, place
-from distillcli.models.handle import ArchSpec, ModelHandle
+from distillcli.models.build import place
+from distillcli.models.handle import ModelHandle
 from distillcli.progress import make_progress
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
 
+from published import published_model
+
 COMPILED = {"DISTILL_COMPILE": "1"}  # an fp32 program is compiled where it is loaded only when asked
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
 def model(name: str, checkpoint: str | None = None) -> ModelHandle:
     torch.manual_seed(0)
-    arch = ArchSpec(name, 10, 3, IMAGENET["mean"], IMAGENET["std"])
-    handle = ModelHandle(build_model(arch), arch)
-    if checkpoint:
-        load_foreign_weights(handle.module, checkpoint, strip_prefix="module.")
-    return handle
+    return published_model(name, checkpoint)
 
 
 def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[dict[str, Any], list[Any], float]:

@@ -32,17 +32,16 @@ from distillcli.compress.export import as_program, export_file, export_model
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.file_timing import FileTiming, ratio_spread, time_files
+from distillcli.file_timing import FileTiming, time_files, timing_row
 from distillcli.modelfile import file_header, file_size, load_model, save_model
-from distillcli.modelfile.foreign import load_foreign_weights
 from distillcli.modelfile.native import ALLOW_ENV
-from distillcli.models.build import build_model
-from distillcli.models.handle import ArchSpec, ModelHandle
+from distillcli.models.handle import ModelHandle
 from distillcli.progress import make_progress
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.quantize import QuantizeConfig
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+from published import published_model
+
 WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}
 BATCH = 64
 COMPILE = {"DISTILL_COMPILE": "1"}
@@ -52,12 +51,9 @@ def load(name: str, args: argparse.Namespace) -> tuple[ModelHandle, str]:
     torch.manual_seed(0)
     if name == "vgg16_bn" and args.vgg_checkpoint:
         return load_model(args.vgg_checkpoint).handle, "checkpoint"
-    arch = ArchSpec(name, 10, 3, IMAGENET["mean"], IMAGENET["std"])
-    handle = ModelHandle(build_model(arch), arch)
     if name in WEIGHTS:
-        load_foreign_weights(handle.module, Path(args.weights_dir) / WEIGHTS[name], strip_prefix="module.")
-        return handle, "pretrained"
-    return handle, "random (speed only)"
+        return published_model(name, Path(args.weights_dir) / WEIGHTS[name]), "pretrained"
+    return published_model(name), "random (speed only)"
 
 
 def make_files(name: str, args: argparse.Namespace, data: DataBundle, ctx: StepContext,
@@ -103,13 +99,10 @@ def rows_of(name: str, weights: str, timings: list[FileTiming], made: dict[str, 
     base = next(t for t in timings if t.label == "fp32 compiled")
     reference = timings[0].top1
     rows = []
-    for t in timings:
-        speedup, low, high = ratio_spread(base, t)
-        rows.append({"model": name, "weights": weights, "variant": t.label, "file_bytes": file_size(t.path),
-                     "top1": t.top1, "top1_delta": None if t.top1 is None or reference is None else t.top1 - reference,
-                     f"ms_b{BATCH}": t.median_ms, f"iqr_ms_b{BATCH}": t.iqr_ms, "rounds_ms": t.samples_ms,
-                     f"speedup_b{BATCH}": speedup, "speedup_min": low, "speedup_max": high,
-                     "first_load_s": t.first_load_s, "later_load_s": t.later_load_s, **made.get(t.label, {})})
+    for t in timings:  # timings at batch BATCH
+        rows.append({"model": name, "weights": weights, **timing_row(base, t), "file_bytes": file_size(t.path),
+                     "top1_delta": None if t.top1 is None or reference is None else t.top1 - reference,
+                     **made.get(t.label, {})})
     return rows
 
 
@@ -119,11 +112,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         top1 = "–" if r["top1"] is None else f"{r['top1']:.2f}"
-        delta = "–" if r["top1_delta"] is None or r["variant"] == "fp32 eager" else f"{r['top1_delta']:+.2f}"
+        delta = "–" if r["top1_delta"] is None or r["label"] == "fp32 eager" else f"{r['top1_delta']:+.2f}"
         later = "–" if r["later_load_s"] is None else f"{r['later_load_s']:.1f}"
-        lines.append(f"| {r['model']} | {r['variant']} | {top1} | {delta} | {r['file_bytes'] / 1024:.0f} | "
-                     f"{r[f'ms_b{BATCH}']:.1f} ({r[f'iqr_ms_b{BATCH}']:.1f}) | {r[f'speedup_b{BATCH}']:.2f}x "
-                     f"({r['speedup_min']:.2f}-{r['speedup_max']:.2f}) | {r['first_load_s']:.1f} | {later} |")
+        lines.append(f"| {r['model']} | {r['label']} | {top1} | {delta} | {r['file_bytes'] / 1024:.0f} | "
+                     f"{r['ms']:.1f} ({r['iqr_ms']:.1f}) | {r['speedup']:.2f}x "
+                     f"({r['speedup_range'][0]:.2f}-{r['speedup_range'][1]:.2f}) | {r['first_load_s']:.1f} | {later} |")
     return "\n".join(lines)
 
 
