@@ -155,3 +155,24 @@ def test_qat_program_fuses_like_the_static_one(images) -> None:
     qat(images[:8])
     counts = [_activation_quantize_count(convert(p, images[:2])) for p in (static, qat)]
     assert counts[1] <= counts[0] + 2, counts  # without the fused patterns: 19 more, one per conv
+
+
+def test_zero_pad_shortcuts_stay_int8(images) -> None:
+    """The option-A shortcut (slice, zero channels, gather) runs on int8 between int8 blocks: its
+    input is the quantized block output and its output is quantized with the same scale, so the
+    block before it writes uint8, not a 4x larger fp32 tensor that the fused conv-add then copies."""
+    torch.manual_seed(0)
+    model = build_model(ArchSpec("resnet20", 4, 3, [0.5] * 3, [0.25] * 3)).eval()
+    prepared = prepare(copy.deepcopy(model), "static", images[:2])
+    calibrate(prepared, [(images[:16], None, None)], 1)
+    program = convert(prepared, images[:2])
+    q, dq = torch.ops.quantized_decomposed.quantize_per_tensor.default, torch.ops.quantized_decomposed.dequantize_per_tensor.default
+    gathers = [n for n in program.graph.nodes if n.target == torch.ops.aten.index_select.default]
+    heads = [n for n in program.graph.nodes if n.target == torch.ops.aten.slice.Tensor and n.args[0].target != n.target]
+    assert len(gathers) == len(heads) == 2  # one shortcut per downsampling stage
+    for head, gather in zip(heads, gathers):
+        assert head.args[0].target == dq
+        assert [u.target for u in gather.users] == [q]
+        assert gather.next.args[1:] == head.args[0].args[1:]  # written with the scale it was read with
+    result = agreement(model, ProgramModule(program, compiled=False), images)
+    assert result["min_cosine"] > 0.98

@@ -23,6 +23,7 @@ from torch.fx import GraphModule
 from distillcli.compress.export.program import export_program
 from distillcli.quiet import quiet
 from distillcli.compress.quantization.layers import ANNOTATION, check_coverage, in_modules, resolve_skip, weighted_layers
+from distillcli.compress.quantization.moves import annotate_moves
 from distillcli.errors import CompressionError
 
 Scheme = Literal["static", "dynamic", "qat"]
@@ -30,8 +31,9 @@ Scheme = Literal["static", "dynamic", "qat"]
 
 def make_quantizer(scheme: Scheme, skipped: list[str]) -> Any:
     """An X86InductorQuantizer for ``scheme`` that leaves every op of the ``skipped`` modules in
-    float. (Its own ``set_module_name_qconfig(name, None)`` misses a conv whose fused pattern
-    reaches outside the module, e.g. conv -> bn -> add -> relu in a residual block.)"""
+    float (its own ``set_module_name_qconfig(name, None)`` misses a conv whose fused pattern
+    reaches outside the module, e.g. conv -> bn -> add -> relu in a residual block) and, for
+    static and QAT, keeps int8 through slicing / zero-padding shortcuts (see ``moves``)."""
     with quiet():
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
@@ -42,7 +44,10 @@ def make_quantizer(scheme: Scheme, skipped: list[str]) -> Any:
             for node in model.graph.nodes:  # the quantizer's own "annotated, do not quantize" mark
                 if node.op == "call_function" and in_modules(node, names):
                     node.meta[ANNOTATION] = xiq._X86InductorQuantizationAnnotation(_annotated=True)
-            return super().annotate(model)
+            model = super().annotate(model)
+            if scheme != "dynamic":
+                annotate_moves(model, xiq._X86InductorQuantizationAnnotation, lambda node: in_modules(node, names))
+            return model
 
     config = xiq.get_default_x86_inductor_quantization_config(is_qat=scheme == "qat", is_dynamic=scheme == "dynamic")
     quantizer = OptOutQuantizer()
