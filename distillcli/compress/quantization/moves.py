@@ -41,11 +41,18 @@ def _zero_fill(node: Node) -> bool:
     return node.op == "call_function" and node.target in ZERO_FILLS
 
 
+def _move(node: Node) -> bool:
+    """A move op; a constant pad only with zeros (another value could fall outside the scale's range)."""
+    if node.op != "call_function" or node.target not in MOVES:
+        return False
+    return node.target is not _aten.constant_pad_nd.default or not (node.args[2:] and node.args[2])
+
+
 def _next_move(node: Node) -> Node | None:
     """The one move op that consumes ``node`` (its other tensor inputs zero fills, or the indices
     of a gather), if any."""
     users = [u for u in node.users if not _zero_fill(u)]
-    if len(users) != 1 or users[0].op != "call_function" or users[0].target not in MOVES:
+    if len(users) != 1 or not _move(users[0]):
         return None
     user = users[0]
     indices = user.args[2] if user.target is _aten.index_select.default else None
@@ -70,10 +77,10 @@ def annotate_moves(model: GraphModule, annotation: Callable[..., Any], skip: Cal
 
     count = 0
     for start in list(model.graph.nodes):
-        if start.op != "call_function" or start.target not in MOVES or start.target is _aten.cat.default:
+        if not _move(start) or start.target is _aten.cat.default:
             continue
         source = start.args[0]
-        if not isinstance(source, Node) or (source.op == "call_function" and source.target in MOVES):
+        if not isinstance(source, Node) or _move(source):
             continue  # not the head of a chain
         chain = _chain_from(start)
         end = chain[-1]
