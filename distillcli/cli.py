@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli_options import (ForceOpt, JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, guarded,
+from distillcli.cli_options import (ForceOpt, JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, TrustOpt, guarded,
                                     progress_for)
 from distillcli.output import Output, measures_table
 
@@ -35,7 +35,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+def _root(version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
                                        help="print the version and exit")) -> None:
     """Make PyTorch image models smaller and faster."""
 
@@ -116,14 +116,14 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
         out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<name>-<time>)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its "
                                               "last checkpoint"),
-        force: bool = typer.Option(False, "--force", help="replace the run already in --out"),
+        force: bool = typer.Option(False, "--force", metavar="", help="replace the run already in --out"),
         nproc: Optional[int] = typer.Option(None, "--nproc", min=1, max=1024, help="launch N processes with torchrun "
                                             "(distributed data parallel on this machine)"),
         max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0, help="CI gate: exit 3 when the final "
                                                  "student's top-1 is more than this many points below the baseline"),
-        dry_run: bool = typer.Option(False, "--dry-run", help="load the recipe, data and weights, print the plan, "
+        dry_run: bool = typer.Option(False, "--dry-run", metavar="", help="load the recipe, data and weights, print the plan, "
                                      "write nothing"),
-        quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+        trust_code: bool = TrustOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Run a recipe: train / distill / compress, evaluate after every step, write the report.
 
     Example: distill run recipes/vgg16_cifar10.yaml --set steps.0.epochs=1 --device cpu
@@ -133,15 +133,17 @@ def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
     from distillcli.recipe import load_recipe
     from distillcli.rundir import default_run_dir
 
-    r = load_recipe(recipe, _overrides(set_, device, seed, threads))
+    r = load_recipe(recipe, _overrides(set_, device, seed, threads) + (["trust_code=true"] if trust_code else []))
     if resume is not None and out is not None and resume.resolve() != out.resolve():
         raise OptionError("--resume and --out name different directories", "give only --resume RUN_DIR")
     if resume is not None and force:
         raise OptionError("--resume continues a run and --force replaces it", "give one of them")
     if dry_run:
+        from distillcli.models.sources import trusting_code
         from distillcli.plan import plan as make_plan
 
-        plan = make_plan(r, resume or out or default_run_dir(r.name), force=force, resume=resume is not None)
+        with trusting_code(r.trust_code):
+            plan = make_plan(r, resume or out or default_run_dir(r.name), force=force, resume=resume is not None)
         Output(as_json).result(plan, _plan_text(plan))
         return
     if nproc is not None and nproc > 1 and "RANK" not in os.environ:
@@ -179,7 +181,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 @app.command()
 @guarded
 def resume(run_dir: Path = typer.Argument(..., help="a run directory written by `distill run`"),
-           quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+           trust_code: bool = TrustOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Continue an interrupted or killed run from its last checkpoint (mid-epoch included).
 
     Example: distill resume runs/quickstart-20261201-120000
@@ -190,7 +192,7 @@ def resume(run_dir: Path = typer.Argument(..., help="a run directory written by 
 
     if not (run_dir / "recipe.yaml").is_file():
         raise RunDirError(f"{run_dir} holds no run (no recipe.yaml)", "give the directory `distill run` wrote")
-    r = load_recipe(run_dir / "recipe.yaml")
+    r = load_recipe(run_dir / "recipe.yaml", ["trust_code=true"] if trust_code else [])
     pipeline = Pipeline(r, progress_for(quiet, as_json), out=run_dir, recipe_file=str(run_dir / "recipe.yaml"),
                         resume=True)
     result = pipeline.run()
@@ -252,13 +254,13 @@ def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
 
     Example: distill validate recipes/resnet56_resnet20_cifar10.yaml
     """
-    from distillcli.recipe import read_recipe, validate_raw
+    from distillcli.recipe import read_recipe, validate_file
 
     raw = read_recipe(recipe, list(set_ or []))
     if "auto" in raw:
         _validate_auto(raw, recipe, as_json)
         return
-    r = validate_raw(raw, source=str(recipe))
+    r = validate_file(raw, recipe)
     steps = [kind for kind, _ in r.step_list()]
     result: dict[str, Any] = {"valid": True, "name": r.name, "steps": steps}
     text = f"{recipe}: valid ({len(steps)} steps: {' -> '.join(steps) or 'none'})"
@@ -286,7 +288,7 @@ def _validate_auto(raw: dict[str, Any], recipe: Path, as_json: bool) -> None:
 @app.command()
 @guarded
 def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
-           metrics: bool = typer.Option(False, "--metrics", help="the schema of metrics.json instead of the recipe's")) -> None:
+           metrics: bool = typer.Option(False, "--metrics", metavar="", help="the schema of metrics.json instead of the recipe's")) -> None:
     """Print the recipe's JSON Schema (for editor completion and validation), or metrics.json's.
 
     Example: distill schema --out recipe.schema.json
@@ -302,59 +304,6 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this
         sys.stdout.write(text + "\n")
 
 
-@app.command("list")
-@guarded
-def list_(what: str = typer.Argument(..., help="models | datasets | steps | losses"),
-          pattern: str = typer.Argument("*", help="wildcard filter on the full name, e.g. 'resnet*' or "
-                                                  "'torchvision:efficientnet*'"),
-          details: bool = typer.Option(False, "--details", help="models: parameters and MACs of each (10 classes, "
-                                       "3x32x32 input)"),
-          as_json: bool = JsonOpt) -> None:
-    """List the registered models (torchvision's as torchvision:<name>), datasets, steps or losses.
-
-    Example: distill list models 'resnet*' --details
-    """
-    from functools import partial
-
-    from distillcli.data.config import DATASET_NAMES
-    from distillcli.errors import OptionError
-    from distillcli.losses.specs import LossTerm
-    from distillcli.models.names import model_names
-    from distillcli.registry import closest, matching
-    from distillcli.steps import STEPS
-
-    sources = {"models": model_names, "datasets": partial(matching, DATASET_NAMES), "steps": STEPS.names,
-               "losses": partial(matching, LossTerm.model_fields)}
-    if what not in sources:
-        guess = closest(what, list(sources))
-        raise OptionError(f"cannot list {what!r}", f"did you mean {guess!r}?" if guess else f"choose one of {', '.join(sources)}")
-    if details and what != "models":
-        raise OptionError(f"--details is for models, not {what}", f"run: distill list {what} {pattern!r}")
-    names = sources[what](pattern)
-    if details:
-        _list_model_details(names, as_json)
-    else:
-        Output(as_json).result({what: names}, "\n".join(names))
-
-
-def _list_model_details(names: list[str], as_json: bool) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from distillcli.models.catalog import INPUT_SHAPE, NUM_CLASSES, model_details
-    from distillcli.report.markdown import human_count
-
-    rows = [model_details(name) for name in names]
-    shape = "x".join(map(str, INPUT_SHAPE))
-    title = f"models at CIFAR size ({NUM_CLASSES} classes, {shape} input)"
-    table = Table(title=title, min_width=len(title), caption="-: cannot be built or run at that size")
-    for col in ("model", "params", "MACs"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for row in rows:
-        table.add_row(escape(row["name"]), human_count(row["params"]), human_count(row["macs"]))
-    Output(as_json).result({"models": rows, "num_classes": NUM_CLASSES, "input_shape": list(INPUT_SHAPE)}, table)
-
-
 def main() -> None:
     from distillcli.allocator import keep_freed_memory
 
@@ -365,4 +314,7 @@ def main() -> None:
 from distillcli import cli_files  # noqa: E402,F401  (registers the commands on model files)
 from distillcli import cli_reports  # noqa: E402,F401  (registers report and compare)
 from distillcli import cli_cache  # noqa: E402,F401  (registers cache-teacher)
+from distillcli import cli_doctor  # noqa: E402,F401  (registers doctor)
 from distillcli import cli_auto  # noqa: E402,F401  (registers auto)
+from distillcli import cli_list  # noqa: E402,F401  (registers list)
+from distillcli import cli_import  # noqa: E402,F401  (registers import)

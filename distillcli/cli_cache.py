@@ -11,8 +11,6 @@ from distillcli.cli import app
 from distillcli.cli_options import JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, guarded, progress_for
 from distillcli.output import Output
 
-_KEEP_TEACHER = ("distill", "evaluate", "export", "sensitivity")  # steps that leave the teacher as it is
-
 
 @app.command("cache-teacher")
 @guarded
@@ -37,6 +35,7 @@ def cache_teacher(recipe: Path = typer.Argument(..., help="the recipe YAML file"
     from distillcli.recipe_models import build_from_spec
     from distillcli.report.markdown import human_bytes
     from distillcli.runtime import resolve_device, seed_everything
+    from distillcli.steps import STEPS
     from distillcli.teacher_cache.fill import fill
     from distillcli.teacher_cache.key import default_cache_dir
     from distillcli.teacher_cache.logits import open_store
@@ -50,7 +49,7 @@ def cache_teacher(recipe: Path = typer.Argument(..., help="the recipe YAML file"
     data = load_data(r.data, device=dev, seed=r.seed, channels_last=r.channels_last)
     steps, notes = [], []
     for index, (kind, cfg) in enumerate(r.step_list()):
-        if kind not in _KEEP_TEACHER and cfg.model == "teacher":
+        if not STEPS.get(kind).keeps_teacher and cfg.model == "teacher":
             notes.append(f"steps from {index} on are skipped: step {index} ({kind}) changes the teacher first")
             break
         if kind == "distill" and cfg.teacher_cache != "off" and not uses_teacher_features(cfg.loss):

@@ -12,6 +12,7 @@ import typer
 
 from distillcli.cli import app
 from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
+                                    TrustOpt,
                                     guarded, progress_for, refuse_overwrite, step_options)
 from distillcli.output import Output, measures_table
 
@@ -27,25 +28,25 @@ def eval_(model: Path = typer.Argument(..., help="a model file written by distil
           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
           batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536),
           subset: Optional[int] = SubsetOpt, threads: Optional[int] = ThreadsOpt,
-          no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurement"),
+          no_latency: bool = typer.Option(False, "--no-latency", metavar="", help="skip the latency measurement"),
           min_top1: Optional[float] = typer.Option(None, "--min-top1", min=0, max=100, help="CI gate: exit 3 when "
                                                    "top-1 (%) is below this"),
-          allow_native: bool = typer.Option(False, "--allow-native", help="load an .aoti package (it runs the "
+          allow_native: bool = typer.Option(False, "--allow-native", metavar="", help="load an .aoti package (it runs the "
                                             "machine code inside the file: only files you built or trust)"),
-          quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+          quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
     """Evaluate a saved model: accuracy, size, MACs and latency, in a fresh process.
 
     Example: distill eval runs/quickstart-*/models/student.pt --data-root data/ --min-top1 90
     """
-    from distillcli.file_recipe import run_on_file
+    from distillcli import api
+    from distillcli.errors import GateFailed
     from distillcli.modelfile.native import ALLOW_ENV
-    from distillcli.steps.evaluate import EvaluateConfig
 
     if allow_native:
         os.environ[ALLOW_ENV] = "1"
-    run = run_on_file(model, "evaluate", EvaluateConfig(), progress_for(quiet, True), data=data, data_root=data_root,
+    run = api.evaluate(model, progress=progress_for(quiet, True), trust_code=trust_code, data=data, data_root=data_root,
                       device=device, latency=not no_latency, threads=threads, eval_batch_size=batch_size,
-                      val_subset=subset)
+                      val_subset=subset, note_machine=True)
     name = run.record.data.name
     result = {"file": str(model), "kind": run.model.kind, "arch": run.model.arch.name, "data": name,
               "data_root": data_root, "measures": run.after.model_dump()}
@@ -53,8 +54,6 @@ def eval_(model: Path = typer.Argument(..., help="a model file written by distil
     if min_top1 is not None:
         result["gate"] = {"min_top1": min_top1, "top1": top1, "passed": top1 >= min_top1}
         if top1 < min_top1:
-            from distillcli.errors import GateFailed
-
             error = GateFailed(f"{model}: top-1 {top1:.2f} % is below --min-top1 {min_top1:g}",
                                f"measured on {run.after.samples} {name} images")
             error.details = {"result": result}  # type: ignore[attr-defined]
@@ -97,16 +96,16 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
           iterations: Optional[int] = typer.Option(None, "--iterations", help="iterative: prune + fine-tune rounds"),
           finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="fine-tune epochs after pruning"),
           lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate (default 0.01)"),
-          distill: bool = typer.Option(True, "--distill/--no-distill", help="fine-tune by distilling from the unpruned model"),
+          distill: bool = typer.Option(True, "--distill/--no-distill", metavar="", help="fine-tune by distilling from the unpruned model"),
           out: Optional[Path] = typer.Option(None, "--out", help="output model file (default: MODEL-pruned.pt)"),
           force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
           subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
-          quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+          quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
     """Prune a saved model: remove channels (smaller, faster) or zero weights; prints before/after.
 
     Example: distill prune runs/x/models/student.pt --target-mac-reduction 2 --finetune-epochs 1 --data-root data/
     """
-    from distillcli.file_recipe import run_on_file
+    from distillcli import api
     from distillcli.steps.prune import PruneConfig
 
     cfg = step_options(PruneConfig, "prune", method=method, sparsity=sparsity, channel_ratio=channel_ratio,
@@ -116,7 +115,7 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
                                                         **({"lr": lr} if lr is not None else {})})
     target = out or model.with_name(f"{model.stem}-pruned.pt")
     refuse_overwrite(target, force)
-    run = run_on_file(model, "prune", cfg, progress_for(quiet, as_json), output=target, data=data, data_root=data_root,
+    run = api.prune(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data, data_root=data_root,
                       device=device, threads=threads, val_subset=subset)
     o = Output(as_json, quiet)
     step = run.record.steps[-1]
@@ -143,7 +142,7 @@ def sensitivity(model: Path = typer.Argument(..., help="a model file written by 
                 out: Path = typer.Option(Path("sensitivity"), "--out", help="folder for sensitivity.csv and .png"),
                 force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
                 subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples"),
-                device: str = DeviceOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+                device: str = DeviceOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
     """Prune each layer alone at several ratios and measure accuracy; writes a CSV, a plot and
     suggested per-layer ratios (`overrides:` for the prune step).
 
@@ -166,7 +165,7 @@ def sensitivity(model: Path = typer.Argument(..., help="a model file written by 
                        budget=budget)
     refuse_overwrite(out / "sensitivity.csv", force)
     run = run_on_file(model, "sensitivity", cfg, progress_for(quiet, as_json), workdir=out.parent / f".{out.name}.work",
-                      data=data, data_root=data_root, device=device, latency=False, val_subset=subset)
+                      trust_code=trust_code, data=data, data_root=data_root, device=device, latency=False, val_subset=subset)
     info = _move_results(run.info, out)
     suggested = info["suggested_overrides"]
     table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {info['baseline_top1']:.2f} %)")
@@ -206,6 +205,7 @@ def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[
         text += f": {info['int8_layers']} int8 layers ({100 * info['int8_weight_share']:.1f} % of the weights)"
         if info.get("skipped"):
             text += f", kept in float: {', '.join(info['skipped'])}"
+        text += f"; tuned for {info['target_machine']}{', reduce_range' if info['reduce_range'] else ''}"
     if before.get("file_bytes") and after.get("file_bytes"):
         text += (f"\nfile {human_bytes(before['file_bytes'])} -> {human_bytes(after['file_bytes'])} "
                  f"({size_ratio(before['file_bytes'], after['file_bytes'])})")
@@ -220,56 +220,57 @@ def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[
 @guarded
 def quantize(model: Path = typer.Argument(..., help="a float model file written by distill (.pt)"),
              method: str = typer.Option("static", "--method", help="static | dynamic | qat | bf16 | fp16"),
-             calibration_batches: Optional[int] = typer.Option(None, "--calibration-batches", min=1,
-                                                               help="static: training batches that calibrate "
-                                                                    "the int8 ranges (default 16)"),
+             calibration_batches: Optional[int] = typer.Option(None, "--calibration-batches", min=1, help="static: "
+                                                               "training batches that calibrate the int8 ranges (default 16)"),
              skip: Optional[list[str]] = typer.Option(None, "--skip", help="int8: layer pattern kept in float "
                                                       "(repeatable), e.g. 'net.conv1'"),
              epochs: Optional[int] = typer.Option(None, "--epochs", help="qat: fine-tune epochs (default 1)"),
              lr: Optional[float] = typer.Option(None, "--lr", help="qat: learning rate (default 0.001)"),
-             compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="compile the program "
+             compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", metavar="", help="compile the program "
                                                      "before measuring it (default: int8 only)"),
+             target_: str = typer.Option("auto", "--target", help="int8: the machine that will run it: auto (this "
+                                         "one) | avx2 | avx512 (no VNNI: 7-bit activations) | vnni | amx | arm64"),
              out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-<method>.pt2)"),
              force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
              subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
-             no_latency: bool = typer.Option(False, "--no-latency", help="skip the latency measurements"),
-             quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
+             no_latency: bool = typer.Option(False, "--no-latency", metavar="", help="skip the latency measurements"),
+             quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
     """Quantize a saved model to int8 (static, dynamic, QAT) or bf16 / fp16 weights, as a .pt2 program.
 
     Prints the result beside the float model; `distill eval` loads the .pt2 file.
 
     Example: distill quantize runs/x/models/student.pt --data-root data/ --out student-int8.pt2
     """
-    from distillcli.file_recipe import run_on_file
+    from distillcli import api
     from distillcli.steps.quantize import QuantizeConfig
 
     cfg = step_options(QuantizeConfig, "quantize", method=method, calibration_batches=calibration_batches,
-                       skip=skip, epochs=epochs, lr=lr, compile=compile_)
+                       skip=skip, epochs=epochs, lr=lr, compile=compile_, target=target_)
     target = (out or model.with_name(f"{model.stem}-{method}")).with_suffix(".pt2")
     refuse_overwrite(target, force)
-    run = run_on_file(model, "quantize", cfg, progress_for(quiet, as_json), output=target, data=data,
+    run = api.quantize(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data,
                       data_root=data_root, device=device, latency=not no_latency, threads=threads, val_subset=subset)
     before, after = (run.before.model_dump() if run.before else {}), run.after.model_dump()
-    kind = "int8" if method in ("static", "dynamic", "qat") else method
     o = Output(as_json, quiet)
     o.result({"source": str(model), "output": str(run.output), "before": before, "after": after, "info": run.info,
               "curve": [r.model_dump() for r in run.record.steps[-1].curve]},
-             measures_table(f"quantize {model.name} ({method})", [("float", before), (kind, after)]))
+             measures_table(f"quantize {model.name} ({method})", [("float", before), (run.model.kind, after)]))
     o.info(f"{_quantize_summary(run.info, before, after)}\nwritten: {run.output}\nnext: distill eval {run.output}")
 
 
 @app.command()
 @guarded
 def export(model: Path = typer.Argument(..., help="a model file written by distill (.pt, or a .pt2 program)"),
-           format_: str = typer.Option("onnx", "--format", help="onnx | pt2 | aoti (an AOTInductor package of the "
-                                       "program: loads in a fraction of a second, machine code, opt-in to load)"),
-           int8: bool = typer.Option(False, "--int8", help="onnx: int8 by onnxruntime (static, QDQ, per channel), "
+           format_: str = typer.Option("onnx", "--format", help="file format (`distill list formats`): onnx, a .pt2 "
+                                       "program, or an .aoti package of it (loads in a fraction of a second, machine "
+                                       "code, opt-in to load)"),
+           int8: bool = typer.Option(False, "--int8", metavar="", help="onnx: int8 by onnxruntime (static, QDQ, per channel), "
                                      "calibrated on the training data"),
            calibration_batches: int = typer.Option(16, "--calibration-batches", min=1, max=100_000,
                                                    help="--int8: training batches that calibrate the ranges"),
            out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-export.<format>)"),
            force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-           subset: Optional[int] = SubsetOpt, as_json: bool = JsonOpt) -> None:
+           subset: Optional[int] = SubsetOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
     """Export a saved model as ONNX (fp32, or int8 with --int8), a torch.export program (.pt2) or an
     AOTInductor package of that program (.aoti, from a .pt2 int8 file too).
 
@@ -277,8 +278,8 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
 
     Example: distill export runs/x/models/student.pt --format onnx --int8 --data-root data/ --out student.onnx
     """
-    from distillcli.file_recipe import run_on_file
-    from distillcli.progress import SilentProgress
+    from distillcli import api
+    from distillcli.modelfile.formats import FORMATS
     from distillcli.report.markdown import human_bytes
     from distillcli.steps.export import ExportConfig
 
@@ -286,13 +287,14 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
     refuse_overwrite(target, force)
     cfg = step_options(ExportConfig, "export", format=format_, int8=int8, calibration_batches=calibration_batches,
                        name=target.with_suffix(f".{format_}").name, evaluate=False)
-    run = run_on_file(model, "export", cfg, SilentProgress(), workdir=target.parent.resolve(), data=data,
+    run = api.export(model, cfg, folder=target.parent, trust_code=trust_code, data=data,
                       data_root=data_root, device="cpu", latency=False, val_subset=subset)
     info = dict(run.info)
     info["file"] = str(target.with_suffix(f".{format_}"))
-    runtime = {"onnx": "onnxruntime", "pt2": "torch.export", "aoti": "AOTInductor"}[info["format"]]
+    fmt = FORMATS.get(info["format"])
+    runtime = fmt.runtime
     Output(as_json).result(info, (
         f"wrote {info['file']} ({info['format']}, {info['precision']}, {human_bytes(info['file_bytes'])})\n"
         f"{runtime} vs the model on {info['images']} images: top-1 agreement {info['top1_agreement']:.1f} %, "
         f"max |logit difference| {info['max_abs_diff']:.2g}\n"
-        f"next: distill eval {info['file']}{' --allow-native' if info['format'] == 'aoti' else ''}"))
+        f"next: distill eval {info['file']}{' --allow-native' if fmt.runs_native_code else ''}"))

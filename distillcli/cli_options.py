@@ -17,12 +17,14 @@ DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | 
 RecipeDeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (overrides the recipe)")
 DataOpt = typer.Option(None, "--data", help="dataset name (default: the one recorded in the file)")
 DataRootOpt = typer.Option(None, "--data-root", help="dataset folder")
-JsonOpt = typer.Option(False, "--json", help="print one JSON object on stdout (for scripts)")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress output")
-ForceOpt = typer.Option(False, "--force", help="overwrite the output if it exists")
+JsonOpt = typer.Option(False, "--json", metavar="", help="print one JSON object on stdout (for scripts)")
+QuietOpt = typer.Option(False, "--quiet", "-q", metavar="", help="no progress output")
+ForceOpt = typer.Option(False, "--force", metavar="", help="overwrite the output if it exists")
 ThreadsOpt = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads (fewer when other work shares the "
                           "cores)")
 SubsetOpt = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples only")
+TrustOpt = typer.Option(False, "--trust-code", metavar="", help="allow a model built by your own code (arch: py:...) to import and "
+                        "run that code (asked every time; never saved)")
 SetOpt = typer.Option(None, "--set", help="override a recipe key: --set steps.0.epochs=1 (repeatable)")
 
 

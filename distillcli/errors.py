@@ -38,6 +38,12 @@ class UnknownNameError(DistillError):
     """A registry lookup (model, dataset, step, loss ...) failed."""
 
 
+class NothingFound(DistillError):
+    """A search or listing matched nothing (exit 1, as grep does)."""
+
+    exit_code = 1
+
+
 class ModelFileError(DistillError):
     """A model file or checkpoint is missing, corrupt, unsafe or does not fit the model."""
 

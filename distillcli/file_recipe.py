@@ -6,6 +6,7 @@ these commands measure, save and report exactly as the same step inside a recipe
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,11 @@ def data_options(path: Path, data: str | None, data_root: str | None, **override
 
 def file_recipe(path: Path, kind: str, options: StepConfig, *, data: str | None = None, data_root: str | None = None,
                 device: str = "auto", seed: int = 0, latency: bool = True, repeats: int = 10,
-                threads: int | None = None, **data_overrides: Any) -> RecipeBase:
+                threads: int | None = None, trust_code: bool = False, **data_overrides: Any) -> RecipeBase:
     """The one-step recipe that applies step ``kind`` to the model in ``path``."""
     raw = {
         "name": re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}-{path.stem}")[:100],
-        "seed": seed, "device": device, "threads": threads,
+        "seed": seed, "device": device, "threads": threads, "trust_code": trust_code,
         "data": data_options(path, data, data_root, **data_overrides),
         "student": {"checkpoint": str(path)},
         "steps": [{kind: options.model_dump(mode="json", by_alias=True, exclude_unset=True)}],
@@ -73,10 +74,14 @@ class FileRun:
 
 
 def run_on_file(path: Path, kind: str, options: StepConfig, progress: Progress, *, output: Path | None = None,
-                workdir: Path | None = None, **recipe_options: Any) -> FileRun:
-    """Run step ``kind`` on the model in ``path``; ``output``: where the resulting model goes."""
+                workdir: Path | None = None, note_machine: bool = False, **recipe_options: Any) -> FileRun:
+    """Run step ``kind`` on the model in ``path``; ``output``: where the resulting model goes;
+    ``note_machine``: first say on stderr when this machine is not the one the file was made for."""
+    from distillcli.machine import file_note, this_machine
     from distillcli.pipeline import Pipeline
 
+    if note_machine and (note := file_note(read_header(path), path.name, this_machine())):
+        sys.stderr.write(note + "\n")
     recipe = file_recipe(path, kind, options, **recipe_options)
     result = Pipeline(recipe, progress, persist=False, workdir=workdir, final_model=output).run()
     assert result.student is not None  # the recipe's student is the file's model

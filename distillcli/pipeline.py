@@ -25,7 +25,8 @@ import yaml
 from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data import load_data
 from distillcli.errors import DataError, DistillError, Interrupted, OptionError, RunDirError, RunFailure
-from distillcli.measure import interleaved_latency, measure_model
+from distillcli.measure import count_params, interleaved_latency, measure_model
+from distillcli.machine import this_machine
 from distillcli.modelfile import file_header, file_size, model_suffix, save_model, versions
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
@@ -33,6 +34,7 @@ from distillcli.interrupt import InterruptHandler
 from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
 from distillcli.recipe_models import build_from_spec, build_teacher, source_file, student_from_teacher
+from distillcli.models.ensemble import ENSEMBLE
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, TeacherRecord, best_epoch
 from distillcli.report import write_reports
 from distillcli.report.tracking import Tracker, open_tracker, summary_writer_class
@@ -43,6 +45,7 @@ from distillcli.runtime import (Distributed, busy_cores_warning, machine_load, r
 from distillcli.steps import STEPS, StepContext
 from distillcli.training.checkpoint import Checkpointer
 from distillcli.teacher_cache.key import default_cache_dir
+from distillcli.models.sources import trusting_code
 from distillcli.training.collapse import collapse_warning
 from distillcli.training.fit import FitSession
 from distillcli.training.optim import training_options
@@ -76,6 +79,7 @@ class Pipeline:
         self.recipe_dict = recipe_to_dict(recipe)
         # the resolved recipe (absolute paths), exactly as recipe.yaml holds it and a resume reads it
         self.recipe = type(recipe).model_validate(self.recipe_dict)
+        self.trust_code = recipe.trust_code  # consent holds for this run only: it is not in the saved recipe
         self.dist = Distributed.from_env()
         if out is None and self.dist.enabled:  # every process must pick the same directory: torchrun's run id
             out = Path("runs") / f"{recipe.name}-{os.environ.get('TORCHELASTIC_RUN_ID', 'torchrun')}"
@@ -99,7 +103,7 @@ class Pipeline:
         if self.run_dir is not None and self.dist.is_main:
             check_out_dir(self.run_dir, self.recipe_dict, self.force, self.resume)
         set_compile_notice(self.progress.message)
-        with self.interrupt:
+        with self.interrupt, trusting_code(self.trust_code):
             try:
                 return self._run()
             finally:
@@ -134,6 +138,11 @@ class Pipeline:
             self.files["teacher"] = source_file(r.teacher.checkpoint)
         if r.student.from_ != "teacher":  # built now, so its random start depends on the seed alone
             self._current("student")
+            sizes = [count_params(m.module) for m in (self.models["teacher"], self.models["student"])
+                     if m is not None and m.kind == "eager"]
+            if len(sizes) == 2 and sizes[1] > sizes[0]:
+                self.progress.message(f"warning: the student ({sizes[1]:,} parameters) is larger than its teacher "
+                                      f"({sizes[0]:,}); check that teacher and student are not swapped")
         self.record = self._new_record(device)
         warning = busy_cores_warning(self.record.run.load_average, torch.get_num_threads())
         if warning:
@@ -205,7 +214,7 @@ class Pipeline:
         r, d = self.recipe, self.data
         info = RunInfo(name=r.name, dir=str(self.run_dir) if self.run_dir else None, device=str(device),
                        seed=r.seed, threads=torch.get_num_threads(), world_size=self.dist.world,
-                       cpu_count=os.cpu_count(), load_average=machine_load(),
+                       cpu_count=os.cpu_count(), load_average=machine_load(), machine=this_machine(),
                        versions=versions(), recipe_file=self.recipe_file, recipe_hash=recipe_hash(self.recipe_dict),
                        started=_dt.datetime.now().isoformat(timespec="seconds"))
         data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
@@ -254,6 +263,7 @@ class Pipeline:
         run, now = self.record.run, self._new_record(self.device).run  # where this leg runs
         run.status, run.error = "running", None
         run.device, run.threads, run.world_size, run.versions = now.device, now.threads, now.world_size, now.versions
+        run.machine = now.machine
         self.state.restore(saved, self.run_dir / "checkpoints")
         self.state.update_record(self.record.to_json())  # later checkpoints of this step count this resume
         step = int(saved["step"])
@@ -430,12 +440,27 @@ class Pipeline:
         if not self.dist.is_main:
             return
         if self.run_dir is not None:
+            self._save_unchanged()
             publish_final_models(self.run_dir, self.files)
         if self.final_model is not None:
             step = self.record.final_step()
             model = self.models["student"]
             assert model is not None and step is not None
             self.final_model = self._save(model, self.final_model, step.measures)
+
+    def _save_unchanged(self) -> None:
+        """A final PyTorch model no step changed (a teacher loaded from a foreign checkpoint and only
+        evaluated) gets its file in the run too, so that every final model of a run is there as a distill
+        model file. Programs and ONNX files are files already; an ensemble of teachers is its members' files."""
+        if not self.recipe.report.save_models:
+            return
+        for target, model in self.models.items():
+            src, step = self.files.get(target), self.record.final_step(target)
+            if model is None or model.kind != "eager" or model.arch.name == ENSEMBLE or \
+                    (src is not None and src.is_relative_to(self.run_dir / "models")):  # type: ignore[operator]
+                continue
+            measures = step.measures if step is not None else Measures()
+            self.files[target] = self._save(model, self.run_dir / "models" / f"start-{target}", measures)  # type: ignore[operator]
 
     def _write_reports(self, final: bool = False) -> None:
         """metrics.json and report.md after every step; report.html (charts take a second) when the run ends."""

@@ -7,11 +7,8 @@ mean 'temperature'?``.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
-import types
-import typing
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -21,9 +18,9 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveInt, 
 
 from distillcli.data.config import DataConfig
 from distillcli.errors import RecipeError
-from distillcli.registry import closest
 from distillcli.recipe_checks import semantic_problems
-from distillcli.recipe_yaml import apply_override, normalise_steps, read_yaml, short
+from distillcli.recipe_problems import later_problems, problem_text, step_kind
+from distillcli.recipe_yaml import apply_override, normalise_steps, read_yaml, with_lines
 from distillcli.steps import STEPS, StepConfig
 
 
@@ -87,6 +84,9 @@ class RecipeBase(BaseModel):
                                                                                     "(default: torch's choice)")
     cache_dir: str | None = Field(None, max_length=4096, description="where stored teacher outputs live "
                                   "(default: $XDG_CACHE_HOME/distill, else ~/.cache/distill)")
+    trust_code: bool = Field(False, description="allow models built by your own code (arch: py:...) to import and "
+                                                "run it; never saved with the run, so a resume or a file made from "
+                                                "such a model asks again (--trust-code)")
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: ModelSpec | None = None
     teachers: list[TeacherSpec] | None = Field(None, max_length=32, description="several teachers instead of one: "
@@ -111,14 +111,6 @@ class RecipeBase(BaseModel):
         return out
 
 
-def _step_kind(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1:
-        return next(iter(value))
-    if isinstance(value, BaseModel):
-        return next(iter(type(value).model_fields))
-    return None
-
-
 @lru_cache(maxsize=1)
 def recipe_model() -> type[RecipeBase]:
     """The Recipe class, with one typed entry per registered step kind."""
@@ -127,92 +119,10 @@ def recipe_model() -> type[RecipeBase]:
         wrapper = create_model(f"{name.title()}Step", __config__=ConfigDict(extra="forbid"),
                                **{name: (STEPS.get(name).config, ...)})
         members.append(Annotated[wrapper, Tag(name)])
-    item = Annotated[Union[tuple(members)], Discriminator(_step_kind, custom_error_type="step_kind",
+    item = Annotated[Union[tuple(members)], Discriminator(step_kind, custom_error_type="step_kind",
                                                           custom_error_message="not a known step")]
     return create_model("Recipe", __base__=RecipeBase,
                         steps=(list[item], Field(default_factory=list, description="steps, run in order")))
-
-
-
-
-# ---------------------------------------------------------------- error messages
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _collapse(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the union tag pydantic repeats in step locations: steps.1.distill.distill.x."""
-    out: list[Any] = []
-    for part in loc:
-        if out and part == out[-1] and isinstance(part, str):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _unwrap(tp: Any) -> list[Any]:
-    origin = typing.get_origin(tp)
-    if origin is Annotated:
-        return _unwrap(typing.get_args(tp)[0])
-    if origin is Union or origin is types.UnionType:
-        return [m for a in typing.get_args(tp) for m in _unwrap(a)]
-    return [tp]
-
-
-def _keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Valid keys of the mapping at ``loc`` (for did-you-mean)."""
-    types: list[Any] = [root]
-    for part in loc:
-        nxt: list[Any] = []
-        for tp in types:
-            for t in _unwrap(tp):
-                origin = typing.get_origin(t)
-                if isinstance(t, type) and issubclass(t, BaseModel) and isinstance(part, str):
-                    if part in t.model_fields:
-                        nxt.append(t.model_fields[part].annotation)
-                    for f in t.model_fields.values():  # step wrappers: {kind: config}
-                        if f.alias == part:
-                            nxt.append(f.annotation)
-                elif origin is list and isinstance(part, int):
-                    nxt.append(typing.get_args(t)[0])
-                elif origin is dict and isinstance(part, str):
-                    nxt.append(typing.get_args(t)[1])
-        types = nxt
-    keys: list[str] = []
-    for tp in types:
-        for t in _unwrap(tp):
-            if isinstance(t, type) and issubclass(t, BaseModel):
-                keys += [f.alias or k for k, f in t.model_fields.items()]
-    return keys
-
-
-def _problem(err: dict[str, Any], root: type[BaseModel]) -> str:
-    loc = _collapse(tuple(err["loc"]))
-    where = _path(loc)
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        guess = closest(str(key), _keys_at(root, loc[:-1]))
-        tail = f"; did you mean {guess!r}?" if guess else f"; valid keys: {', '.join(_keys_at(root, loc[:-1]))}"
-        return f"{where}: unknown key{tail}"
-    if kind == "step_kind":
-        value = err["input"]
-        name = _step_kind(value)
-        if name is None:
-            return f"{where}: a step must be a mapping with one key, the step kind (got {short(value)}); " \
-                   f"e.g. `- distill: {{epochs: 1}}`"
-        guess = closest(str(name), STEPS.names())
-        tail = f"did you mean {guess!r}?" if guess else f"known steps: {', '.join(STEPS.names())}"
-        return f"{where}: unknown step {name!r}; {tail}"
-    if kind == "missing":
-        return f"{where}: required key is missing"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return f"{where}: {msg} (got {short(err.get('input'))})"
 
 
 def validate_raw(raw: dict[str, Any], source: str = "recipe") -> RecipeBase:
@@ -222,38 +132,13 @@ def validate_raw(raw: dict[str, Any], source: str = "recipe") -> RecipeBase:
     try:
         recipe = model.model_validate(raw)
     except ValidationError as e:
-        problems = [_problem(err, model) for err in e.errors()]
-        raise RecipeError(problems + _later_problems(raw, e, problems), source=source) from None
+        problems = [problem_text(err, model) for err in e.errors()]
+        raise RecipeError(problems + later_problems(raw, e, problems, model), source=source) from None
     problems = semantic_problems(recipe)
     if problems:
         raise RecipeError(problems, source=source)
     return recipe
 
-
-def _later_problems(raw: dict[str, Any], error: ValidationError, found: list[str]) -> list[str]:
-    """The cross-field problems a recipe would show once its key errors are fixed, so that all
-    mistakes come in one round: drop the offending keys (their defaults apply) and check again."""
-    repaired = copy.deepcopy(raw)
-    for err in error.errors():
-        loc = _collapse(tuple(err["loc"]))
-        if loc[:1] == ("steps",) and len(loc) == 2 and isinstance(loc[1], int):
-            repaired["steps"][loc[1]] = {"evaluate": {}}  # an unknown step: keep the indices of the others
-            continue
-        node: Any = repaired
-        for part in loc[:-1]:
-            node = node[part] if _has(node, part) else None
-        if isinstance(node, dict) and loc and loc[-1] in node:
-            del node[loc[-1]]
-    try:
-        recipe = recipe_model().model_validate(repaired)
-    except (ValidationError, TypeError, KeyError, IndexError):
-        return []
-    return [p for p in semantic_problems(recipe) if p not in found]
-
-
-def _has(node: Any, part: Any) -> bool:
-    return (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int)
-                                                          and 0 <= part < len(node))
 
 
 def read_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
@@ -269,7 +154,15 @@ def read_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RecipeBase:
     """A recipe file plus ``--set`` overrides, validated (see ``read_recipe``)."""
-    return validate_raw(read_recipe(path, overrides), source=str(path))
+    return validate_file(read_recipe(path, overrides), path)
+
+
+def validate_file(raw: dict[str, Any], path: str | Path) -> RecipeBase:
+    """``validate_raw`` of what ``read_recipe(path)`` returned: each problem names its line in the file."""
+    try:
+        return validate_raw(raw, source=str(path))
+    except RecipeError as e:
+        raise RecipeError(with_lines(e.problems, Path(path)), source=str(path), hint=e.hint) from None
 
 
 _PATH_KEYS = (("data", "root"), ("teacher", "checkpoint"), ("student", "checkpoint"), (None, "cache_dir"))
@@ -280,10 +173,25 @@ def anchor_paths(raw: dict[str, Any], folder: Path) -> None:
     teachers = raw.get("teachers")
     places = [(raw if section is None else raw.get(section), key) for section, key in _PATH_KEYS]
     places += [(t, "checkpoint") for t in teachers] if isinstance(teachers, list) else []
+    specs = [raw.get(role) for role in ("teacher", "student")] + (teachers if isinstance(teachers, list) else [])
+    for spec in specs:  # a model's own files: py:<file.py>:<fn>, and weights given as a path
+        if isinstance(spec, dict) and isinstance(spec.get("arch"), str) and spec["arch"].startswith("py:"):
+            location, sep, attr = spec["arch"][3:].rpartition(":")
+            if location.endswith(".py") and sep:
+                spec["arch"] = f"py:{_anchored(location, folder)}:{attr}"
+        args = spec.get("args") if isinstance(spec, dict) else None
+        places += [(args, key) for key in ("weights", "pretrained") if isinstance(args, dict)
+                   and isinstance(args.get(key), str) and args[key].upper() != "DEFAULT"]
     for part, key in places:
         value = part.get(key) if isinstance(part, dict) else None
-        if isinstance(value, str) and value and not value.startswith("~") and not Path(value).is_absolute():
-            part[key] = os.path.normpath(os.path.abspath(folder / value))
+        if isinstance(value, str) and value:
+            part[key] = _anchored(value, folder)
+
+
+def _anchored(value: str, folder: Path) -> str:
+    if value.startswith("~") or Path(value).is_absolute():
+        return value
+    return os.path.normpath(os.path.abspath(folder / value))
 
 
 def recipe_schema() -> dict[str, Any]:
@@ -293,7 +201,7 @@ def recipe_schema() -> dict[str, Any]:
 def recipe_to_dict(recipe: RecipeBase) -> dict[str, Any]:
     """The resolved recipe as plain data (defaults filled in, paths absolute), as saved with every
     model and as the run's recipe.yaml: it means the same from any directory."""
-    raw = recipe.model_dump(mode="json", by_alias=True)
+    raw = recipe.model_dump(mode="json", by_alias=True, exclude={"trust_code"})  # consent is given per run
     anchor_paths(raw, Path.cwd())
     return raw
 

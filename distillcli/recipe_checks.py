@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from distillcli.data.config import DATASET_NAMES
+from distillcli.data.registry import DATASETS, unused_keys
 from distillcli.errors import DistillError, UnknownNameError
-from distillcli.models.names import check_arch_args
+from distillcli.models.sources import check_arch_args, split_arch
+from distillcli.recipe_file_checks import checkpoint_problems, image_folder_problems
 from distillcli.registry import closest
+from distillcli.steps.registry import STEPS
 
 if TYPE_CHECKING:
     from distillcli.recipe import ModelSpec, RecipeBase
@@ -18,10 +20,14 @@ if TYPE_CHECKING:
 def semantic_problems(recipe: RecipeBase) -> list[str]:
     """Problems that need more than one key, or a look at registries and files."""
     problems: list[str] = []
-    if recipe.data.name not in DATASET_NAMES:
-        guess = closest(recipe.data.name, DATASET_NAMES)
+    if "data" in recipe.model_fields_set and "name" not in recipe.data.model_fields_set:
+        problems.append("data.name: missing; name the dataset, e.g. name: imagefolder (`distill list datasets`); "
+                        "only a recipe without a data section gets the digits default")
+    elif recipe.data.name not in DATASETS:
+        names = DATASETS.names()
+        guess = closest(recipe.data.name, names)
         problems.append(f"data.name: unknown dataset {recipe.data.name!r}"
-                        + (f"; did you mean {guess!r}?" if guess else f"; choose one of {', '.join(DATASET_NAMES)}"))
+                        + (f"; did you mean {guess!r}?" if guess else f"; choose one of {', '.join(names)}"))
     specs: list[tuple[str, ModelSpec]] = [(f"teachers[{i}]", t) for i, t in enumerate(recipe.teachers or [])]
     specs += [(role, spec) for role, spec in (("teacher", recipe.teacher), ("student", recipe.student)) if spec]
     for where, spec in specs:
@@ -31,6 +37,7 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
     if not recipe.step_list():
         problems.append("steps: the recipe has no steps; add at least one, e.g. `steps: [{evaluate: {}}]`")
     has_teacher = recipe.teacher is not None or bool(recipe.teachers)
+    trained = _teacher_has_weights(recipe)
     frozen: dict[str, int] = {}  # target -> index of the step that made it a program (quantize)
     for i, (kind, cfg) in enumerate(recipe.step_list()):
         if cfg.model == "teacher" and not has_teacher:
@@ -38,14 +45,33 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
         if cfg.model == "teacher" and recipe.teachers and kind != "evaluate":
             problems.append(f"steps[{i}].{kind}: several teachers are used as they are, and only evaluate acts on "
                             f"them; {kind} each teacher in a run of its own and list the model files it writes")
-        if kind == "distill" and not has_teacher:
-            problems.append(f"steps[{i}].distill: needs a teacher section")
-        if kind in _NEEDS_EAGER and cfg.model in frozen:
+        entry = STEPS.get(kind)
+        if entry.reads_teacher and not has_teacher:
+            problems.append(f"steps[{i}].{kind}: needs a teacher section")
+        elif entry.reads_teacher and not trained:
+            problems.append(f"steps[{i}].{kind}: the teacher is untrained (no teacher.checkpoint, and no step before "
+                            f"this one trains it), so the student would learn from random outputs; add "
+                            f"`- train: {{model: teacher}}` before this step, or give teacher.checkpoint")
+        trained |= entry.trains and cfg.model == "teacher"
+        if entry.needs_eager and cfg.model in frozen:
             problems.append(f"steps[{i}].{kind}: needs a float PyTorch model, but steps[{frozen[cfg.model]}] "
                             f"quantized the {cfg.model}; move this step before the quantize step")
-        if kind == "quantize":
+        if entry.makes_program:
             frozen[cfg.model] = i
     return problems
+
+
+def _teacher_has_weights(recipe: RecipeBase) -> bool:
+    """Whether the teacher starts trained: from a checkpoint, from weights its arch's options fetch,
+    or from the user's own code (which may load its own); several teachers each need a checkpoint."""
+    spec = recipe.teacher
+    if recipe.teachers or spec is None or spec.checkpoint or spec.arch is None:
+        return True
+    try:
+        source, _ = split_arch(spec.arch)
+    except DistillError:  # an unknown source: reported with the teacher's section
+        return True
+    return source is not None and (source.runs_user_code or any(spec.args.get(k) for k in source.weight_options))
 
 
 def _model_problems(where: str, spec: ModelSpec, recipe: RecipeBase) -> list[str]:
@@ -72,13 +98,7 @@ def _model_problems(where: str, spec: ModelSpec, recipe: RecipeBase) -> list[str
             key = "arch" if isinstance(e, UnknownNameError) else "args"
             problems.append(f"{where}.{key}: {e.message}" + (f"; {e.hint}" if e.hint else ""))
     if spec.checkpoint:
-        try:
-            found = Path(spec.checkpoint).expanduser().is_file()
-        except (OSError, RuntimeError, ValueError) as e:  # ~nouser/..., a name too long for the file system
-            problems.append(f"{where}.checkpoint: cannot be read ({e})")
-        else:
-            if not found:
-                problems.append(f"{where}.checkpoint: file not found: {spec.checkpoint}")
+        problems += checkpoint_problems(where, spec.checkpoint)
     if (spec.mean is None) != (spec.std is None):
         problems.append(f"{where}: give mean and std together")
     return problems
@@ -100,22 +120,17 @@ def _teachers_problems(recipe: RecipeBase) -> list[str]:
     return problems
 
 
-# Steps that change or train a float model (they cannot act on a quantized program).
-_NEEDS_EAGER = ("train", "distill", "prune", "share", "quantize", "sensitivity")
-# Data keys that only some datasets read: a key set for another dataset would be ignored silently.
-_DATASET_KEYS = {"num_classes": ("synthetic",), "channels": ("synthetic",), "train_size": ("synthetic",),
-                 "val_size": ("synthetic",), "image_size": ("digits", "imagefolder", "synthetic"),
-                 "download": ("cifar10", "cifar100"), "workers": ("imagefolder",)}
-_ON_DISK = ("cifar10", "cifar100", "imagefolder")
-
-
 def _data_problems(recipe: RecipeBase) -> list[str]:
     data, problems = recipe.data, []
-    for key in sorted(data.model_fields_set & set(_DATASET_KEYS)):
-        if data.name not in _DATASET_KEYS[key] and getattr(data, key) != type(data).model_fields[key].default:
-            problems.append(f"data.{key}: dataset {data.name!r} does not use it (only {', '.join(_DATASET_KEYS[key])} "
-                            f"do); remove it")
-    if data.name in _ON_DISK and not data.download and not Path(data.root).expanduser().is_dir():
+    if data.name not in DATASETS or "name" not in data.model_fields_set:
+        return problems
+    entry = DATASETS.get(data.name)
+    for key in unused_keys(data, entry):
+        readers = [e.name for e in DATASETS.entries() if key in e.keys]
+        problems.append(f"data.{key}: dataset {data.name!r} does not use it (only {', '.join(readers)} do); remove it")
+    if entry.on_disk and not data.download and not Path(data.root).expanduser().exists():
         problems.append(f"data.root: {data.root!r} does not exist; point it at the dataset's folder"
-                        + (" or set data.download: true (needs internet)" if data.name != "imagefolder" else ""))
+                        + (" or set data.download: true (needs internet)" if "download" in entry.keys else ""))
+    if data.name == "imagefolder":
+        problems += image_folder_problems(data.root)
     return problems

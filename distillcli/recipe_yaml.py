@@ -115,6 +115,46 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def with_lines(problems: list[str], path: Path) -> list[str]:
+    """``problems`` (each starting with its key path, ``steps[1].prune: ...``) prefixed with the line
+    of that key in the recipe file, or of its closest enclosing key (a missing key's section), in
+    the file's order; a problem with no line in the file (a --set key) comes last."""
+    lines = _key_lines(path)
+    found: list[tuple[float, str]] = []
+    for problem in problems:
+        where = problem.partition(": ")[0]
+        while where and where not in lines:
+            where = where[:max(where.rfind("."), where.rfind("["), 0)]
+        found.append((lines[where], f"line {lines[where]}: {problem}") if where else (float("inf"), problem))
+    return [text for _, text in sorted(found, key=lambda item: item[0])]
+
+
+def _key_lines(path: Path) -> dict[str, int]:
+    """{key path as problems write it (``steps[1].prune.sparsity``): its 1-based line} for the file."""
+    try:
+        loader = _BoundedLoader(_read_recipe_text(path))
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except (RecipeError, yaml.YAMLError, _TooComplex, RecursionError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            children = [(f"{prefix}.{k.value}" if prefix else str(k.value), k, v) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(f"{prefix}[{i}]", item, item) for i, item in enumerate(node.value)]
+        else:
+            return
+        for where, marked, value in children:
+            lines.setdefault(where, marked.start_mark.line + 1)
+            walk(value, where)
+
+    walk(root, "")
+    return lines
+
 
 _MAX_BYTES = 1 << 20  # a recipe file, or a --set value
 _MAX_DEPTH = 32  # levels of nesting (aliases expanded)
@@ -153,8 +193,8 @@ def _read_recipe_text(path: Path) -> str:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise fail("file not found", "check the path; shipped recipes are in recipes/ (e.g. recipes/quickstart.yaml)") \
-            from None
+        raise fail("file not found", f"check the path, or write a starter recipe there: distill init {shown}; "
+                                     "shipped recipes are in recipes/ (e.g. recipes/quickstart.yaml)") from None
     except IsADirectoryError:
         raise fail("is a directory, not a recipe file") from None
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path

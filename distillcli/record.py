@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from distillcli.machine import Machine
+
 SCHEMA = "distillcli.metrics"
 SCHEMA_VERSION = 2
 WIDE_SPREAD = 0.25  # a latency whose interquartile range exceeds this share of its median is flagged
@@ -141,6 +143,8 @@ class RunInfo(_Record):
     load_average: float | None = Field(None, description="1-minute load average of the machine when the run started")
     world_size: int = 1
     versions: dict[str, str] = Field(default_factory=dict)
+    machine: Machine | None = Field(None, description="the machine the run ran on (its last leg, when resumed): "
+                                    "CPU ISA, int8 extensions, cores, oneDNN, CUDA (None: an older record)")
     recipe_file: str | None = None
     recipe_hash: str = ""
     resumed: list[str] = Field(default_factory=list, description="times the run was resumed from a checkpoint")

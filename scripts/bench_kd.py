@@ -33,7 +33,7 @@ from distillcli.allocator import keep_freed_memory
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses import KDOptions, make_objective
 from distillcli.models.build import build_model, place
 from distillcli.models.handle import ArchSpec
 from distillcli.pipeline import Pipeline
@@ -155,7 +155,7 @@ def kd_epoch(teacher, student, bundle: DataBundle, lr: float) -> float:
     """Images/s of one epoch of the pipeline's Trainer + KD objective over ``bundle.train``
     (its validation set is emptied: no eval is counted)."""
     bundle.val = _Replay([])
-    trainer = Trainer(student, KnowledgeDistillation(teacher, 4.0, 0.9), bundle,
+    trainer = Trainer(student, make_objective("kd", teacher, KDOptions(temperature=4.0, alpha=0.9)), bundle,
                       OptimConfig(epochs=1, lr=lr, schedule="constant"))
     return trainer.fit()[0].images_per_s
 

@@ -92,11 +92,14 @@ def trial_path(out: Path, stored: str) -> Path:
 class Search:
     def __init__(self, base: dict[str, Any], cfg: AutoConfig, out: Path, progress: Progress,
                  force: bool = False) -> None:
+        from distillcli.data.config import DataConfig
         from distillcli.recipe import anchor_paths
 
         base = copy.deepcopy(base)
         anchor_paths(base, Path.cwd())  # trial recipes mean the same from any directory (and on a rerun)
-        base.setdefault("data", {}).setdefault("val_split", cfg.val_split)
+        data = base.setdefault("data", {})
+        data.setdefault("name", DataConfig().name)  # a recipe without data: the default dataset, named
+        data.setdefault("val_split", cfg.val_split)
         self.base, self.cfg, self.out, self.progress = base, cfg, out, progress
         self.resolved = {**base, "auto": cfg.model_dump(mode="json")}
         self.seconds_limit, self.trials_limit = cfg.limits()

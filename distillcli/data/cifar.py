@@ -20,7 +20,7 @@ from torch import Tensor
 
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.data.datasets import DATASETS, Builder, check_options, tensor_bundle
+from distillcli.data.datasets import Builder, tensor_bundle
 from distillcli.errors import DataError
 
 Split = tuple[Tensor, Tensor]  # images (N, 3, 32, 32) uint8, labels (N,) int64
@@ -175,7 +175,6 @@ def load_cifar(root: str | Path, spec: CifarSpec, download: bool = False) -> tup
 
 def _builder(spec: CifarSpec) -> Builder:
     def build(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool) -> DataBundle:
-        check_options(cfg)
         train, test, names = load_cifar(cfg.root, spec, cfg.download)
         return tensor_bundle(
             cfg, device, seed, channels_last, train=train, val=test, class_names=names,
@@ -185,5 +184,5 @@ def _builder(spec: CifarSpec) -> Builder:
     return build
 
 
-DATASETS.register("cifar10")(_builder(CIFAR10))
-DATASETS.register("cifar100")(_builder(CIFAR100))
+build_cifar10 = _builder(CIFAR10)
+build_cifar100 = _builder(CIFAR100)

@@ -14,9 +14,6 @@ MAX_SAMPLES = 100_000_000
 MAX_IMAGE_SIZE = 4096
 MAX_CHANNELS = 64
 MAX_SYNTHETIC_VALUES = 1 << 28  # synthetic images x channels x pixels (256 MiB as uint8)
-# What data.name accepts, known without importing the builders (torch) that DATASETS holds, so
-# that a recipe validates without torch; tests/cli/test_fast_start.py keeps the two the same.
-DATASET_NAMES = ("cifar10", "cifar100", "digits", "imagefolder", "synthetic")
 
 Count = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
 # finite and bounded; a std's sign is checked where the dataset's channels are known (datasets.resolve_norm)
@@ -28,7 +25,7 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("digits", max_length=200, description="cifar10 | cifar100 | imagefolder | digits | synthetic")
+    name: str = Field("digits", max_length=200, description="the dataset (`distill list datasets`)")
     root: str = Field("data", max_length=4096, description="folder the dataset lives in (or is downloaded to)")
     download: bool = Field(False, description="download the dataset when it is missing (needs internet)")
     batch_size: int = Field(128, ge=1, le=65536)

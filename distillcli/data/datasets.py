@@ -1,7 +1,7 @@
-"""The dataset registry and what every builder shares: option checks, subsets, bundling.
+"""What every dataset builder shares: normalisation, subsets, the held-out split, bundling.
 
-A builder is ``builder(cfg, device, seed, channels_last) -> DataBundle``; ``load_data`` in
-``distillcli.data`` looks it up by ``cfg.name``.
+A builder is ``builder(cfg, device, seed, channels_last) -> DataBundle``, declared in
+``data.registry`` under the name ``data.name`` takes.
 """
 
 from __future__ import annotations
@@ -16,24 +16,8 @@ from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from distillcli.data.loaders import Augment, TensorLoader
 from distillcli.errors import DataError, OptionError
-from distillcli.registry import Registry
 
 Builder = Callable[[DataConfig, torch.device, int, bool], DataBundle]
-DATASETS: Registry[Builder] = Registry("dataset")
-
-# Options that only some datasets read; the others reject them rather than ignore them.
-_OPTIONAL = ("image_size", "num_classes", "channels", "train_size", "val_size")
-
-
-def check_options(cfg: DataConfig, used: tuple[str, ...] = ()) -> None:
-    """Reject optional ``data.*`` keys that this dataset does not read."""
-    unused = [key for key in _OPTIONAL if key not in used and getattr(cfg, key) is not None]
-    if unused:
-        keys = ", ".join(f"data.{key}" for key in unused)
-        raise OptionError(
-            f"dataset {cfg.name!r} does not use {keys}",
-            f"remove {keys} from the recipe" + (f" ({cfg.name} reads: {', '.join(used)})" if used else ""),
-        )
 
 
 def resolve_augment(cfg: DataConfig, default: Augment) -> Augment:

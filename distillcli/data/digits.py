@@ -9,7 +9,7 @@ from torch import Tensor
 
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.data.datasets import DATASETS, check_options, tensor_bundle
+from distillcli.data.datasets import tensor_bundle
 
 SPLIT_SEED = 0  # fixed, not the run seed: the validation set must never change
 VAL_FRACTION = 0.2
@@ -35,9 +35,7 @@ def load_digits_split(image_size: int) -> tuple[tuple[Tensor, Tensor], tuple[Ten
     return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
 
 
-@DATASETS.register("digits")
 def build_digits(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool) -> DataBundle:
-    check_options(cfg, used=("image_size",))
     train, val = load_digits_split(cfg.image_size or 32)
     scaled = train[0].double() / 255
     return tensor_bundle(

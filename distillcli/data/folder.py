@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, Subset
 
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.data.datasets import DATASETS, check_options, resolve_augment, resolve_norm, split_off, subset_size
+from distillcli.data.datasets import resolve_augment, resolve_norm, split_off, subset_size
 from distillcli.data.loaders import FolderLoader
 from distillcli.errors import DataError
 
@@ -73,9 +73,7 @@ def _first(data: IndexedImages, n: int | None) -> Dataset:
     return data if count == len(data) else Subset(data, range(count))
 
 
-@DATASETS.register("imagefolder")
 def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool) -> DataBundle:
-    check_options(cfg, used=("image_size",))
     root = Path(cfg.root).expanduser().resolve()
     size = cfg.image_size or 32
     train, val = _open_split(root, "train", size), _open_split(root, "val", size)

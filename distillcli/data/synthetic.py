@@ -8,7 +8,7 @@ from torch import Tensor
 
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.data.datasets import DATASETS, check_options, tensor_bundle
+from distillcli.data.datasets import tensor_bundle
 
 DATA_SEED = 1234  # fixed: the data is the same for every run seed
 NOISE = 0.15
@@ -34,9 +34,7 @@ def make_synthetic(
     return split(train_size), split(val_size)
 
 
-@DATASETS.register("synthetic")
 def build_synthetic(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool) -> DataBundle:
-    check_options(cfg, used=("image_size", "num_classes", "channels", "train_size", "val_size"))
     num_classes, channels = cfg.num_classes or 10, cfg.channels or 3
     train, val = make_synthetic(num_classes, channels, cfg.image_size or 32, cfg.train_size or 512, cfg.val_size or 128)
     return tensor_bundle(

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from distillcli.errors import OptionError
 from distillcli.losses.options import ATOptions
-from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext, same_size
 
 def attention_map(feature: Tensor, p: float) -> Tensor:
@@ -23,7 +22,6 @@ def attention_map(feature: Tensor, p: float) -> Tensor:
     return F.normalize(feature.float().abs().pow(p).mean(1).flatten(1), dim=1)
 
 
-@LOSSES.register("at")
 class AttentionTransfer(Term):
     def __init__(self, opts: ATOptions, ctx: TermContext) -> None:
         self.teacher_layers, self.student_layers = list(opts.teacher_layers), list(opts.student_layers)

@@ -1,21 +1,18 @@
-"""Plain supervised cross-entropy (with optional label smoothing)."""
+"""Hard-label cross-entropy (with the step's label smoothing): training on the labels alone is
+the objective made of this one term."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from distillcli.losses.registry import LOSSES
+from distillcli.losses.options import CEOptions
+from distillcli.losses.terms import Outputs, Term, TermContext
 
 
-@LOSSES.register("ce")
-class CrossEntropy:
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        self.label_smoothing = label_smoothing
+class CETerm(Term):
+    def __init__(self, opts: CEOptions, ctx: TermContext) -> None:
+        self.label_smoothing = ctx.label_smoothing
 
-    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
-        logits = model(images)
-        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing), logits
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []
+    def __call__(self, out: Outputs) -> Tensor:
+        return F.cross_entropy(out.student, out.labels, label_smoothing=self.label_smoothing)

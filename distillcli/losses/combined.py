@@ -1,7 +1,7 @@
-"""One objective made of weighted terms (kd, dkd, dist, fitnet, at, ce), chosen in the recipe.
+"""The one objective: weighted terms (kd, dkd, dist, fitnet, at, ce ...), chosen in the recipe.
 
 Both models run forward once per batch whatever the terms: the teacher frozen, in eval mode and
-without autograd (as in ``KnowledgeDistillation``), with hooks on the layers the terms name,
+without autograd, with hooks on the layers the terms name,
 removed again after each forward. Without teacher layers to read, the teacher's logits come from
 ``TeacherLogits`` (the store, or the teacher). ``set_epoch`` (called by the Trainer at each epoch start)
 reaches the terms that schedule their weight (DKD's warm-up).
@@ -18,15 +18,16 @@ from distillcli.teacher_cache.logits import TeacherLogits
 
 class CombinedObjective:
     def __init__(self, terms: list[tuple[float, Term]], student: nn.Module, teacher: nn.Module | None,
-                 logits: TeacherLogits | None = None) -> None:
-        """``logits``: where the teacher's logits come from (default: the teacher, run per batch)."""
+                 logits: TeacherLogits | None = None, reads_logits: bool = True) -> None:
+        """``teacher``: None when no term reads it; ``reads_logits``: whether a term reads its outputs;
+        ``logits``: where they come from (default: the teacher, run per batch)."""
         self.terms = terms
         s_layers = [n for _, t in terms for n in t.student_layers]
         t_layers = [n for _, t in terms for n in t.teacher_layers]
         self.student_tap = FeatureTap(student, s_layers, "student")  # checks the names now, not mid-run
         self.teacher_tap = FeatureTap(teacher, t_layers, "teacher") if teacher is not None else None
         self.s_layers = s_layers
-        needed = teacher is not None and any(t.needs_teacher for _, t in terms)
+        needed = teacher is not None and (reads_logits or bool(t_layers))
         self.logits = (logits if logits is not None else TeacherLogits(teacher)) if needed else None
         assert not (t_layers and self.logits is not None and self.logits.store is not None), \
             "stored logits cannot serve teacher features"  # open_store refuses feature terms

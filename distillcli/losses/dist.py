@@ -6,7 +6,8 @@ only that the student's predictions be *linearly correlated* with the teacher's:
 relation (Pearson correlation of each sample's class probabilities) and the intra-class relation
 (correlation of each class's probabilities across the batch). Both are invariant to shift and
 scale of the probabilities. loss = T^2 * (beta * (1 - mean rho_inter) + gamma * (1 - mean rho_intra)).
-Defaults: T = 4 and beta = gamma = 2, the paper's CIFAR-100 setting (ImageNet uses 1 and 1);
+Defaults: beta = gamma = 2, the paper's CIFAR-100 setting (ImageNet uses 1 and 1), at the step's
+temperature (4 by default, the paper's CIFAR-100 T) unless the term sets its own;
 hard labels come from a separate ``ce`` term (``loss: dist`` adds one with weight 1).
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 from torch import Tensor
 
 from distillcli.losses.options import DISTOptions
-from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
 
 
@@ -34,12 +34,12 @@ def dist_loss(student: Tensor, teacher: Tensor, temperature: float, beta: float,
     return temperature * temperature * (beta * inter + gamma * intra)
 
 
-@LOSSES.register("dist")
 class DIST(Term):
     def __init__(self, opts: DISTOptions, ctx: TermContext) -> None:
         self.opts = opts
+        self.temperature = ctx.resolve(opts, "temperature")
 
     def __call__(self, out: Outputs) -> Tensor:
-        assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
+        assert out.teacher is not None  # internal: CombinedObjective runs the teacher for terms that read it
         o = self.opts
-        return dist_loss(out.student, out.teacher, o.temperature, o.beta, o.gamma)
+        return dist_loss(out.student, out.teacher, self.temperature, o.beta, o.gamma)

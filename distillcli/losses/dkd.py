@@ -5,8 +5,11 @@ Classical KD's KL splits exactly into TCKD (a binary KL on target vs. all other 
 (1 - p_t^teacher) * NCKD (a KL among the non-target classes only). That weight suppresses NCKD
 precisely when the teacher is confident, which is when its "dark knowledge" is most reliable;
 DKD weighs the two parts freely: alpha * TCKD + beta * NCKD (both times T^2, as KD).
-CIFAR-100 defaults of the paper: alpha = 1, beta = 8, T = 4, and the DKD term warmed up linearly
-over the first 20 epochs (it is large early on and would swamp the cross-entropy).
+The paper's CIFAR-100 setting is alpha = 1, beta = 8, T = 4, with the DKD term warmed up linearly
+over the first 20 epochs (it is large early on and would swamp the cross-entropy). Its authors use
+beta = 2 for ResNet-56 -> ResNet-20, and here beta = 8 collapsed that pair to chance level on a
+15-epoch CIFAR-10 schedule while beta = 2 trained it (docs/benchmarks.md): 2 is the default.
+T is the step's temperature unless the term sets its own.
 Hard labels come from a separate ``ce`` term (``loss: dkd`` adds one with weight 1, as the paper).
 """
 
@@ -16,7 +19,6 @@ import torch
 from torch import Tensor
 
 from distillcli.losses.options import DKDOptions
-from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
 
 _FAR = 1e9  # pushes the target logit out of the non-target softmax without inf - inf = nan
@@ -40,10 +42,10 @@ def decoupled_kl(student: Tensor, teacher: Tensor, labels: Tensor, temperature: 
     return tckd, nckd
 
 
-@LOSSES.register("dkd")
 class DecoupledKD(Term):
     def __init__(self, opts: DKDOptions, ctx: TermContext) -> None:
         self.opts = opts
+        self.temperature = ctx.resolve(opts, "temperature")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -55,7 +57,7 @@ class DecoupledKD(Term):
         return 1.0 if w == 0 else min((self.epoch + 1) / w, 1.0)
 
     def __call__(self, out: Outputs) -> Tensor:
-        assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
-        t = self.opts.temperature
+        assert out.teacher is not None  # internal: CombinedObjective runs the teacher for terms that read it
+        t = self.temperature
         tckd, nckd = decoupled_kl(out.student, out.teacher, out.labels, t)
         return self.warmup() * t * t * (self.opts.alpha * tckd + self.opts.beta * nckd).mean()

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from distillcli.errors import OptionError
 from distillcli.losses.options import FitNetOptions
-from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext, same_size
 
 
@@ -33,7 +32,6 @@ def adapter(student: Tensor, teacher: Tensor, where: str) -> nn.Module:
                       "pick layers of the same kind, e.g. the outputs of convolutional stages")
 
 
-@LOSSES.register("fitnet")
 class FitNetHint(Term):
     def __init__(self, opts: FitNetOptions, ctx: TermContext) -> None:
         self.teacher_layers = [opts.teacher_layer]

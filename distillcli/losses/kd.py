@@ -9,12 +9,10 @@ paper (some tools put it on the hard term instead).
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from distillcli.losses.options import KDTermOptions
-from distillcli.losses.registry import LOSSES
 from distillcli.losses.terms import Outputs, Term, TermContext
-from distillcli.teacher_cache.logits import TeacherLogits
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
@@ -28,39 +26,12 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temp
     return (1.0 - alpha) * hard + alpha * soft
 
 
-@LOSSES.register("kd")
-class KnowledgeDistillation:
-    """The teacher is frozen and kept in eval mode; its logits come from ``logits`` (the store,
-    or the teacher run without autograd)."""
-
-    def __init__(self, teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.9,
-                 label_smoothing: float = 0.0, logits: TeacherLogits | None = None) -> None:
-        self.logits = logits if logits is not None else TeacherLogits(teacher)
-        self.teacher = self.logits.teacher
-        self.temperature = temperature
-        self.alpha = alpha
-        self.label_smoothing = label_smoothing
-
-    def set_epoch(self, epoch: int) -> None:
-        self.logits.set_epoch(epoch)
-
-    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
-        teacher_logits = self.logits(images, indices)
-        logits = model(images)
-        return kd_loss(logits, teacher_logits, labels, self.temperature, self.alpha, self.label_smoothing), logits
-
-    def extra_modules(self) -> list[nn.Module]:
-        return []
-
-
-class SoftTargets(Term):
-    """``kd_loss`` as a term of a combined objective."""
-
+class KDTerm(Term):
     def __init__(self, opts: KDTermOptions, ctx: TermContext) -> None:
-        self.temperature = ctx.temperature if opts.temperature is None else opts.temperature
-        self.alpha = ctx.alpha if opts.alpha is None else opts.alpha
+        self.temperature = ctx.resolve(opts, "temperature")
+        self.alpha = ctx.resolve(opts, "alpha")
         self.label_smoothing = ctx.label_smoothing
 
     def __call__(self, out: Outputs) -> Tensor:
-        assert out.teacher is not None  # internal: CombinedObjective runs the teacher when needs_teacher
+        assert out.teacher is not None  # internal: CombinedObjective runs the teacher for terms that read it
         return kd_loss(out.student, out.teacher, out.labels, self.temperature, self.alpha, self.label_smoothing)

@@ -1,36 +1,57 @@
 """The options of every loss, as a recipe writes them: the step-level distillation block
 (``KDOptions``) and one block per term of ``loss:``. Pure pydantic, without torch, so that a
-recipe validates without loading the methods; each method's module explains its defaults."""
+recipe validates without loading the methods; each method's module explains its defaults.
+
+The softmax temperature is declared once (``Temperature``): the step's ``temperature`` is the one
+every term that softens logits (kd, dkd, dist) uses, unless the term sets its own. The step's
+``alpha`` is kd's alone (soft against hard labels); DKD's ``alpha``/``beta`` are its own weights.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Temperature = Annotated[float, Field(gt=0, le=100)]
+Alpha = Annotated[float, Field(ge=0, le=1)]
 
 
 class KDOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(4.0, gt=0, le=100, description="distillation: softmax temperature T of both "
-                                                              "models' logits")
-    alpha: float = Field(0.9, ge=0, le=1, description="distillation: weight of the soft (teacher) term; "
-                                                      "1 - alpha weighs the labels")
+    temperature: Temperature = Field(4.0, description="distillation: softmax temperature T of both models' logits, "
+                                                      "for every term that softens them (kd, dkd, dist)")
+    alpha: Alpha = Field(0.9, description="distillation: weight of kd's soft (teacher) term; 1 - alpha weighs the "
+                                          "labels")
     teacher_cache: Literal["auto", "off", "required"] = Field(
         "auto", description="distillation: store the teacher's outputs on disk and reuse them (auto: where a store "
                             "can serve; required: an error where it cannot; off: run the teacher every batch)")
 
 
-class KDTermOptions(BaseModel):
-    """The kd term of a combined loss. It carries the hard labels itself, through alpha, exactly
-    as ``loss: kd`` does; unset temperature/alpha take the step-level values."""
+class SelfDistillOptions(KDOptions):
+    """A fine-tune inside a compression step (prune, share, QAT): by default it distils from a frozen
+    copy of the model as it was before the step."""
+
+    distill: bool = Field(True, description="fine-tune by distilling from a frozen copy of the model as it was "
+                                            "before this step; false: cross-entropy on the labels only")
+
+
+class SoftOptions(BaseModel):
+    """A term that softens logits by a temperature: its own, or the step's."""
 
     model_config = ConfigDict(extra="forbid")
 
+    temperature: Temperature | None = Field(None, description="softmax temperature T (default: the step's "
+                                                              "temperature)")
+
+
+class KDTermOptions(SoftOptions):
+    """The kd term. It carries the hard labels itself, through alpha, exactly as ``loss: kd`` does."""
+
     weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole kd term")
-    temperature: float | None = Field(None, gt=0, le=100, description="softmax temperature T (default: the step's)")
-    alpha: float | None = Field(None, ge=0, le=1, description="weight of the soft term; 1 - alpha weighs the labels "
-                                                              "(default: the step's)")
+    alpha: Alpha | None = Field(None, description="weight of the soft term; 1 - alpha weighs the labels "
+                                                  "(default: the step's alpha)")
 
 
 class CEOptions(BaseModel):
@@ -39,23 +60,18 @@ class CEOptions(BaseModel):
     weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the hard-label cross-entropy")
 
 
-class DKDOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DKDOptions(SoftOptions):
     weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DKD term")
     alpha: float = Field(1.0, ge=0, le=100, description="weight of TCKD (target vs. rest)")
-    beta: float = Field(8.0, ge=0, le=100, description="weight of NCKD (among non-target classes)")
-    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
+    beta: float = Field(2.0, ge=0, le=100, description="weight of NCKD (among non-target classes); the paper's 8 "
+                                                       "collapsed ResNet-56 -> ResNet-20 here, 2 trains it")
     warmup_epochs: int = Field(20, ge=0, le=10_000, description="epochs over which the DKD weight ramps up linearly")
 
 
-class DISTOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DISTOptions(SoftOptions):
     weight: float = Field(1.0, ge=0, le=1e4, description="multiplies the whole DIST term")
     beta: float = Field(2.0, ge=0, le=100, description="weight of the inter-class relation (per sample)")
     gamma: float = Field(2.0, ge=0, le=100, description="weight of the intra-class relation (per class)")
-    temperature: float = Field(4.0, gt=0, le=100, description="softmax temperature T")
 
 
 class FitNetOptions(BaseModel):

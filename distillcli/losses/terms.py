@@ -1,18 +1,30 @@
-"""The pieces a combined objective is made of.
+"""The pieces every objective is made of.
 
 A term sees one batch's ``Outputs`` (logits of both models, labels, the named features) and
 returns its scalar loss, unweighted; ``CombinedObjective`` runs the forward passes once for all
 terms and sums ``weight * term``. ``TermContext`` is what a term may need to build itself
-(adapters need the feature shapes, hence ``probe``).
+(the step's temperature and alpha; adapters need the feature shapes, hence ``probe``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch.nn.functional as F
+from pydantic import BaseModel
 from torch import Tensor, nn
+
+
+class Objective(Protocol):
+    """What a training loop calls: runs the forward pass itself (so terms can read features through
+    hooks) and returns (scalar loss, student logits); ``extra_modules`` (e.g. hint adapters) train
+    with the student but are not saved with it."""
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
+        ...
+
+    def extra_modules(self) -> list[nn.Module]: ...
 
 
 @dataclass
@@ -27,38 +39,31 @@ class Outputs:
 @dataclass
 class TermContext:
     teacher: nn.Module | None
-    temperature: float  # the step-level KD options, defaults of the kd term
+    temperature: float  # the step-level KD options, used where a term leaves its own unset
     alpha: float
     label_smoothing: float
     probe: Callable[[list[str], list[str]], tuple[dict[str, Tensor], dict[str, Tensor]]]
     """(student layer names, teacher layer names) -> their features on a dry forward."""
 
+    def resolve(self, opts: BaseModel, key: str) -> float:
+        """The term's own ``temperature`` / ``alpha``, or the step's where the term leaves it unset."""
+        own = getattr(opts, key)
+        return getattr(self, key) if own is None else own
+
 
 class Term:
-    """Base of every term: by default it reads logits only, needs the teacher and trains nothing
-    beside the student; feature terms name their layers, adapters come from ``extra_modules``."""
+    """Base of every term: by default it reads logits only and trains nothing beside the student;
+    feature terms name their layers, adapters come from ``extra_modules``. What a term reads is
+    declared in its registry entry (``losses.registry``)."""
 
     teacher_layers: list[str] = []
     student_layers: list[str] = []
-    needs_teacher = True
 
     def __call__(self, out: Outputs) -> Tensor:
         raise NotImplementedError
 
     def extra_modules(self) -> list[nn.Module]:
         return []
-
-
-class LabelTerm(Term):
-    """Hard-label cross-entropy (with the step's label smoothing)."""
-
-    needs_teacher = False
-
-    def __init__(self, label_smoothing: float) -> None:
-        self.label_smoothing = label_smoothing
-
-    def __call__(self, out: Outputs) -> Tensor:
-        return F.cross_entropy(out.student, out.labels, label_smoothing=self.label_smoothing)
 
 
 def same_size(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:

@@ -26,7 +26,7 @@ from distillcli.modelfile.header import DAMAGED_HINT, ModelFile, check_format, c
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.models.structure import apply_structure, capture_structure
-from distillcli.models.torchvision_adapter import PREFIX
+from distillcli.models.sources import architecture_only
 
 
 def save_eager(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
@@ -100,9 +100,10 @@ def model_from_payload(payload: Any, path: Path) -> ModelFile:
     state = _state_dict(payload.get("state_dict"), path)
     structure = payload.get("structure", {})
     arch = ArchSpec.from_dict(payload["arch"])
-    # torchvision constructors read tensor values (not possible on meta); their size is fixed by
-    # name, classes and channels, which the header bounds, so they are built for real and copied.
-    real = _build(arch, path) if arch.name.startswith(PREFIX) else None
+    # Models from a source (torchvision, timm, user code) may read tensor values while they build (not
+    # possible on meta); their size is fixed by name, options, classes and channels, so they are built
+    # for real and copied.
+    real = _build(arch, path) if ":" in arch.name else None
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op": only the shapes matter here
         base = copy.deepcopy(real).to("meta") if real is not None else _build(arch, path)
@@ -131,10 +132,8 @@ def _state_dict(state: Any, path: Path) -> dict[str, torch.Tensor]:
 
 def _build(arch: ArchSpec, path: Path) -> nn.Module:
     """The architecture the file names; every failure is the file's."""
-    if arch.kwargs.get("pretrained"):  # the weights come from the file: never download any
-        arch = dataclasses.replace(arch, kwargs={**arch.kwargs, "pretrained": False})
-    try:
-        return build_model(arch)
+    try:  # the weights come from the file: never download any
+        return build_model(dataclasses.replace(arch, kwargs=architecture_only(arch.name, arch.kwargs)))
     except DistillError as e:
         raise ModelFileError(f"{path}: its model cannot be built: {e.message}", e.hint or DAMAGED_HINT) from None
     except (TypeError, ValueError, RuntimeError, OverflowError, AttributeError, IndexError, KeyError) as e:

@@ -1,5 +1,6 @@
-"""Foreign checkpoints: a bare state_dict or ``{'state_dict': ...}`` written by someone
-else's code, loaded into a registry model with prefix stripping and key renaming."""
+"""Foreign checkpoints: a bare state_dict, ``{'state_dict': ...}`` or a ``.safetensors`` file written by
+someone else's code, loaded into a model with prefix stripping and key renaming; every key of the
+file must find its place in the model and every weight of the model must come from the file."""
 
 from __future__ import annotations
 
@@ -36,7 +37,22 @@ def load_foreign_weights(model: nn.Module, path: str | Path, strip_prefix: str =
     prefixes ({"fc": "linear"} turns "fc.weight" into "linear.weight").
     """
     path = Path(path)
-    load_foreign_state(model, safe_torch_load(path), path, strip_prefix, key_map)
+    load_foreign_state(model, read_weights(path), path, strip_prefix, key_map)
+
+
+def read_weights(path: Path) -> Any:
+    """The contents of a weights file: torch (never running code from it) or safetensors."""
+    if path.suffix != ".safetensors":
+        return safe_torch_load(path)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelFileError(f"weights file not found: {path}", "check the path")
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"cannot read {path} as safetensors ({e})", "re-create or re-download the file") from None
 
 
 def load_foreign_state(model: nn.Module, payload: Any, path: Path, strip_prefix: str = "",

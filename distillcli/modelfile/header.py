@@ -9,6 +9,7 @@
     metrics          the measurements taken when it was written
     recipe           the resolved recipe of the run that made it
     versions, created
+    machine          the machine that wrote it (distillcli.machine; absent in older files)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from distillcli import __version__
 from distillcli.errors import ModelFileError
+from distillcli.machine import Machine, this_machine
 from distillcli.models.handle import ModelHandle
 
 FORMAT = "distillcli.model"
@@ -65,6 +67,7 @@ def file_header(handle: ModelHandle, *, class_names: list[str], input_shape: tup
         "metrics": metrics or {},
         "recipe": recipe or {},
         "versions": versions(),
+        "machine": this_machine().to_dict(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -132,6 +135,11 @@ def validate_header(payload: dict[str, Any], path: Path) -> None:
             raise _bad_field(path, key, "a mapping with text keys", value)
     if not isinstance(payload.get("created", ""), str):
         raise _bad_field(path, "created", "a date as text", payload.get("created"))
+    if payload.get("machine") is not None:
+        try:
+            Machine.from_dict(payload["machine"])
+        except ValueError as e:
+            raise _bad_field(path, "machine", f"the machine that wrote it ({e})", payload["machine"]) from None
 
 
 def _check_arch(arch: Any, path: Path) -> None:
@@ -143,7 +151,7 @@ def _check_arch(arch: Any, path: Path) -> None:
         what = (f"missing {', '.join(missing)}" if missing else "") + ("; " if missing and unknown else "") + \
                (f"unknown {', '.join(unknown)[:200]}" if unknown else "")
         raise ModelFileError(f"{path}: header field 'arch' is malformed ({what})", DAMAGED_HINT)
-    if not (isinstance(arch["name"], str) and 0 < len(arch["name"]) <= 200):
+    if not (isinstance(arch["name"], str) and 0 < len(arch["name"]) <= 4096):
         raise _bad_field(path, "arch.name", "a model name", arch["name"])
     if not _int_in(arch["num_classes"], 1, MAX_CLASSES):
         raise _bad_field(path, "arch.num_classes", f"an integer from 1 to {MAX_CLASSES}", arch["num_classes"])

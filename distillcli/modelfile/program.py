@@ -31,12 +31,12 @@ from torch import Tensor, nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import CompressionError, ModelFileError
+from distillcli.modelfile.formats import FORMATS
 from distillcli.modelfile.header import ModelFile, check_format, check_model_path
 from distillcli.modelfile.pt2_check import HEADER_NAME, check_archive
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.quiet import quiet
 
-PROGRAM_KINDS = ("pt2", "int8", "bf16", "fp16")  # "pt2": an fp32 export
 COMPILE_ENV = "DISTILL_COMPILE"
 
 
@@ -163,9 +163,10 @@ def read_program_header(path: Path) -> dict[str, Any]:
     header = check_archive(path)
     check_format(header, path)
     kind = header.get("kind")
-    if kind not in PROGRAM_KINDS:
+    kinds = FORMATS.get("pt2").kinds  # "pt2": an fp32 export
+    if kind not in kinds:
         raise ModelFileError(f"{path} records kind {kind!r}, which is not a .pt2 program kind",
-                             f"expected one of {', '.join(PROGRAM_KINDS)}")
+                             f"expected one of {', '.join(kinds)}")
     return header
 
 

@@ -1,5 +1,5 @@
-"""`distill list models`: every buildable name (``models.names``, without torch), and each
-model's size and cost at CIFAR size.
+"""`distill list models --details`: each model's size and cost at CIFAR size (the names come from
+``models.sources``, without torch).
 
 Models are built on the ``meta`` device (shapes only: no memory, no initialisation work),
 which counts parameters and MACs of even the largest torchvision models in a fraction of a
@@ -17,7 +17,6 @@ from torch import nn
 
 from distillcli.measure import count_macs, count_params
 from distillcli.models.backbones import build_backbone
-from distillcli.models.names import model_names  # noqa: F401  (the names part of this listing)
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (3, 32, 32)

@@ -15,10 +15,8 @@ from torch import Tensor, nn
 
 from distillcli.errors import OptionError
 from distillcli.models.common import check_width, init_weights, scaled
-from distillcli.models.registry import MODELS, ModelFactory
 from distillcli.models.blocknet import BlockNet
 
-DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 SHORTCUTS = ("A", "B")
 
 
@@ -140,22 +138,8 @@ def _stage(in_channels: int, out_channels: int, blocks: int, stride: int, shortc
     return nn.Sequential(first, *rest)
 
 
-@MODELS.register("cifar_resnet")
 def cifar_resnet(
     num_classes: int = 10, in_channels: int = 3, depth: int = 20, width: float = 1.0, shortcut: str = "A"
 ) -> CifarResNet:
     """CIFAR ResNet of any depth 6n+2."""
     return CifarResNet(depth, num_classes, in_channels, width, shortcut)
-
-
-def _fixed_depth(depth: int) -> ModelFactory:
-    def factory(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, shortcut: str = "A") -> CifarResNet:
-        return CifarResNet(depth, num_classes, in_channels, width, shortcut)
-
-    factory.__name__ = f"resnet{depth}"
-    factory.__doc__ = f"CIFAR ResNet-{depth} ({(depth - 2) // 6} blocks per stage)."
-    return factory
-
-
-for _depth in DEPTHS:
-    MODELS.register(f"resnet{_depth}")(_fixed_depth(_depth))

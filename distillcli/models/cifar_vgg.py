@@ -13,7 +13,6 @@ import torch
 from torch import Tensor, nn
 
 from distillcli.models.common import check_width, init_weights, scaled
-from distillcli.models.registry import MODELS, ModelFactory
 from distillcli.models.blocknet import BlockNet
 
 POOL = "M"
@@ -58,14 +57,6 @@ class CifarVGG(BlockNet):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def _vgg(depth: int) -> ModelFactory:
-    def factory(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> CifarVGG:
-        return CifarVGG(depth, num_classes, in_channels, width)
-
-    factory.__name__ = f"vgg{depth}_bn"
-    factory.__doc__ = f"VGG-{depth} with BatchNorm, CIFAR variant."
-    return factory
-
-
-for _depth in CONFIGS:
-    MODELS.register(f"vgg{_depth}_bn")(_vgg(_depth))
+def cifar_vgg(depth: int, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> CifarVGG:
+    """VGG-``depth`` with BatchNorm, CIFAR variant (entries vgg11_bn ... vgg19_bn fix the depth)."""
+    return CifarVGG(depth, num_classes, in_channels, width)

@@ -13,7 +13,6 @@ import torch
 from torch import Tensor, nn
 
 from distillcli.models.common import check_width, init_weights
-from distillcli.models.registry import MODELS
 from distillcli.models.blocknet import BlockNet
 
 # (expansion t, output channels c, repeats n, stride s of the first repeat), paper's table 2
@@ -86,7 +85,6 @@ class CifarMobileNetV2(BlockNet):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
-@MODELS.register("mobilenetv2")
 def mobilenetv2(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> CifarMobileNetV2:
     """MobileNetV2, CIFAR variant."""
     return CifarMobileNetV2(num_classes, in_channels, width)

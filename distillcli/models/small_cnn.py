@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from distillcli.errors import OptionError
 from distillcli.models.common import init_weights
-from distillcli.models.registry import MODELS
 from distillcli.models.blocknet import BlockNet
 
 
@@ -50,7 +49,6 @@ class SmallCNN(BlockNet):
         return self.classifier(torch.flatten(self.pool(self.stages(x)), 1))
 
 
-@MODELS.register("cnn")
 def cnn(num_classes: int = 10, in_channels: int = 3, width: int = 32, depth: int = 3) -> SmallCNN:
     """Small plain CNN: ``depth`` conv stages, channels doubling from ``width``."""
     return SmallCNN(num_classes, in_channels, width, depth)

@@ -2,8 +2,10 @@
 
 A model file stores, for every layer whose shape can change, the constructor arguments it
 has now. Loading builds the original architecture, rebuilds the layers whose recorded
-arguments differ, then loads the state_dict. Only the layer types in ``_LAYERS`` can be
-rebuilt, so a file can never name a class to construct.
+arguments differ, then loads the state_dict. Only the layer types of ``_layer_table`` can be
+rebuilt, so a file can never name a class to construct. A subclass of one of them (timm's
+``BatchNormAct2d``, a padded ``Conv2dSame``) keeps its class and is resized in place: its size
+attributes take the recorded values and its weights the matching shapes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def _linear_args(m: nn.Linear) -> dict[str, Any]:
     return {"in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None}
 
 
+def _layernorm_args(m: nn.LayerNorm) -> dict[str, Any]:
+    return {"normalized_shape": list(m.normalized_shape), "eps": m.eps,
+            "elementwise_affine": m.elementwise_affine, "bias": getattr(m, "bias", None) is not None}
+
+
 def _layer_table() -> dict[str, tuple[type[nn.Module], Callable[[Any], dict[str, Any]]]]:
     from distillcli.models.cifar_resnet import ZeroPadShortcut
 
@@ -40,6 +47,7 @@ def _layer_table() -> dict[str, tuple[type[nn.Module], Callable[[Any], dict[str,
         "Conv2d": (nn.Conv2d, _conv_args),
         "BatchNorm2d": (nn.BatchNorm2d, _bn_args),
         "Linear": (nn.Linear, _linear_args),
+        "LayerNorm": (nn.LayerNorm, _layernorm_args),
         "ZeroPadShortcut": (ZeroPadShortcut, ZeroPadShortcut.structure_args),
     }
 
@@ -49,8 +57,8 @@ def capture_structure(model: nn.Module) -> dict[str, dict[str, Any]]:
     table = _layer_table()
     out: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
-        kind = type(module).__name__
-        if kind in table and type(module) is table[kind][0]:
+        kind = next((k for k, (cls, _) in table.items() if isinstance(module, cls)), None)
+        if kind is not None:
             out[name] = {"type": kind, "args": table[kind][1](module)}
     return out
 
@@ -72,8 +80,12 @@ def apply_structure(model: nn.Module, structure: Any) -> nn.Module:
         args = _checked_args(name, entry.get("args"), current[name]["args"])
         if current[name]["args"] == args:
             continue
-        if kind == "Conv2d":
+        if kind in ("Conv2d", "LayerNorm"):
             args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+        current_layer = model.get_submodule(name)
+        if type(current_layer) is not table[kind][0]:
+            _resize(current_layer, args)
+            continue
         try:
             layer = table[kind][0](**args)
         except (ValueError, TypeError, RuntimeError) as e:  # e.g. groups that do not divide the channels
@@ -82,6 +94,22 @@ def apply_structure(model: nn.Module, structure: Any) -> nn.Module:
                                  _DAMAGED) from None
         model.set_submodule(name, layer)
     return model
+
+
+def _resize(layer: nn.Module, args: dict[str, Any]) -> None:
+    """A subclass of a rebuildable layer, given its recorded size: the size attributes change and every
+    weight is re-made (uninitialised) in the shape a fresh layer of those arguments would have."""
+    base = next(cls for cls in type(layer).__mro__ if cls in (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.LayerNorm))
+    fresh = base(**args)
+    for key in args:
+        if hasattr(layer, key) and key != "bias":
+            setattr(layer, key, getattr(fresh, key))
+    for attr, value in list(fresh.named_parameters(recurse=False)) + list(fresh.named_buffers(recurse=False)):
+        old = getattr(layer, attr, None)
+        if isinstance(old, nn.Parameter):
+            setattr(layer, attr, nn.Parameter(value.detach(), requires_grad=old.requires_grad))
+        elif old is not None:
+            setattr(layer, attr, value)
 
 
 # ---------------------------------------------------------------- checks on what a file records

@@ -9,32 +9,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distillcli.errors import ModelFileError, UnknownNameError
-from distillcli.models.names import PREFIX, torchvision_names
-from distillcli.registry import closest
+from distillcli.errors import ModelFileError
 
 # Builders that add auxiliary classifiers (and return tuples in training mode) unless told not to.
 _AUX_HEADS = {"googlenet", "inception_v3"}
 
 
-def build_torchvision(name: str, num_classes: int, in_channels: int = 3, pretrained: bool = False) -> nn.Module:
-    """torchvision classifier ``name``; with ``pretrained`` its DEFAULT (ImageNet) weights.
+def build_torchvision(name: str, num_classes: int, in_channels: int = 3, weights: str | None = None,
+                      pretrained: bool = False) -> nn.Module:
+    """torchvision classifier ``name`` (checked by ``models.sources``); ``weights``: "DEFAULT" (or
+    ``pretrained``) for torchvision's pretrained weights, or the path of a state_dict of the
+    unmodified model (e.g. torchvision's own download, ``resnet18-f37072fd.pth``), loaded offline.
 
     The last ``Linear`` (or, for SqueezeNet, the last 1x1 ``Conv2d``) becomes a fresh layer
     with ``num_classes`` outputs. For ``in_channels != 3`` the first convolution is replaced by
     one whose kernel is the mean of the original RGB kernels, scaled by ``3 / in_channels``,
     so pretrained filters respond to a grey image as they did to its RGB copy.
     """
-    names = torchvision_names()
-    if name not in names:
-        guess = closest(name, names)
-        hint = f"did you mean '{PREFIX}{guess}'?" if guess else f"choose one of: {', '.join(names)}"
-        raise UnknownNameError(f"unknown torchvision model {name!r}", hint)
     import torchvision
 
     extra = {"aux_logits": False} if name in _AUX_HEADS else {}
+    hub = "DEFAULT" if pretrained or (weights or "").upper() == "DEFAULT" else None
     try:
-        model = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None, **extra)
+        model = torchvision.models.get_model(name, weights=hub, **extra)
     except (OSError, RuntimeError) as exc:
         raise ModelFileError(
             f"pretrained weights for torchvision model {name!r} could not be downloaded or read ({exc})",
@@ -42,6 +39,10 @@ def build_torchvision(name: str, num_classes: int, in_channels: int = 3, pretrai
             "cache ($TORCH_HOME/hub/checkpoints, default ~/.cache/torch/hub/checkpoints) on a machine "
             "without internet",
         ) from exc
+    if weights is not None and hub is None:
+        from distillcli.modelfile.foreign import load_foreign_weights
+
+        load_foreign_weights(model, weights)
     _replace_head(model, num_classes)
     if in_channels != 3:
         _adapt_first_conv(model, in_channels)

@@ -167,6 +167,7 @@ def _header(record: RunRecord) -> str:
              ("data", f"{data.name}: {data.num_classes} classes, {data.train_samples} train / "
                       f"{data.val_samples} val samples, input {'x'.join(map(str, data.input_shape))}"),
              ("versions", ", ".join(f"{k} {v}" for k, v in run.versions.items()) or "-"),
+             ("machine", run.machine.describe() if run.machine else "-"),
              ("recipe hash", run.recipe_hash or "-"), ("recipe file", run.recipe_file or "-")]
     if run.resumed:
         pairs.append(("resumed", ", ".join(run.resumed)))
@@ -236,6 +237,8 @@ def _environment(record: RunRecord) -> str:
     run = record.run
     pairs = [("device", run.device), ("threads", str(run.threads)), ("world size", str(run.world_size))]
     pairs += [(k, v) for k, v in run.versions.items()]
+    if run.machine:
+        pairs += [("machine", run.machine.describe()), ("oneDNN", run.machine.onednn or "-")]
     pairs += [("checkpoints", f"{run.checkpoint_writes} written in {duration(run.checkpoint_seconds)}"),
               ("run directory", run.dir or "-")]
     return facts(pairs)

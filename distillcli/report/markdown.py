@@ -80,7 +80,8 @@ def render(record: RunRecord) -> str:
         "",
         f"status **{run.status}** · device {run.device} · seed {run.seed} · {run.threads} threads"
         + (f" · {run.world_size} processes" if run.world_size > 1 else "")
-        + f" · {run.seconds:.0f} s · torch {run.versions.get('torch')}",
+        + f" · {run.seconds:.0f} s · torch {run.versions.get('torch')}"
+        + (f" · {run.machine.describe()}" if run.machine else ""),
         "",
     ]
     if run.error:

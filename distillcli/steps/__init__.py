@@ -3,7 +3,7 @@ torch; ``StepContext`` and ``StepOutput`` (``steps.base``) and the step function
 
 from distillcli.lazy import lazy_exports
 from distillcli.steps.options import StepConfig
-from distillcli.steps.registry import STEPS, StepDef
+from distillcli.steps.registry import STEPS, StepEntry
 
-__all__ = ["STEPS", "StepConfig", "StepContext", "StepDef", "StepOutput"]
+__all__ = ["STEPS", "StepConfig", "StepContext", "StepEntry", "StepOutput"]
 __getattr__ = lazy_exports(__name__, {"StepContext": "base", "StepOutput": "base"})

@@ -10,6 +10,7 @@ checkpoints and resume.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,8 +20,9 @@ from torch import nn
 
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import OptionError
-from distillcli.losses import KDOptions
-from distillcli.losses.registry import Objective
+from distillcli.losses import KDOptions, make_objective
+from distillcli.losses.options import SelfDistillOptions
+from distillcli.losses.terms import Objective
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress, SilentProgress
@@ -63,6 +65,19 @@ class StepContext:
         if store is not None:
             self.teacher_cache.key = store.folder.name
         return TeacherLogits(teacher, store, self.data.train, self.data.num_classes, self.teacher_cache)
+
+    def self_distillation(self, reference: nn.Module | None, cfg: SelfDistillOptions) -> Objective:
+        """The fine-tune objective of prune, share and QAT: KD from ``reference`` (the model as it was
+        before the step, see ``reference_copy``), or the labels alone when there is none."""
+        if reference is None:
+            return make_objective("ce", label_smoothing=cfg.label_smoothing)  # type: ignore[attr-defined]
+        logits = self.teacher_logits(reference, cfg)
+        return make_objective("kd", reference, cfg, cfg.label_smoothing, logits=logits)  # type: ignore[attr-defined]
+
+
+def reference_copy(module: nn.Module, cfg: SelfDistillOptions) -> nn.Module | None:
+    """A frozen copy of ``module`` for the step's fine-tune to distil from (``cfg.distill``), else None."""
+    return copy.deepcopy(module).eval() if cfg.distill else None
 
 
 @dataclass

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from distillcli.compress.choices import ImportanceName, Reduce
-from distillcli.losses.options import KDOptions
-from distillcli.losses.specs import LossTerm, label_problem, parse_loss
+from distillcli.compress.choices import IMPORTANCES, ImportanceName, Reduce
+from distillcli.modelfile.formats import exportable
+from distillcli.losses.options import KDOptions, SelfDistillOptions
+from distillcli.losses.specs import LossTerm, loss_problems, parse_loss
 from distillcli.training.optim import OptimConfig
 
 
@@ -39,10 +40,12 @@ class DistillConfig(StepConfig, OptimConfig, KDOptions):
         return parse_loss(value)
 
     @model_validator(mode="after")
-    def _labels_once(self) -> "DistillConfig":
-        problem = label_problem(self.loss, self.alpha)
-        if problem:
-            raise ValueError(f"loss: {problem}")
+    def _usable(self) -> "DistillConfig":
+        fields = type(self).model_fields  # a resolved recipe lists every default: only other values count as set
+        given = {k for k in self.model_fields_set if getattr(self, k) != fields[k].get_default(call_default_factory=True)}
+        problems = loss_problems(self.loss, self.alpha, given)
+        if problems:
+            raise ValueError("; ".join(f"loss: {p}" for p in problems))
         return self
 
 
@@ -50,12 +53,10 @@ class EvaluateConfig(StepConfig):
     pass
 
 
-class FinetuneConfig(OptimConfig, KDOptions):
+class FinetuneConfig(OptimConfig, SelfDistillOptions):
     epochs: int = Field(0, ge=0, le=100_000, description="fine-tune epochs after pruning (after each round "
                                                          "when iterative); 0: no fine-tune")
     lr: float = Field(0.01, gt=0, le=1e12, description="peak learning rate (lower than from-scratch training)")
-    distill: bool = Field(True, description="distil from a frozen copy of the model as it was before pruning; "
-                                            "false: cross-entropy on the labels only")
 
 
 class PruneConfig(StepConfig):
@@ -68,8 +69,8 @@ class PruneConfig(StepConfig):
                                         "removed (removes about 1 - (1 - r)^2 of the weights)")
     target_mac_reduction: float | None = Field(None, gt=1, le=1000, description="channel: prune until the model "
                                                "needs this many times fewer MACs (the ratio is searched)")
-    importance: ImportanceName = Field("l1", description="channel score: l1 | l2 (weight norms), bn_scale "
-                                                         "(BatchNorm |gamma|), taylor (|weight x gradient|)")
+    importance: ImportanceName = Field("l1", description="channel score (`distill list importances`): weight norms, "
+                                                         "BatchNorm scales or gradients")
     scope: Literal["layer", "global"] = Field("layer", description="layer: the same ratio in every layer; "
                                                                    "global: rank all layers together")
     max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope / ratio search: at most this "
@@ -119,8 +120,9 @@ class PruneConfig(StepConfig):
         if self.method == "unstructured":
             if self.target_mac_reduction is not None or self.channel_ratio is not None:
                 raise ValueError("unstructured pruning zeroes single weights; give sparsity, or use method: channel")
-            if self.importance not in ("l1", "l2"):
-                raise ValueError("unstructured pruning ranks single weights by magnitude; importance must be l1 or l2")
+            if not IMPORTANCES.get(self.importance).per_weight:
+                raise ValueError("unstructured pruning ranks single weights by magnitude; importance must be one of "
+                                 + ", ".join(e.name for e in IMPORTANCES.entries() if e.per_weight))
             if isinstance(self.round_to, int):
                 raise ValueError("round_to applies to channel pruning only")
         if self.schedule == "gradual":
@@ -133,7 +135,7 @@ class PruneConfig(StepConfig):
         return self
 
 
-class ShareConfig(StepConfig, OptimConfig, KDOptions):
+class ShareConfig(StepConfig, OptimConfig, SelfDistillOptions):
     clusters: int = Field(16, ge=2, le=256, description="shared values per Conv2d layer (16: 4-bit codes); "
                                                         "a pruned layer's zero is one of them")
     linear_clusters: int | None = Field(None, ge=2, le=256, description="shared values per Linear layer "
@@ -146,15 +148,14 @@ class ShareConfig(StepConfig, OptimConfig, KDOptions):
     centroid_grad: Reduce = Field("sum", description="sum: a centroid's gradient is the sum over its weights "
                                                      "(the paper); mean: their average (steps independent of "
                                                      "cluster size)")
-    distill: bool = Field(True, description="fine-tune by distilling from the model as it was before sharing")
 
 
 Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]
 # `compile` is the program's here (the QAT loop itself runs eager), so it is not a training option
-_TRAINING = (set(OptimConfig.model_fields) - {"compile"}) | set(KDOptions.model_fields)
+_TRAINING = (set(OptimConfig.model_fields) - {"compile"}) | set(SelfDistillOptions.model_fields)
 
 
-class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
+class QuantizeConfig(StepConfig, OptimConfig, SelfDistillOptions):
     method: Method = Field("static", description=(
         "static: int8 with activation ranges calibrated on training images (the fast path for CNNs); "
         "dynamic: int8 Linear layers, activation ranges per batch (Linear-heavy models); qat: fake-quantized "
@@ -166,6 +167,9 @@ class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
                             "module names, e.g. 'net.conv1' or 'net.layer3.*') kept in float")
     compile: bool | None = Field(None, description="compile the program (torch.compile) before it is measured; "
                                                    "default: for int8 only, which is slow uncompiled")
+    target: Literal["auto", "avx2", "avx512", "vnni", "amx", "arm64"] = Field("auto", description=(
+        "int8: the machine that will run the model (auto: this one). avx2, avx512 (no VNNI): 7-bit activations "
+        "(reduce_range), whose products cannot saturate; vnni, amx: full 8-bit; arm64: torchao's ARM quantizer"))
     # QAT: the OptimConfig fields plus distillation from the float model (alpha 0: labels only)
     lr: float = Field(0.001, gt=0, le=1e12, description="qat: peak learning rate (a fine-tune: lower than training)")
 
@@ -183,10 +187,13 @@ class QuantizeConfig(StepConfig, OptimConfig, KDOptions):
         return self
 
 
+ExportFormat = Literal[tuple(exportable())]  # type: ignore[valid-type]
+
+
 class ExportConfig(StepConfig):
-    format: Literal["onnx", "pt2", "aoti"] = Field("onnx", description="onnx (runs in onnxruntime) | pt2 (torch.export "
-                                                   "program) | aoti (AOTInductor package: compiled once, machine "
-                                                   "code, loads only with --allow-native)")
+    format: ExportFormat = Field("onnx", description="the file format (`distill list formats`): onnx runs in "
+                                                     "onnxruntime; pt2 is a torch.export program; aoti an AOTInductor "
+                                                     "package (machine code, loads only with --allow-native)")
     int8: bool = Field(False, description="onnx: quantize to int8 with onnxruntime (static, QDQ, per channel), "
                                           "calibrated on training batches")
     calibration_batches: PositiveInt = Field(16, le=100_000, description="int8: training batches that calibrate "
@@ -217,7 +224,7 @@ class ExportConfig(StepConfig):
 class SensitivityConfig(StepConfig):
     ratios: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75], min_length=1, max_length=20,
                                 description="fractions of a layer's channels to remove, each in (0, 1)")
-    importance: ImportanceName = Field("l1", description="channel score: l1 | l2 | bn_scale | taylor")
+    importance: ImportanceName = Field("l1", description="channel score (`distill list importances`)")
     ignore: list[str] = Field(default_factory=list, description="layers (wildcards) to skip; 'stem' = first conv")
     budget: float = Field(1.0, ge=-100, le=100, description="accuracy drop (percentage points) allowed per layer "
                                                           "in the suggested overrides")

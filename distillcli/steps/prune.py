@@ -19,12 +19,11 @@ from distillcli.compress.pruning import (
 )
 from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
-from distillcli.losses import make_objective
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
 from distillcli.runtime import resolve_round_to
-from distillcli.steps.base import StepContext, StepOutput, prepare, require_eager
+from distillcli.steps.base import StepContext, StepOutput, prepare, reference_copy
 from distillcli.steps.options import PruneConfig
 
 LATENCY_BATCHES = (1, 64)
@@ -32,10 +31,8 @@ LATENCY_BATCHES = (1, 64)
 
 def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
     """Prune channels (faster) or weights (sparser), then optionally fine-tune with KD from the unpruned model."""
-    require_eager(model, "prune")
     module = prepare(model.module, ctx)
-    # The fine-tune's teacher: the model as it is now (KnowledgeDistillation freezes it).
-    teacher = copy.deepcopy(module) if cfg.finetune.epochs and cfg.finetune.distill else None
+    teacher = reference_copy(module, cfg.finetune) if cfg.finetune.epochs else None
     # Channel pruning leaves `module` as it was; unstructured pruning edits it in place.
     reference = copy.deepcopy(module) if cfg.method == "unstructured" and cfg.latency else module
     costs = {"params_before": count_params(module), "macs_before": count_macs(module, ctx.data.input_shape, ctx.device)}
@@ -136,10 +133,7 @@ def _title(round_index: int, rounds: int) -> str:
 
 def _finetune(module: nn.Module, ctx: StepContext, cfg: PruneConfig, teacher: nn.Module | None,
               hooks: Sequence[Any], title: str) -> list[EpochRecord]:
-    ft = cfg.finetune
-    logits = ctx.teacher_logits(teacher, ft) if teacher is not None else None
-    objective = make_objective("kd" if teacher is not None else "ce", teacher, ft, ft.label_smoothing, logits=logits)
-    return ctx.fit(module, objective, ft, hooks, title)
+    return ctx.fit(module, ctx.self_distillation(teacher, cfg.finetune), cfg.finetune, hooks, title)
 
 
 def _speedup(before: nn.Module, after: nn.Module, ctx: StepContext, rounds: int = 3) -> dict[str, Any]:

@@ -10,16 +10,15 @@ from distillcli.compress.export.program import cpu_copy
 from distillcli.modelfile.program import compile_default, ProgramModule
 from distillcli.compress.quantization import calibrate, convert, half_program, prepare, resolve_skip
 from distillcli.compress.quantization.layers import quantized_layers
-from distillcli.losses import make_objective
+from distillcli.compress.quantization.target import int8_plan
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepContext, StepOutput, prepare as place, require_eager
+from distillcli.steps.base import StepContext, StepOutput, prepare as place
 from distillcli.steps.options import QuantizeConfig
 from distillcli.record import EpochRecord
 
 
 def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepOutput:
     """Quantize to int8 (static / dynamic / QAT) or half-precision weights, as a .pt2 program."""
-    require_eager(model, "quantize")
     example = next(iter(ctx.data.train))[0][:2]
     info: dict[str, Any] = {"method": cfg.method}
     curve: list[EpochRecord] = []
@@ -29,20 +28,18 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
         kind = "int8"
         if cfg.method == "qat":
             float_model = place(model.module, ctx).eval()
-            prepared = prepare(copy.deepcopy(float_model), "qat", example.to(ctx.device), cfg.skip)
-            logits = ctx.teacher_logits(float_model, cfg) if cfg.alpha > 0 else None
-            objective = make_objective("kd" if cfg.alpha > 0 else "ce", float_model, cfg, cfg.label_smoothing,
-                                       logits=logits)
+            prepared = prepare(copy.deepcopy(float_model), "qat", example.to(ctx.device), cfg.skip, cfg.target)
+            objective = ctx.self_distillation(float_model if cfg.distill else None, cfg)
             curve = ctx.fit(prepared, objective, cfg.model_copy(update={"compile": False}), title="quantize[qat]")
         else:
-            prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip)
+            prepared = prepare(cpu_copy(model.module), cfg.method, example.to("cpu"), cfg.skip, cfg.target)
             if cfg.method == "static":
                 info["calibration_images"] = calibrate(prepared, ctx.data.train, cfg.calibration_batches)
         done = quantized_layers(prepared)
         weights = {n: m.weight.numel() for n, m in model.module.named_modules() if n in done}
         total = sum(p.numel() for p in model.module.parameters())
         info.update(int8_layers=len(done), int8_weight_share=round(sum(weights.values()) / max(total, 1), 4),
-                    skipped=resolve_skip(model.module, cfg.skip))
+                    skipped=resolve_skip(model.module, cfg.skip), **int8_plan(cfg.target).info())
         program = convert(prepared, example)
     compiled = compile_default(kind) if cfg.compile is None else cfg.compile
     info["compiled"] = compiled

@@ -7,13 +7,12 @@ from __future__ import annotations
 from distillcli.compress.pruning import analyse
 from distillcli.errors import OptionError
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepContext, StepOutput, prepare, require_eager
+from distillcli.steps.base import StepContext, StepOutput, prepare
 from distillcli.steps.options import SensitivityConfig
 
 
 def sensitivity(model: ModelHandle, ctx: StepContext, cfg: SensitivityConfig) -> StepOutput:
     """Prune each layer alone at several ratios; write a CSV, a plot and suggested per-layer ratios."""
-    require_eager(model, "sensitivity")
     if ctx.workdir is None:
         raise OptionError("the sensitivity step writes files, and there is no folder for them here",
                           "run it from a recipe, or use `distill sensitivity MODEL --out DIR`")

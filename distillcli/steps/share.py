@@ -6,31 +6,25 @@ whose layers hold K distinct values; the report gives the size it would be store
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from distillcli.compress.quantization import resolve_skip
 from distillcli.compress.sharing import CentroidTuning, model_size, share_model
-from distillcli.losses import make_objective
 from distillcli.models.handle import ModelHandle
-from distillcli.steps.base import StepContext, StepOutput, prepare, require_eager
+from distillcli.steps.base import StepContext, StepOutput, prepare, reference_copy
 from distillcli.steps.options import ShareConfig
 from distillcli.record import EpochRecord
 
 
 def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
     """Share weights (k-means per layer), fine-tune the centroids, report the Deep Compression size."""
-    require_eager(model, "share")
     module = prepare(model.module, ctx)
-    reference = copy.deepcopy(module).eval() if cfg.epochs and cfg.distill else None
+    reference = reference_copy(module, cfg) if cfg.epochs else None
     layers = share_model(module, cfg.clusters, cfg.linear_clusters, resolve_skip(module, cfg.skip), cfg.iterations)
     curve: list[EpochRecord] = []
     if cfg.epochs:
-        logits = ctx.teacher_logits(reference, cfg) if reference is not None else None
-        objective = make_objective("kd" if reference is not None else "ce", reference, cfg, cfg.label_smoothing,
-                                   logits=logits)
         hook = CentroidTuning(module, layers, cfg.centroid_grad)
-        curve = ctx.fit(module, objective, cfg, [hook], title="share")
+        curve = ctx.fit(module, ctx.self_distillation(reference, cfg), cfg, [hook], title="share")
     size = model_size(module, layers)
     info: dict[str, Any] = {"clusters": cfg.clusters, "linear_clusters": cfg.linear_clusters or cfg.clusters,
                             "shared_layers": len(layers), **size.summary(), "size_layers": size.rows()}

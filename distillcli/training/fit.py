@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from distillcli.data.bundle import DataBundle
-from distillcli.losses.registry import Objective
+from distillcli.losses.terms import Objective
 from distillcli.progress import Progress, SilentProgress
 from distillcli.record import EpochRecord
 from distillcli.runtime import Distributed

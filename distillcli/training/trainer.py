@@ -20,7 +20,7 @@ from torch import nn
 
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import Interrupted, RunFailure
-from distillcli.losses.registry import Objective
+from distillcli.losses.terms import Objective
 from distillcli.measure import evaluate
 from distillcli.progress import Progress, SilentProgress
 from distillcli.record import EpochRecord

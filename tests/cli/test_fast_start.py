@@ -58,7 +58,6 @@ def test_help_list_schema_init_and_validate_do_not_import_torch(tmp_path: Path) 
     import typer.main
 
     from distillcli.cli import app
-    from distillcli.models.names import torchvision_listed
 
     recipes = sorted(str(p) for p in (ROOT / "recipes").glob("*.yaml"))
     quickstart = str(ROOT / "recipes" / "quickstart.yaml")
@@ -69,8 +68,6 @@ def test_help_list_schema_init_and_validate_do_not_import_torch(tmp_path: Path) 
         ["schema"], ["schema", "--metrics"], ["init", str(tmp_path / "starter.yaml")],
         ["validate", str(tmp_path / "starter.yaml")],
     ])
-    if not torchvision_listed():  # another torchvision release is asked directly, which imports torch
-        commands = [c for c in commands if "torchvision" not in " ".join(c) and c[:2] != ["list", "models"]]
     commands += [[name, "--help"] for name in sorted(typer.main.get_command(app).commands)]
     # the control: this one builds models, so torch must show up, or the check sees nothing
     *results, control = _run(commands + [["list", "models", "cnn", "--details"]], tmp_path)
@@ -83,43 +80,74 @@ def test_help_list_schema_init_and_validate_do_not_import_torch(tmp_path: Path) 
     assert len(results) == len(commands)
 
 
-def test_the_names_known_without_torch_are_the_registered_ones() -> None:
-    from distillcli.data import DATASETS
-    from distillcli.data.config import DATASET_NAMES
-    from distillcli.losses import LOSSES
+def test_every_registry_entry_names_an_implementation_that_takes_its_options() -> None:
+    """The torch-free entries are the only list of names: each points at its implementation, whose
+    signature takes exactly the options the entry declares (what validate checks and list shows)."""
+    from distillcli.data.registry import DATASETS
+    from distillcli.losses.registry import LOSSES
     from distillcli.losses.specs import LossTerm
-    from distillcli.models.backbones import list_models
-    from distillcli.models.names import MODEL_OPTIONS, TORCHVISION_OPTIONS
+    from distillcli.losses.terms import Term
     from distillcli.models.registry import MODELS
-    from distillcli.models.torchvision_adapter import build_torchvision
-
-    assert list(DATASET_NAMES) == DATASETS.names()  # sorted, as the registry lists them in messages
-    assert set(LossTerm.model_fields) == set(LOSSES.names())
-    assert MODEL_OPTIONS.names() == list_models()
-    fixed = {"name", "num_classes", "in_channels"}
-    for name in list_models():  # the options in signature order, as the error messages list them
-        assert MODEL_OPTIONS.get(name) == tuple(p for p in inspect.signature(MODELS.get(name)).parameters
-                                                if p not in fixed), name
-    assert TORCHVISION_OPTIONS == tuple(p for p in inspect.signature(build_torchvision).parameters if p not in fixed)
-
-
-def test_the_listed_torchvision_names_are_the_installed_release_s() -> None:
-    import torchvision
-
-    from distillcli.models.names import torchvision_listed, torchvision_names
-
-    if not torchvision_listed():
-        pytest.skip("the names listed in models/names.py are of another torchvision release")
-    assert torchvision_names() == torchvision.models.list_models(module=torchvision.models)
-
-
-def test_every_step_runs_the_function_named_like_it() -> None:
+    from distillcli.models.sources import SOURCES
     from distillcli.steps import STEPS
 
+    def params(fn, *fixed: str) -> list[str]:
+        return [p for p in inspect.signature(fn).parameters if p not in fixed]
+
+    for entry in MODELS.entries():
+        assert params(entry.load(), "num_classes", "in_channels", *entry.fixed) == list(entry.options.model_fields), \
+            entry.name
+    for entry in SOURCES.entries():  # (sources that pass other keys on take them as **args)
+        assert [p for p in params(entry.load(), "name", "spec", "num_classes", "in_channels") if p != "args"] == \
+            list(entry.options.model_fields), entry.name
+    for entry in DATASETS.entries():
+        assert params(entry.load()) == ["cfg", "device", "seed", "channels_last"], entry.name
+    assert list(LossTerm.model_fields) == LOSSES.names()
+    for entry in LOSSES.entries():
+        term = entry.load()
+        assert issubclass(term, Term) and params(term) == ["opts", "ctx"], entry.name
+        assert inspect.signature(term).parameters["opts"].annotation == entry.options.__name__
     modules = {p.stem for p in (ROOT / "distillcli" / "steps").glob("*.py")} - {"__init__", "base", "options",
                                                                                  "registry"}
     assert set(STEPS.names()) == modules  # a step module no entry points at would never run
-    for name in STEPS.names():
-        fn = STEPS.get(name).run
-        assert fn.__name__ == name and fn.__module__ == f"distillcli.steps.{name}"
-        assert inspect.signature(fn).parameters["cfg"].annotation == STEPS.get(name).config.__name__
+    for entry in STEPS.entries():
+        fn = entry.load()
+        assert fn.__name__ == entry.name and fn.__module__ == f"distillcli.steps.{entry.name}"
+        assert inspect.signature(fn).parameters["cfg"].annotation == entry.config.__name__
+
+
+def test_package_model_names_are_read_as_the_packages_list_them() -> None:
+    import timm
+    import torchvision
+
+    from distillcli.models.package_names import timm_names, torchvision_names
+
+    assert torchvision_names() == torchvision.models.list_models(module=torchvision.models)
+    assert timm_names() == sorted(timm.list_models())
+
+
+def test_no_second_list_of_registry_names_in_the_code() -> None:
+    """A literal list, tuple or set holding two or more names of one registry, outside the registries,
+    is a hand-kept copy that will drift (add the fact to the entry instead)."""
+    import ast
+
+    from distillcli.data.registry import DATASETS
+    from distillcli.losses.registry import LOSSES
+    from distillcli.models.registry import MODELS
+    from distillcli.models.sources import SOURCES
+    from distillcli.steps import STEPS
+
+    registries = {"step": STEPS, "dataset": DATASETS, "loss": LOSSES, "model": MODELS, "model source": SOURCES}
+    homes = {"registry.py", "sources.py"}
+    found = []
+    for path in sorted((ROOT / "distillcli").rglob("*.py")):
+        if path.name in homes:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+                words = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                for kind, registry in registries.items():
+                    named = sorted(w for w in words if w in registry)
+                    if len(named) >= 2:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {kind} names {named}")
+    assert not found, "\n".join(found)

@@ -1,4 +1,4 @@
-"""`distill list models [PATTERN] [--details]`: registered and torchvision names, sizes at CIFAR size."""
+"""`distill list models [PATTERN] [--details]`: built-in, torchvision and timm names, sizes at CIFAR size."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from distillcli.cli import app
 from distillcli.models import catalog
-from distillcli.models.catalog import model_details, model_names
+from distillcli.models.catalog import model_details
+from distillcli.models.sources import model_names
 
 runner = CliRunner()
 
@@ -52,3 +53,20 @@ def test_a_model_that_cannot_run_or_build_at_cifar_size_shows_a_dash(monkeypatch
 def test_details_is_for_models_only() -> None:
     result = runner.invoke(app, ["list", "steps", "--details"])
     assert result.exit_code == 2 and "--details is for models" in result.output
+
+
+def test_a_word_matches_names_containing_it_and_nothing_found_exits_1() -> None:
+    assert model_names("resnet20") == ["resnet20"]  # a name shows itself alone
+    assert {"resnet20", "resnet56", "torchvision:resnet18", "timm:resnet18"} <= set(model_names("resnet"))
+    result = runner.invoke(app, ["list", "models", "nosuchmodel"])
+    assert result.exit_code == 1 and "no models match 'nosuchmodel'" in result.output
+
+
+def test_options_show_types_and_defaults_from_the_registries() -> None:
+    result = runner.invoke(app, ["list", "models", "resnet20", "--options", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["models"]["resnet20"]["width"]["default"] == "1.0"
+    result = runner.invoke(app, ["list", "losses", "dkd", "--options"])
+    assert "beta: float = 2.0" in result.output and "temperature: float | None = None" in result.output
+    result = runner.invoke(app, ["list", "steps", "prune", "--options"])
+    assert "method: 'channel' | 'unstructured' = 'channel'" in result.output

@@ -16,7 +16,7 @@ from distillcli.data.config import DataConfig
 from distillcli.errors import CompressionError, ModelFileError, OptionError
 from distillcli.modelfile import file_header, file_size, load_model
 from distillcli.modelfile import onnx as onnx_file
-from distillcli.losses.classification import CrossEntropy
+from distillcli.losses import make_objective
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.training.optim import OptimConfig
@@ -34,7 +34,7 @@ def handle(data) -> ModelHandle:
     torch.manual_seed(0)
     spec = ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8})
     model = build_model(spec)
-    Trainer(model, CrossEntropy(), data, OptimConfig(epochs=2, lr=0.05)).fit()
+    Trainer(model, make_objective("ce"), data, OptimConfig(epochs=2, lr=0.05)).fit()
     return ModelHandle(model.eval(), spec)
 
 

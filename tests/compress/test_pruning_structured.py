@@ -13,7 +13,9 @@ from distillcli.measure import count_macs
 from distillcli.models.build import build_model
 from distillcli.models.cifar_resnet import ZeroPadShortcut
 from distillcli.models.handle import ArchSpec
-from distillcli.models.backbones import list_models
+from distillcli.models.registry import MODELS
+
+list_models = MODELS.names
 
 SHAPE = (3, 16, 16)
 # Small variants keep tracing and forward passes fast; depth is what the graph must get right.

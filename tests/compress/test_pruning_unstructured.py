@@ -10,7 +10,7 @@ from distillcli.compress.pruning import AgpSchedule, MagnitudePruner, dense_byte
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.errors import OptionError
-from distillcli.losses.classification import CrossEntropy
+from distillcli.losses import make_objective
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec
 from distillcli.training.optim import OptimConfig
@@ -64,7 +64,7 @@ def test_masks_survive_fine_tuning() -> None:
     pruner = MagnitudePruner(model, 0.6, "global")
     pruner.prune_to(0.6)
     masks = {n: m.clone() for n, m in pruner.masks.items()}
-    Trainer(model, CrossEntropy(), data, OptimConfig(epochs=2, lr=0.1), hooks=[pruner]).fit()
+    Trainer(model, make_objective("ce"), data, OptimConfig(epochs=2, lr=0.1), hooks=[pruner]).fit()
     for name, w in pruner.weights.items():
         assert torch.all(w[masks[name] == 0] == 0), name
         assert torch.all(w[masks[name] == 1] != 0), name  # the kept weights did train
@@ -84,7 +84,7 @@ def test_gradual_pruning_follows_the_schedule_during_training() -> None:
             seen.append(pruner.sparsity())
 
     pruner.prune_to(pruner.schedule.sparsity(0))
-    Trainer(model, CrossEntropy(), data, OptimConfig(epochs=2, lr=0.05), hooks=[pruner, Probe()]).fit()
+    Trainer(model, make_objective("ce"), data, OptimConfig(epochs=2, lr=0.05), hooks=[pruner, Probe()]).fit()
     assert len(seen) == 16
     expected = [pruner.schedule.sparsity(step) for step in range(1, 17)]
     assert max(abs(a - b) for a, b in zip(seen, expected)) < 2e-3

@@ -14,7 +14,7 @@ from distillcli.compress.quantization import calibrate, convert, half_program, p
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.errors import CompressionError, OptionError
-from distillcli.losses.classification import CrossEntropy
+from distillcli.losses import make_objective
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec
 from distillcli.training.optim import OptimConfig
@@ -32,7 +32,7 @@ def trained(data) -> nn.Module:
     """A small CNN trained to clear margins, so top-1 agreement is meaningful."""
     torch.manual_seed(0)
     model = build_model(ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8}))
-    Trainer(model, CrossEntropy(), data, OptimConfig(epochs=3, lr=0.05)).fit()
+    Trainer(model, make_objective("ce"), data, OptimConfig(epochs=3, lr=0.05)).fit()
     return model.eval()
 
 
@@ -176,3 +176,28 @@ def test_zero_pad_shortcuts_stay_int8(images) -> None:
         assert gather.next.args[1:] == head.args[0].args[1:]  # written with the scale it was read with
     result = agreement(model, ProgramModule(program, compiled=False), images)
     assert result["min_cosine"] > 0.98
+
+
+class SharedReluBlock(nn.Module):
+    """torchvision's ResNet pattern: one ReLU module called twice in a residual block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        return self.head(self.relu(self.bn2(self.conv2(x)) + x))
+
+
+def test_an_activation_module_called_twice_quantizes(data, images) -> None:
+    torch.manual_seed(0)
+    model = SharedReluBlock().eval()
+    prepared = prepare(copy.deepcopy(model), "static", images[:2])  # refused before: one partition, two outputs
+    calibrate(prepared, data.train, 2)
+    program = convert(prepared, images[:2])
+    assert _weight_dequantize_count(program) == 3
+    assert agreement(model, ProgramModule(program), images)["min_cosine"] > 0.98

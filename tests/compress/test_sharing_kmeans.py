@@ -12,7 +12,7 @@ from torch import nn
 from distillcli.compress.pruning import MagnitudePruner
 from distillcli.compress.sharing import CentroidTuning, kmeans_1d, share_model, share_weight
 from distillcli.compress.sharing.kmeans import SharedLayer
-from distillcli.losses.classification import CrossEntropy
+from distillcli.losses import make_objective
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec
 from distillcli.training.optim import OptimConfig
@@ -62,7 +62,7 @@ def test_centroid_finetuning_keeps_layers_shared(data) -> None:
     zeros = {n: m.weight == 0 for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     layers = share_model(model, clusters=8)
     before = {n: l.centroids.clone() for n, l in layers.items()}
-    Trainer(model, CrossEntropy(), data, OptimConfig(epochs=1, lr=0.01), hooks=[CentroidTuning(model, layers)]).fit()
+    Trainer(model, make_objective("ce"), data, OptimConfig(epochs=1, lr=0.01), hooks=[CentroidTuning(model, layers)]).fit()
     for name, layer in layers.items():
         weight = model.get_submodule(name).weight
         assert weight.unique().numel() == 8, name

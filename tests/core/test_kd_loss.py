@@ -7,7 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from distillcli.losses.kd import KnowledgeDistillation, kd_loss
+from distillcli.losses import KDOptions, make_objective
+from distillcli.losses.kd import kd_loss
 
 
 def test_matches_hand_computation():
@@ -56,7 +57,7 @@ def test_teacher_is_frozen_in_eval_mode_and_gets_no_gradient():
     student = torch.nn.Linear(4, 3)
     teacher.train()
     running = teacher[1].running_mean.clone()
-    objective = KnowledgeDistillation(teacher, temperature=2.0, alpha=0.5)
+    objective = make_objective("kd", teacher, KDOptions(temperature=2.0, alpha=0.5))
     loss, logits = objective(student, torch.randn(16, 4), torch.randint(0, 3, (16,)), torch.arange(16))
     loss.backward()
     assert not teacher.training

@@ -159,18 +159,18 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes(reference, tmp_path, monk
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, write_recipe, monkeypatch) -> None:
-    from distillcli.losses.classification import CrossEntropy
+    from distillcli.losses.classification import CETerm
 
     path = write_recipe(tiny_recipe(steps=[{"train": {"epochs": 3, "lr": 0.05}}], report={"latency": False}))
-    original = CrossEntropy.__call__
+    original = CETerm.__call__
     calls = {"n": 0}
 
     def poisoned(self: Any, *args: Any) -> Any:
-        loss, logits = original(self, *args)
+        loss = original(self, *args)
         calls["n"] += 1
-        return (loss * float("nan"), logits) if calls["n"] > 12 else (loss, logits)  # epoch 2 of 8-batch epochs
+        return loss * float("nan") if calls["n"] > 12 else loss  # epoch 2 of 8-batch epochs
 
-    monkeypatch.setattr(CrossEntropy, "__call__", poisoned)
+    monkeypatch.setattr(CETerm, "__call__", poisoned)
     with pytest.raises(RunFailure, match=r"train\[student\]: the loss became nan in epoch 2") as info:
         run(path, tmp_path / "run")
     assert "lower the learning rate" in (info.value.hint or "")
@@ -256,12 +256,12 @@ def test_a_checkpoint_refuses_a_recipe_edited_behind_its_back(tmp_path, write_re
 
 
 def test_out_of_memory_names_the_batch_size_to_lower(tmp_path, write_recipe, monkeypatch) -> None:
-    from distillcli.losses.classification import CrossEntropy
+    from distillcli.losses.classification import CETerm
 
     def oom(self: Any, *args: Any) -> Any:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(CrossEntropy, "__call__", oom)
+    monkeypatch.setattr(CETerm, "__call__", oom)
     path = write_recipe(tiny_recipe(steps=[{"train": {"epochs": 1}}], report={"latency": False}))
     with pytest.raises(RunFailure, match="out of memory at batch size 32") as info:
         run(path, tmp_path / "run")

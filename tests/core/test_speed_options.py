@@ -12,7 +12,7 @@ import torch
 from pydantic import ValidationError
 
 from distillcli.errors import OptionError
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses import make_objective
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.pipeline import Pipeline
@@ -113,7 +113,7 @@ def test_a_failing_compile_falls_back_to_eager_with_one_warning(monkeypatch) -> 
             messages.append(text)
 
     student, teacher = cnn(4), cnn(8).eval()
-    trainer = Trainer(student, KnowledgeDistillation(teacher), tiny_synthetic(),
+    trainer = Trainer(student, make_objective("kd", teacher), tiny_synthetic(),
                       OptimConfig(epochs=2, lr=0.05, compile=True), Progress(), title="distill")
     curve = trainer.fit()
     assert len(curve) == 2 and not any(r.compiled for r in curve)
@@ -136,7 +136,7 @@ def test_fp16_loss_scale_survives_a_resume(monkeypatch) -> None:
     start = cnn(4)
 
     def trainer(model: torch.nn.Module) -> Trainer:
-        return Trainer(model, KnowledgeDistillation(cnn(8).eval()), data, cfg)
+        return Trainer(model, make_objective("kd", cnn(8).eval()), data, cfg)
 
     saved: list[dict] = []
     whole = trainer(copy.deepcopy(start))

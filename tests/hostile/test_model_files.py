@@ -183,14 +183,14 @@ def test_shortcut_indices_out_of_range(tmp_path: Path) -> None:
 
 def test_pretrained_flag_never_downloads(tmp_path: Path, tiny_payload: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """The weights come from the file; building must not fetch ImageNet weights."""
-    import distillcli.models.backbones as backbones
+    import distillcli.models.torchvision_adapter as adapter
 
     calls: list[bool] = []
-    real = backbones.build_torchvision
-    monkeypatch.setattr(backbones, "build_torchvision",
-                        lambda name, num_classes, in_channels=3, pretrained=False:
-                        calls.append(pretrained) or real(name, num_classes, in_channels, False))
-    payload = _edited(tiny_payload, _set("arch.kwargs", {"pretrained": True}))
+    real = adapter.build_torchvision
+    monkeypatch.setattr(adapter, "build_torchvision",
+                        lambda name, num_classes, in_channels=3, weights=None, pretrained=False:
+                        calls.append(bool(pretrained or weights)) or real(name, num_classes, in_channels))
+    payload = _edited(tiny_payload, _set("arch.kwargs", {"pretrained": True, "weights": "DEFAULT"}))
     payload["arch"]["name"] = "torchvision:squeezenet1_1"
     with pytest.raises(ModelFileError):  # the cnn weights do not fit squeezenet
         load_model(_saved(tmp_path, payload))

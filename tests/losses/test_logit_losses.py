@@ -9,7 +9,11 @@ import torch.nn.functional as F
 
 from distillcli.losses.dist import dist_loss
 from distillcli.losses.dkd import DecoupledKD, DKDOptions, decoupled_kl
-from distillcli.losses.terms import Outputs
+from distillcli.losses.terms import Outputs, TermContext
+
+
+def _ctx(temperature: float = 4.0) -> TermContext:
+    return TermContext(None, temperature, 0.9, 0.0, probe=lambda s, t: ({}, {}))
 
 
 def _softmax(row: list[float], t: float) -> list[float]:
@@ -35,7 +39,7 @@ def test_dkd_matches_hand_computation_and_warms_up():
     qs = [ps[i] / (1 - ps[y]) for i in rest]
     qt = [pt[i] / (1 - pt[y]) for i in rest]
     nckd = sum(a * math.log(a / b) for a, b in zip(qt, qs))
-    term = DecoupledKD(DKDOptions(alpha=1.0, beta=8.0, temperature=T, warmup_epochs=20), ctx=None)  # type: ignore[arg-type]
+    term = DecoupledKD(DKDOptions(alpha=1.0, beta=8.0, temperature=T, warmup_epochs=20), _ctx())
     out = Outputs(torch.tensor([s]), torch.tensor([t]), torch.tensor([y]))
     full = T * T * (tckd + 8 * nckd)
     assert abs(term(out).item() - full / 20) < 1e-5  # epoch 0: 1/20 of the weight
@@ -47,7 +51,7 @@ def test_dkd_matches_hand_computation_and_warms_up():
 
 def test_dkd_gradient_is_finite():
     s = torch.randn(4, 10, requires_grad=True)
-    term = DecoupledKD(DKDOptions(), ctx=None)  # type: ignore[arg-type]
+    term = DecoupledKD(DKDOptions(), _ctx())
     term(Outputs(s, torch.randn(4, 10), torch.randint(0, 10, (4,)))).backward()
     assert torch.isfinite(s.grad).all()
 

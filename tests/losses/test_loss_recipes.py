@@ -7,7 +7,7 @@ import math
 import pytest
 
 from distillcli.errors import RecipeError
-from distillcli.losses.kd import KnowledgeDistillation
+from distillcli.losses.kd import KDTerm
 from distillcli.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, recipe_schema, recipe_to_dict, validate_raw
@@ -20,7 +20,9 @@ COMBINED = [{"kd": {"weight": 1.0, "temperature": 4}},
 
 
 def distill_recipe(loss, epochs: int = 1) -> dict:
-    return tiny_recipe(steps=[{"distill": {"epochs": epochs, "lr": 0.05, "loss": loss}}], report={"latency": False})
+    """The teacher trained for an epoch (distilling from an untrained one is refused), then distill."""
+    return tiny_recipe(steps=[{"train": {"model": "teacher", "epochs": 1, "lr": 0.05}},
+                              {"distill": {"epochs": epochs, "lr": 0.05, "loss": loss}}], report={"latency": False})
 
 
 def problems(raw: dict) -> str:
@@ -41,15 +43,16 @@ def test_omitted_loss_is_the_plain_kd_objective():
 
     cfg = DistillConfig(temperature=3.0, alpha=0.5)
     objective = make_objective(cfg.loss, nn.Linear(2, 2), cfg, 0.1)
-    assert isinstance(objective, KnowledgeDistillation)
-    assert (objective.temperature, objective.alpha, objective.label_smoothing) == (3.0, 0.5, 0.1)
+    (weight, term), = objective.terms
+    assert isinstance(term, KDTerm) and weight == 1.0
+    assert (term.temperature, term.alpha, term.label_smoothing) == (3.0, 0.5, 0.1)
 
 
 def test_typos_get_did_you_mean():
     text = problems(distill_recipe([{"fitnte": {"teacher_layer": "a", "student_layer": "a"}}]))
-    assert "steps[0].distill.loss[0].fitnte: unknown key; did you mean 'fitnet'?" in text
+    assert "steps[1].distill.loss[0].fitnte: unknown key; did you mean 'fitnet'?" in text
     text = problems(distill_recipe([{"dkd": {"bta": 8}}]))
-    assert "steps[0].distill.loss[0].dkd.bta: unknown key; did you mean 'beta'?" in text
+    assert "steps[1].distill.loss[0].dkd.bta: unknown key; did you mean 'beta'?" in text
     assert "did you mean 'dkd'?" in problems(distill_recipe("dkdd"))
     assert "need layer names" in problems(distill_recipe("fitnet"))
 
@@ -63,7 +66,7 @@ def test_bounds_and_the_labels_counted_once():
 
 def test_the_resolved_recipe_validates_again_and_the_schema_lists_the_methods():
     resolved = recipe_to_dict(validate_raw(distill_recipe(COMBINED)))
-    assert resolved["steps"][0]["distill"]["loss"][1] == {"fitnet": COMBINED[1]["fitnet"]}
+    assert resolved["steps"][1]["distill"]["loss"][1] == {"fitnet": COMBINED[1]["fitnet"]}
     assert recipe_to_dict(validate_raw(resolved)) == resolved
     text = str(recipe_schema())
     for method in ("dkd", "dist", "fitnet", "at", "warmup_epochs", "teacher_layers"):
@@ -72,7 +75,6 @@ def test_the_resolved_recipe_validates_again_and_the_schema_lists_the_methods():
 
 def test_kd_plus_fitnet_runs_and_the_adapter_is_not_saved(tmp_path, write_recipe):
     raw = distill_recipe(COMBINED)
-    raw["steps"].insert(0, {"train": {"model": "teacher", "epochs": 1, "lr": 0.05}})
     result = Pipeline(load_recipe(write_recipe(raw)), SilentProgress(), out=tmp_path / "run").run()
     step = result.record.steps[1]
     assert step.curve and all(math.isfinite(r.train_loss) for r in step.curve)
@@ -84,3 +86,38 @@ def test_kd_plus_fitnet_runs_and_the_adapter_is_not_saved(tmp_path, write_recipe
     keys = list(module.state_dict())
     assert keys and not any("adapter" in k for k in keys)
     assert all(k.startswith(("net.", "mean", "std")) for k in keys), keys
+
+
+@pytest.mark.parametrize("loss", ["kd", "dkd", "dist"])
+def test_the_step_temperature_reaches_every_term_that_softens_logits(loss):
+    from torch import nn
+
+    from distillcli.losses import make_objective
+
+    cfg = DistillConfig(loss=loss, temperature=2.0)
+    soft = [t for _, t in make_objective(cfg.loss, nn.Linear(2, 3), cfg).terms if hasattr(t, "temperature")]
+    assert [t.temperature for t in soft] == [2.0]
+    own = DistillConfig(loss=[{"ce": {}}, {loss: {"temperature": 3.0, **({"alpha": 1.0} if loss == "kd" else {})}}])
+    soft = [t for _, t in make_objective(own.loss, nn.Linear(2, 3), own).terms if hasattr(t, "temperature")]
+    assert [t.temperature for t in soft] == [3.0]  # the term's own key wins
+
+
+def test_a_step_key_no_term_reads_is_an_error_naming_the_term_s_own_key():
+    validate_raw(distill_recipe("dkd"))  # the defaults are fine
+    raw = distill_recipe("dkd")
+    raw["steps"][1]["distill"]["alpha"] = 0.5
+    assert "no term here uses it; set the term's own key instead (dkd.alpha)" in problems(raw)
+    raw = distill_recipe([{"ce": {}}, {"fitnet": {"teacher_layer": "net.stages.1", "student_layer": "net.stages.1"}}])
+    raw["steps"][1]["distill"]["temperature"] = 2
+    assert "the step's temperature softens the logits" in problems(raw)
+
+
+def test_a_loss_that_never_trains_the_classifier_is_refused():
+    text = problems(distill_recipe([{"fitnet": {"teacher_layer": "net.stages.1", "student_layer": "net.stages.1"}}]))
+    assert "no term trains the classifier" in text
+
+
+def test_dkd_defaults_to_the_beta_that_trains_the_shipped_pair():
+    from distillcli.losses.options import DKDOptions
+
+    assert (DKDOptions().alpha, DKDOptions().beta, DKDOptions().temperature) == (1.0, 2.0, None)

@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from distillcli.errors import OptionError, UnknownNameError
-from distillcli.models.backbones import build_backbone, list_models
+from distillcli.models.backbones import build_backbone
+from distillcli.models.registry import MODELS
+
+list_models = MODELS.names
 
 
 @pytest.mark.parametrize("name", list_models())

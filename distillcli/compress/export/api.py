@@ -15,14 +15,12 @@ from distillcli.modelfile import file_header, load_model, ModelFile, save_model
 from distillcli.compress.export.check import agreement, matches
 from distillcli.compress.export.onnx import export_onnx
 from distillcli.compress.export.program import as_program
+from distillcli.modelfile.formats import exportable
 from distillcli.modelfile.native import allow_native
 from distillcli.modelfile.program import ProgramModule
 from distillcli.errors import CompressionError, OptionError
 from distillcli.modelfile import file_size
 from distillcli.models.handle import ModelHandle
-
-FORMATS: tuple[str, ...] = ("onnx", "pt2", "aoti")
-
 
 @dataclass
 class ExportResult:
@@ -53,8 +51,8 @@ def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, f
                  calibration_batches: int = 16) -> ExportResult:
     """Write ``handle`` to ``out`` (suffix set by ``fmt``); ``calibration`` makes an onnxruntime
     int8 file. ``example`` (CPU images) is both the export's sample input and the check batch."""
-    if fmt not in FORMATS:
-        raise OptionError(f"unknown export format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
+    if fmt not in exportable():
+        raise OptionError(f"unknown export format {fmt!r}", f"choose one of {', '.join(exportable())}")
     if handle.kind == "onnx":
         raise CompressionError("the model is already an ONNX file", "export its source model (.pt or .pt2) instead")
     path = Path(out).with_suffix(f".{fmt}")

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from distillcli.compress.export.program import cpu_copy
+from distillcli.compress.quantization.target import int8_plan
 from distillcli.errors import CompressionError
 from distillcli.modelfile.onnx import INPUT, OUTPUT, write_onnx
 from distillcli.modelfile.program import ProgramModule
@@ -32,9 +33,11 @@ def _to_onnx(source: nn.Module | torch.export.ExportedProgram, example: Tensor) 
     return program.model_proto
 
 
-def _ort_int8(fp32: Path, out: Path, batches: Iterable[tuple[Tensor, Tensor, Tensor]], limit: int) -> None:
+def _ort_int8(fp32: Path, out: Path, batches: Iterable[tuple[Tensor, Tensor, Tensor]], limit: int,
+              reduce_range: bool) -> None:
     """onnxruntime static int8: QDQ format, weights int8 per channel, activations uint8 (the
-    fast combination on VNNI CPUs), min/max calibration on ``limit`` batches."""
+    fast combination on VNNI CPUs; without VNNI, 7-bit weights: ``reduce_range``, as onnxruntime
+    advises there), min/max calibration on ``limit`` batches."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -49,7 +52,7 @@ def _ort_int8(fp32: Path, out: Path, batches: Iterable[tuple[Tensor, Tensor, Ten
     with quiet(capture_stdout=True):
         quant_pre_process(str(fp32), str(prepared))
         quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
 
 
 def export_onnx(handle: ModelHandle, header: dict[str, Any], path: Path, example: Tensor,
@@ -67,14 +70,16 @@ def export_onnx(handle: ModelHandle, header: dict[str, Any], path: Path, example
         raise CompressionError(f"the model is already {precision}; onnxruntime int8 starts from an fp32 model",
                                "export the fp32 model with --int8, or export this one without --int8")
     proto = _to_onnx(source, example.to("cpu"))
+    info = {**header.get("info", {}), "precision": precision}
     if calibration is not None:
+        plan = int8_plan()  # this machine's: the export step has no target option
         with tempfile.TemporaryDirectory() as tmp:
             fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
             onnx.save_model(proto, str(fp32))
-            _ort_int8(fp32, int8, calibration, calibration_batches)
+            _ort_int8(fp32, int8, calibration, calibration_batches, plan.reduce_range)
             proto = onnx.load(str(int8))
         precision = "int8"
-    info = {**header.get("info", {}), "precision": precision}
+        info.update(precision=precision, **plan.info())
     write_onnx(proto, {**header, "kind": "onnx", "info": info, "metrics": {} if calibration else header.get("metrics", {})},
            path)
     return precision

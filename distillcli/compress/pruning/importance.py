@@ -14,28 +14,34 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from distillcli.compress.choices import ImportanceName
-from distillcli.errors import CompressionError, OptionError
-
-IMPORTANCES: tuple[str, ...] = ("l1", "l2", "bn_scale", "taylor")
+from distillcli.compress.choices import IMPORTANCES, ImportanceName
+from distillcli.errors import CompressionError
 
 
 def make_importance(name: ImportanceName) -> tp.importance.Importance:
-    """l1 / l2: norm of the channel's weights; bn_scale: |gamma| of its BatchNorms (Liu et al.
-    2017); taylor: |weight x gradient| (Molchanov et al. 2019), needs ``accumulate_gradients``."""
-    if name == "l1":
-        return tp.importance.GroupMagnitudeImportance(p=1)
-    if name == "l2":
-        return tp.importance.GroupMagnitudeImportance(p=2)
-    if name == "bn_scale":
-        return tp.importance.BNScaleImportance()
-    if name == "taylor":
-        return tp.importance.GroupTaylorImportance()
-    raise OptionError(f"unknown importance {name!r}", f"choose one of {', '.join(IMPORTANCES)}")
+    """The criterion registered as ``name`` (``compress.choices.IMPORTANCES``)."""
+    return IMPORTANCES.get(name).load()()
 
 
 def needs_gradients(name: str) -> bool:
-    return name == "taylor"
+    return IMPORTANCES.get(name).needs_gradients
+
+
+def l1() -> tp.importance.Importance:
+    return tp.importance.GroupMagnitudeImportance(p=1)
+
+
+def l2() -> tp.importance.Importance:
+    return tp.importance.GroupMagnitudeImportance(p=2)
+
+
+def bn_scale() -> tp.importance.Importance:
+    return tp.importance.BNScaleImportance()
+
+
+def taylor() -> tp.importance.Importance:
+    """Needs ``accumulate_gradients`` first."""
+    return tp.importance.GroupTaylorImportance()
 
 
 def accumulate_gradients(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor, Tensor]], limit: int) -> None:

@@ -113,6 +113,10 @@ class ChannelPruner:
     def _ignored_modules(self, patterns: Sequence[str]) -> list[nn.Module]:
         layers = {n: m for n, m in self.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
         out = [m for m, node in self.graph.module2node.items() if m in layers.values() and _feeds_output(node)]
+        # Attention (a module with num_heads: timm's and torchvision's ViTs) reshapes its projections by head;
+        # its layers keep their channels, so heads stay whole and only the MLPs between them are pruned.
+        out += [m for owner in self.model.modules() if isinstance(getattr(owner, "num_heads", None), int)
+                for m in owner.modules() if isinstance(m, nn.Linear)]
         for pattern in patterns:
             names = [next(iter(layers))] if pattern == STEM and layers else match_layers(list(layers), pattern)
             if not names:

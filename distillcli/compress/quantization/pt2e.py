@@ -1,6 +1,7 @@
 """Int8 through PT2E: torch.export -> torchao's X86InductorQuantizer -> convert -> re-export.
 
-This is the current PyTorch path for int8 on x86 CPUs: in torch 2.14.1 the older
+This is the current PyTorch path for int8 on x86 CPUs (on arm64, torchao's ArmInductorQuantizer;
+see ``quantization.target``): in torch 2.14.1 the older
 ``torch.ao.quantization`` flows (eager, FX) are deprecated, and ``quantize_pt2e`` moved to
 ``torchao.quantization.pt2e``. Weights are int8 per output channel (symmetric), activations
 uint8 per tensor; static activation ranges come from a calibration set (histogram
@@ -24,32 +25,44 @@ from distillcli.compress.export.program import export_program
 from distillcli.quiet import quiet
 from distillcli.compress.quantization.layers import ANNOTATION, check_coverage, in_modules, resolve_skip, weighted_layers
 from distillcli.compress.quantization.moves import annotate_moves
+from distillcli.compress.quantization.shared_calls import split_shared_activations
+from distillcli.compress.quantization.target import int8_plan
 from distillcli.errors import CompressionError
 
 Scheme = Literal["static", "dynamic", "qat"]
 
 
-def make_quantizer(scheme: Scheme, skipped: list[str]) -> Any:
-    """An X86InductorQuantizer for ``scheme`` that leaves every op of the ``skipped`` modules in
-    float (its own ``set_module_name_qconfig(name, None)`` misses a conv whose fused pattern
-    reaches outside the module, e.g. conv -> bn -> add -> relu in a residual block) and, for
-    static and QAT, keeps int8 through slicing / zero-padding shortcuts (see ``moves``)."""
+def make_quantizer(scheme: Scheme, skipped: list[str], target: str = "auto") -> Any:
+    """An inductor quantizer for ``scheme`` and the machine ``target`` names (``quantization.target``:
+    x86 with reduce_range where there is no VNNI, ARM's on arm64) that leaves every op of the
+    ``skipped`` modules in float (its own ``set_module_name_qconfig(name, None)`` misses a conv
+    whose fused pattern reaches outside the module, e.g. conv -> bn -> add -> relu in a residual
+    block) and, for static and QAT, keeps int8 through slicing / zero-padding shortcuts (see ``moves``)."""
     with quiet():
+        from torchao.quantization.pt2e.quantizer import arm_inductor_quantizer as aiq
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
-    names = set(skipped)
+    names, plan = set(skipped), int8_plan(target)
+    qat, dynamic = scheme == "qat", scheme == "dynamic"
+    if plan.quantizer == "arm_inductor":
+        base, mark = aiq.ArmInductorQuantizer, aiq._ArmInductorQuantizationAnnotation
+        config = aiq.get_default_arm_inductor_quantization_config(is_qat=qat, is_dynamic=dynamic)
+    else:
+        base, mark = xiq.X86InductorQuantizer, xiq._X86InductorQuantizationAnnotation
+        config = xiq.get_default_x86_inductor_quantization_config(is_qat=qat, is_dynamic=dynamic,
+                                                                  reduce_range=plan.reduce_range)
 
-    class OptOutQuantizer(xiq.X86InductorQuantizer):
+    class OptOutQuantizer(base):  # type: ignore[misc,valid-type]
         def annotate(self, model: GraphModule) -> GraphModule:
+            split_shared_activations(model)
             for node in model.graph.nodes:  # the quantizer's own "annotated, do not quantize" mark
                 if node.op == "call_function" and in_modules(node, names):
-                    node.meta[ANNOTATION] = xiq._X86InductorQuantizationAnnotation(_annotated=True)
+                    node.meta[ANNOTATION] = mark(_annotated=True)
             model = super().annotate(model)
-            if scheme != "dynamic":
-                annotate_moves(model, xiq._X86InductorQuantizationAnnotation, lambda node: in_modules(node, names))
+            if not dynamic:
+                annotate_moves(model, mark, lambda node: in_modules(node, names))
             return model
 
-    config = xiq.get_default_x86_inductor_quantization_config(is_qat=scheme == "qat", is_dynamic=scheme == "dynamic")
     quantizer = OptOutQuantizer()
     if scheme == "dynamic":
         quantizer.set_module_type_qconfig(nn.Linear, config)
@@ -68,12 +81,14 @@ def _wanted(model: nn.Module, scheme: Scheme) -> dict[str, str]:
     return layers
 
 
-def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[str] = ()) -> GraphModule:
+def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[str] = (),
+            target: str = "auto") -> GraphModule:
     """Capture ``model`` and insert observers (static, dynamic) or fake quantization (qat).
 
     Raises CompressionError naming any Conv/Linear-like layer that would silently stay in
     float, unless it matches a ``skip`` pattern. A dynamic model is ready to convert; a static
-    one needs ``calibrate``; a QAT model trains, switching train/eval like a module.
+    one needs ``calibrate``; a QAT model trains, switching train/eval like a module. ``target``:
+    the machine the int8 program is tuned for (see ``make_quantizer``).
     """
     skipped = resolve_skip(model, skip)
     wanted = _wanted(model, scheme)
@@ -83,7 +98,7 @@ def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[st
         from torchao.quantization.pt2e import allow_exported_model_train_eval
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
-        quantizer = make_quantizer(scheme, skipped)
+        quantizer = make_quantizer(scheme, skipped, target)
         prepared = prepare_qat_pt2e(graph, quantizer) if scheme == "qat" else prepare_pt2e(graph, quantizer)
     check_coverage(prepared, wanted, skipped, scheme)
     if scheme == "dynamic":  # weight observers record the weights' ranges on a forward pass
