@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli_options import (ForceOpt, JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, TrustOpt, guarded,
+from distillcli.cli_options import (JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, TrustOpt, guarded,
                                     progress_for)
 from distillcli.output import Output, measures_table
 
@@ -109,11 +109,11 @@ def _drop_gate(record: Any, max_drop: float | None) -> dict[str, Any] | None:
 
 @app.command()
 @guarded
-def run(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
+def run(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the recipe YAML file"),
         set_: Optional[list[str]] = SetOpt, device: Optional[str] = RecipeDeviceOpt,
         seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the recipe)"),
         threads: Optional[int] = ThreadsOpt,
-        out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/<name>-<time>)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="run directory", show_default="runs/<name>-<time>"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this directory from its "
                                               "last checkpoint"),
         force: bool = typer.Option(False, "--force", metavar="", help="replace the run already in --out"),
@@ -159,8 +159,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
     from distillcli.report.markdown import human_count
 
     lines = [f"plan for {plan['name']}: device {plan['device']}, data {plan['data']['name']} "
-             f"({plan['data']['train_samples']} train / {plan['data']['val_samples']} val images"
-             + (f", {plan['data']['select_samples']} held out of train by val_split" if plan['data']['select_samples']
+             f"({plan['data']['train_samples']} train / {plan['data']['test_samples']} test images"
+             + (f", {plan['data']['val_samples']} val held out of train by val_split" if plan['data']['val_samples']
                 else "") + ")"]
     for role in ("teacher", "student"):
         m = plan["models"].get(role)
@@ -180,7 +180,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 
 @app.command()
 @guarded
-def resume(run_dir: Path = typer.Argument(..., help="a run directory written by `distill run`"),
+def resume(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a run directory written by `distill run`"),
            trust_code: bool = TrustOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Continue an interrupted or killed run from its last checkpoint (mid-epoch included).
 
@@ -200,55 +200,9 @@ def resume(run_dir: Path = typer.Argument(..., help="a run directory written by 
         _print_run(result, quiet, as_json, None)
 
 
-STARTER = """\
-# A starter recipe: `distill validate {name}` checks it, `distill run {name}` runs it.
-# It works offline (scikit-learn's handwritten digits) in about a minute on a laptop CPU.
-# Every key is listed by `distill schema`; `--set key=value` overrides any of them.
-name: {stem}
-seed: 0
-device: auto                  # auto | cpu | cuda | cuda:N | mps
-data:
-  name: digits                # cifar10 | cifar100 | imagefolder | digits | synthetic
-  image_size: 32
-  batch_size: 64
-  # name: cifar10
-  # root: data/cifar10        # the folder holding cifar-10-batches-py/
-  # download: true            # fetch it when missing (needs internet)
-teacher: {{arch: resnet20}}     # or a trained model: {{checkpoint: runs/x/models/teacher.pt}}
-student: {{arch: resnet8, args: {{width: 0.5}}}}
-steps:
-  - train: {{model: teacher, epochs: 3, lr: 0.1, warmup_epochs: 1}}
-  - distill: {{epochs: 3, lr: 0.1, temperature: 4, alpha: 0.9}}
-  # - prune: {{method: channel, target_mac_reduction: 2, round_to: 8, finetune: {{epochs: 3}}}}
-  # - quantize: {{method: static}}
-  - evaluate: {{}}
-report: {{latency_batches: [1, 64]}}
-checkpoint: {{every_epochs: 1}}  # `distill resume RUN_DIR` continues from the last one
-"""
-
-
 @app.command()
 @guarded
-def init(path: Path = typer.Argument(Path("recipe.yaml"), help="where to write the recipe"),
-         force: bool = ForceOpt) -> None:
-    """Write a commented starter recipe that validates and runs offline.
-
-    Example: distill init my.yaml && distill run my.yaml
-    """
-    import re
-
-    from distillcli.atomic_write import write_text
-    from distillcli.cli_options import refuse_overwrite
-
-    refuse_overwrite(path, force)
-    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "starter"
-    write_text(path, STARTER.format(name=path, stem=stem))
-    Output().info(f"wrote {path}\nnext: distill validate {path} && distill run {path}")
-
-
-@app.command()
-@guarded
-def validate(recipe: Path = typer.Argument(..., help="the recipe YAML file"),
+def validate(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the recipe YAML file"),
              set_: Optional[list[str]] = SetOpt, as_json: bool = JsonOpt) -> None:
     """Check a recipe without running it; reports every problem at once.
 
@@ -311,9 +265,11 @@ def main() -> None:
     app()
 
 
+from distillcli import cli_init  # noqa: E402,F401  (registers init)
 from distillcli import cli_files  # noqa: E402,F401  (registers the commands on model files)
+from distillcli import cli_sensitivity  # noqa: E402,F401  (registers sensitivity)
 from distillcli import cli_reports  # noqa: E402,F401  (registers report and compare)
-from distillcli import cli_cache  # noqa: E402,F401  (registers cache-teacher)
+from distillcli import cli_cache  # noqa: E402,F401  (registers cache and its old name cache-teacher)
 from distillcli import cli_doctor  # noqa: E402,F401  (registers doctor)
 from distillcli import cli_auto  # noqa: E402,F401  (registers auto)
 from distillcli import cli_list  # noqa: E402,F401  (registers list)

@@ -24,9 +24,11 @@ def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
 
 @app.command("eval")
 @guarded
-def eval_(model: Path = typer.Argument(..., help="a model file written by distill (.pt, .pt2, .onnx, .aoti)"),
+def eval_(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt, .pt2, .onnx, "
+                                       ".aoti)"),
           data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, device: str = DeviceOpt,
-          batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536),
+          batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=65536, help="images per forward "
+                                                   "pass of the evaluation", show_default="the file's, else 256"),
           subset: Optional[int] = SubsetOpt, threads: Optional[int] = ThreadsOpt,
           no_latency: bool = typer.Option(False, "--no-latency", metavar="", help="skip the latency measurement"),
           min_top1: Optional[float] = typer.Option(None, "--min-top1", min=0, max=100, help="CI gate: exit 3 when "
@@ -78,7 +80,7 @@ def _prune_summary(info: dict[str, Any]) -> str:
 
 @app.command()
 @guarded
-def prune(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
+def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt)"),
           sparsity: Optional[float] = typer.Option(None, "--sparsity", help="fraction of the weights to remove, e.g. "
                                                    "0.5 (channel: the channel ratio is searched to remove it)"),
           channel_ratio: Optional[float] = typer.Option(None, "--channel-ratio", help="channel: fraction of every "
@@ -95,9 +97,9 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
           schedule: str = typer.Option("oneshot", "--schedule", help="oneshot | iterative | gradual (unstructured)"),
           iterations: Optional[int] = typer.Option(None, "--iterations", help="iterative: prune + fine-tune rounds"),
           finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="fine-tune epochs after pruning"),
-          lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate (default 0.01)"),
+          lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate", show_default="0.01"),
           distill: bool = typer.Option(True, "--distill/--no-distill", metavar="", help="fine-tune by distilling from the unpruned model"),
-          out: Optional[Path] = typer.Option(None, "--out", help="output model file (default: MODEL-pruned.pt)"),
+          out: Optional[Path] = typer.Option(None, "--out", help="output model file", show_default="MODEL-pruned.pt"),
           force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
           subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
           quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
@@ -130,72 +132,6 @@ def prune(model: Path = typer.Argument(..., help="a model file written by distil
                              "without fine-tuning; add --finetune-epochs N (e.g. 5) to recover it\n")
 
 
-@app.command()
-@guarded
-def sensitivity(model: Path = typer.Argument(..., help="a model file written by distill (.pt)"),
-                ratios: str = typer.Option("0.25,0.5,0.75", "--ratios", help="comma-separated fractions of a layer's "
-                                           "channels to remove"),
-                importance: str = typer.Option("l1", "--importance", help="l1 | l2 | bn_scale | taylor"),
-                ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern to skip (repeatable)"),
-                budget: float = typer.Option(1.0, "--budget", help="accuracy drop (percentage points) allowed per "
-                                             "layer in the suggested overrides"),
-                out: Path = typer.Option(Path("sensitivity"), "--out", help="folder for sensitivity.csv and .png"),
-                force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-                subset: Optional[int] = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples"),
-                device: str = DeviceOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
-    """Prune each layer alone at several ratios and measure accuracy; writes a CSV, a plot and
-    suggested per-layer ratios (`overrides:` for the prune step).
-
-    Example: distill sensitivity runs/x/models/student.pt --data-root data/ --subset 2000 --budget 0.5
-    """
-    from rich.table import Table
-
-    from distillcli.compress.pruning import overrides_yaml
-    from distillcli.errors import OptionError
-    from distillcli.file_recipe import run_on_file
-    from distillcli.steps.sensitivity import SensitivityConfig
-
-    try:
-        fractions = [float(r) for r in ratios.split(",") if r.strip()]
-    except ValueError:
-        fractions = []
-    if not fractions or not all(0 < r < 1 for r in fractions):
-        raise OptionError(f"--ratios {ratios!r}: expected comma-separated fractions in (0, 1)", "e.g. --ratios 0.25,0.5,0.75")
-    cfg = step_options(SensitivityConfig, "sensitivity", ratios=fractions, importance=importance, ignore=ignore,
-                       budget=budget)
-    refuse_overwrite(out / "sensitivity.csv", force)
-    run = run_on_file(model, "sensitivity", cfg, progress_for(quiet, as_json), workdir=out.parent / f".{out.name}.work",
-                      trust_code=trust_code, data=data, data_root=data_root, device=device, latency=False, val_subset=subset)
-    info = _move_results(run.info, out)
-    suggested = info["suggested_overrides"]
-    table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {info['baseline_top1']:.2f} %)")
-    for col in ["layer", "channels", *[f"top-1 @{r:g}" for r in fractions], "suggested"]:
-        table.add_column(col, justify="left" if col == "layer" else "right")
-    for layer in suggested:
-        rows = {r["ratio"]: r for r in info["rows"] if r["layer"] == layer}
-        table.add_row(layer, str(rows[fractions[0]]["channels"]), *[f"{rows[r]['top1']:.2f}" for r in fractions],
-                      f"{suggested[layer]:g}")
-    o = Output(as_json, quiet)
-    o.result({"model": str(model), **info}, table)
-    o.info(f"wrote {info['csv']} and {info['plot']}\n"
-           f"per-layer ratios within a {budget:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
-
-
-def _move_results(info: dict[str, Any], out: Path) -> dict[str, Any]:
-    """The step writes into <workdir>/sensitivity/; the command's --out names the folder itself."""
-    import shutil
-
-    out.mkdir(parents=True, exist_ok=True)
-    moved = dict(info)
-    for key in ("csv", "plot"):
-        src = Path(info[key])
-        dest = out / src.name
-        src.replace(dest)
-        moved[key] = str(dest)
-    shutil.rmtree(Path(info["csv"]).parent.parent, ignore_errors=True)
-    return moved
-
-
 def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str:
     from distillcli.report.markdown import human_bytes
     from distillcli.report.numbers import size_ratio
@@ -218,19 +154,20 @@ def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[
 
 @app.command()
 @guarded
-def quantize(model: Path = typer.Argument(..., help="a float model file written by distill (.pt)"),
+def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float model file written by distill (.pt)"),
              method: str = typer.Option("static", "--method", help="static | dynamic | qat | bf16 | fp16"),
              calibration_batches: Optional[int] = typer.Option(None, "--calibration-batches", min=1, help="static: "
-                                                               "training batches that calibrate the int8 ranges (default 16)"),
+                                                               "training batches that calibrate the int8 ranges",
+                                                               show_default="16"),
              skip: Optional[list[str]] = typer.Option(None, "--skip", help="int8: layer pattern kept in float "
                                                       "(repeatable), e.g. 'net.conv1'"),
-             epochs: Optional[int] = typer.Option(None, "--epochs", help="qat: fine-tune epochs (default 1)"),
-             lr: Optional[float] = typer.Option(None, "--lr", help="qat: learning rate (default 0.001)"),
+             epochs: Optional[int] = typer.Option(None, "--epochs", help="qat: fine-tune epochs", show_default="1"),
+             lr: Optional[float] = typer.Option(None, "--lr", help="qat: learning rate", show_default="0.001"),
              compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", metavar="", help="compile the program "
-                                                     "before measuring it (default: int8 only)"),
+                                                     "before measuring it", show_default="int8 only"),
              target_: str = typer.Option("auto", "--target", help="int8: the machine that will run it: auto (this "
                                          "one) | avx2 | avx512 (no VNNI: 7-bit activations) | vnni | amx | arm64"),
-             out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-<method>.pt2)"),
+             out: Optional[Path] = typer.Option(None, "--out", help="output file", show_default="MODEL-<method>.pt2"),
              force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
              subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
              no_latency: bool = typer.Option(False, "--no-latency", metavar="", help="skip the latency measurements"),
@@ -260,7 +197,8 @@ def quantize(model: Path = typer.Argument(..., help="a float model file written 
 
 @app.command()
 @guarded
-def export(model: Path = typer.Argument(..., help="a model file written by distill (.pt, or a .pt2 program)"),
+def export(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt, or a .pt2 "
+                                        "program)"),
            format_: str = typer.Option("onnx", "--format", help="file format (`distill list formats`): onnx, a .pt2 "
                                        "program, or an .aoti package of it (loads in a fraction of a second, machine "
                                        "code, opt-in to load)"),
@@ -268,9 +206,15 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
                                      "calibrated on the training data"),
            calibration_batches: int = typer.Option(16, "--calibration-batches", min=1, max=100_000,
                                                    help="--int8: training batches that calibrate the ranges"),
-           out: Optional[Path] = typer.Option(None, "--out", help="output file (default: MODEL-export.<format>)"),
+           out: Optional[Path] = typer.Option(None, "--out", help="output file",
+                                              show_default="MODEL-export.<format>, MODEL-int8.onnx with --int8"),
            force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-           subset: Optional[int] = SubsetOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
+           subset: Optional[int] = SubsetOpt,
+           device: str = typer.Option("auto", "--device", help="accepted like every file command's --device, but the "
+                                      "export runs on the CPU: the model is traced, and the written file checked "
+                                      "against it, where ONNX Runtime and the exported programs run"),
+           threads: Optional[int] = ThreadsOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt,
+           trust_code: bool = TrustOpt) -> None:
     """Export a saved model as ONNX (fp32, or int8 with --int8), a torch.export program (.pt2) or an
     AOTInductor package of that program (.aoti, from a .pt2 int8 file too).
 
@@ -287,13 +231,16 @@ def export(model: Path = typer.Argument(..., help="a model file written by disti
     refuse_overwrite(target, force)
     cfg = step_options(ExportConfig, "export", format=format_, int8=int8, calibration_batches=calibration_batches,
                        name=target.with_suffix(f".{format_}").name, evaluate=False)
-    run = api.export(model, cfg, folder=target.parent, trust_code=trust_code, data=data,
-                      data_root=data_root, device="cpu", latency=False, val_subset=subset)
+    progress = progress_for(quiet, as_json)
+    if device not in ("auto", "cpu"):
+        progress.message(f"note: export runs on the CPU; --device {device} is not used")
+    run = api.export(model, cfg, folder=target.parent, progress=progress, trust_code=trust_code, data=data,
+                     data_root=data_root, device="cpu", threads=threads, latency=False, val_subset=subset)
     info = dict(run.info)
     info["file"] = str(target.with_suffix(f".{format_}"))
     fmt = FORMATS.get(info["format"])
     runtime = fmt.runtime
-    Output(as_json).result(info, (
+    Output(as_json, quiet).result(info, (
         f"wrote {info['file']} ({info['format']}, {info['precision']}, {human_bytes(info['file_bytes'])})\n"
         f"{runtime} vs the model on {info['images']} images: top-1 agreement {info['top1_agreement']:.1f} %, "
         f"max |logit difference| {info['max_abs_diff']:.2g}\n"

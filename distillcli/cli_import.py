@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from distillcli.cli import app
-from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
+from distillcli.cli_options import (DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
                                     TrustOpt, guarded, progress_for, refuse_overwrite)
 from distillcli.output import Output, measures_table
 
@@ -38,13 +38,13 @@ def _numbers(text: str | None, what: str) -> list[float] | None:
 
 @app.command("import")
 @guarded
-def import_(checkpoint: Path = typer.Argument(..., help="a state_dict file (.pth, .pt, .bin; also {'state_dict': ...}) "
-                                              "or .safetensors"),
+def import_(checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="a state_dict file (.pth, .pt, .bin; "
+                                              "also {'state_dict': ...}) or .safetensors"),
             arch: str = typer.Option(..., "--arch", help="the architecture: a built-in name, torchvision:<name>, "
                                      "timm:<name> or py:<file.py>:<callable> (`distill list models`)"),
             out: Path = typer.Option(..., "--out", help="the model file to write (.pt)"),
-            num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, help="classes of the classifier "
-                                                      "(default: read from the checkpoint)"),
+            num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, help="classes of the classifier",
+                                                      show_default="read from the checkpoint"),
             in_channels: int = typer.Option(3, "--in-channels", min=1, max=64, help="image channels"),
             arg: Optional[list[str]] = typer.Option(None, "--arg", help="an architecture option KEY=VALUE "
                                                     "(repeatable; numbers are read as numbers), e.g. width=0.5"),
@@ -52,13 +52,16 @@ def import_(checkpoint: Path = typer.Argument(..., help="a state_dict file (.pth
                                              "'module.'"),
             key_map: Optional[list[str]] = typer.Option(None, "--key-map", help="rename a key prefix OLD=NEW "
                                                         "(repeatable), e.g. fc=linear"),
-            mean: Optional[str] = typer.Option(None, "--mean", help="the normalisation the model expects, per channel "
-                                               "(default: timm's pretrained_cfg, else ImageNet's)"),
+            mean: Optional[str] = typer.Option(None, "--mean", help="the normalisation the model expects, per channel",
+                                               show_default="timm's pretrained_cfg, else ImageNet's"),
             std: Optional[str] = typer.Option(None, "--std", help="per-channel std (see --mean)"),
             input_size: Optional[int] = typer.Option(None, "--input-size", min=1, max=4096,
-                                                     help="image size recorded without --data (default: the "
-                                                          "model's pretrained size, else 224)"),
-            data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt, subset: Optional[int] = SubsetOpt,
+                                                     help="image size recorded without --data",
+                                                     show_default="the model's pretrained size, else 224"),
+            data: Optional[str] = typer.Option(None, "--data", help="a dataset (`distill list datasets`) to record in "
+                                               "the file and evaluate it on"),
+            data_root: Optional[str] = typer.Option(None, "--data-root", help="--data's folder", show_default="data"),
+            subset: Optional[int] = SubsetOpt,
             device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt, force: bool = ForceOpt,
             trust_code: bool = TrustOpt, quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     """Turn a checkpoint written by other code (torchvision, timm, your training script) into a model

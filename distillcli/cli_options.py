@@ -15,8 +15,9 @@ from distillcli.errors import DistillError
 
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")
 RecipeDeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps (overrides the recipe)")
-DataOpt = typer.Option(None, "--data", help="dataset name (default: the one recorded in the file)")
-DataRootOpt = typer.Option(None, "--data-root", help="dataset folder")
+DataOpt = typer.Option(None, "--data", help="dataset name (`distill list datasets`)",
+                       show_default="the one recorded in the file")
+DataRootOpt = typer.Option(None, "--data-root", help="dataset folder", show_default="the one recorded in the file")
 JsonOpt = typer.Option(False, "--json", metavar="", help="print one JSON object on stdout (for scripts)")
 QuietOpt = typer.Option(False, "--quiet", "-q", metavar="", help="no progress output")
 ForceOpt = typer.Option(False, "--force", metavar="", help="overwrite the output if it exists")
@@ -26,6 +27,16 @@ SubsetOpt = typer.Option(None, "--subset", min=1, help="evaluate on the first N 
 TrustOpt = typer.Option(False, "--trust-code", metavar="", help="allow a model built by your own code (arch: py:...) to import and "
                         "run that code (asked every time; never saved)")
 SetOpt = typer.Option(None, "--set", help="override a recipe key: --set steps.0.epochs=1 (repeatable)")
+
+
+def renamed(old: str, new: str) -> Any:
+    """An option's name before it became ``new``: hidden, kept for one release, one warning line when used."""
+    def warn(value: Any) -> Any:
+        if value is not None:
+            sys.stderr.write(f"warning: {old} is now {new}\n")
+        return value
+
+    return typer.Option(None, old, hidden=True, callback=warn)
 
 
 def _fail(kind: str, message: str, hint: str | None, code: int, as_json: bool,

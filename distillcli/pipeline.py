@@ -33,7 +33,7 @@ from distillcli.models.handle import ModelHandle
 from distillcli.interrupt import InterruptHandler
 from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, build_teacher, source_file, student_from_teacher
+from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_norm, source_file, student_from_teacher
 from distillcli.models.ensemble import ENSEMBLE
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, TeacherRecord, best_epoch
 from distillcli.report import write_reports
@@ -122,7 +122,8 @@ class Pipeline:
             summary_writer_class()  # a missing tensorboard fails the run (every process) before anything is written
         self.dist.start(device)
         self.device = device
-        self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
+        self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last,
+                              norm=pretrained_norm(r))
         if self.measure_on_val_split:
             selection = self.data.selection_only()
             if selection is None:
@@ -219,9 +220,9 @@ class Pipeline:
                        started=_dt.datetime.now().isoformat(timespec="seconds"))
         data = DataInfo(name=d.name, num_classes=d.num_classes, class_names=d.class_names,
                         input_shape=list(d.input_shape), train_samples=d.train.num_samples,
-                        val_samples=d.val.num_samples,
-                        select_samples=d.select.num_samples if d.select is not None else 0,
-                        measured_on="val_split" if self.measure_on_val_split else "test")
+                        test_samples=0 if self.measure_on_val_split else d.val.num_samples,
+                        val_samples=d.select.num_samples if d.select is not None else 0,
+                        measured_on="val" if self.measure_on_val_split else "test")
         return RunRecord(run=info, data=data)
 
     # ------------------------------------------------------------------ run directory and checkpoints

@@ -44,7 +44,7 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
         steps.append({"index": index, "kind": kind, "target": cfg.model, "epochs": epochs})
     return {"name": r.name, "device": str(device), "run_dir": str(run_dir) if run_dir else None,
             "data": {"name": data.name, "train_samples": data.train.num_samples,
-                     "val_samples": data.val.num_samples, "input_shape": list(data.input_shape),
-                     "select_samples": data.select.num_samples if data.select is not None else 0},
+                     "test_samples": data.val.num_samples, "input_shape": list(data.input_shape),
+                     "val_samples": data.select.num_samples if data.select is not None else 0},
             "models": models, "steps": steps}
 

@@ -23,6 +23,20 @@ def _arch(spec, data: DataBundle) -> ArchSpec:
                     in_channels=data.input_shape[0], mean=list(mean), std=list(std), kwargs=dict(spec.args))
 
 
+def pretrained_norm(recipe) -> tuple[list[float], list[float]] | None:
+    """The (mean, std) the recipe's first timm model (teachers first) was pretrained with, from its
+    ``pretrained_cfg``: what ``load_data`` gives datasets of photos; None without a timm model."""
+    from distillcli.modelfile.importer import default_input
+    from distillcli.models.sources import split_arch
+
+    for spec in (recipe.teacher, *(recipe.teachers or ()), recipe.student):
+        source = split_arch(spec.arch)[0] if spec is not None and spec.arch else None
+        if source is not None and source.name == "timm":
+            mean, std, _ = default_input(spec.arch)
+            return mean, std
+    return None
+
+
 def build_from_spec(spec, data: DataBundle) -> ModelHandle:
     """A teacher or a standalone student: from a model file, a foreign checkpoint, or fresh."""
     if spec.checkpoint:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distillcli.machine import Machine
 
 SCHEMA = "distillcli.metrics"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: per-epoch test_* and val_* (v2 called the test set val_*); data.test_samples
 WIDE_SPREAD = 0.25  # a latency whose interquartile range exceeds this share of its median is flagged
 
 
@@ -23,8 +23,9 @@ class _Record(BaseModel):
 
 
 class EpochRecord(_Record):
-    """One training epoch: what the loop saw on the training data, then the measure on
-    ``split``: the share held out of the training data (data.val_split), or the test split."""
+    """One training epoch: what the loop saw on the training data, then the measures on the
+    validation split (``val_*``: the share data.val_split holds out of the training data; None
+    without it) and on the test split (``test_*``; None in a search, which never looks at it)."""
 
     epoch: int
     lr: float
@@ -33,13 +34,27 @@ class EpochRecord(_Record):
     val_loss: float | None = None
     val_top1: float | None = None
     val_top5: float | None = None
+    test_loss: float | None = None
+    test_top1: float | None = None
+    test_top5: float | None = None
     images_per_s: float = 0.0
     seconds: float = 0.0
     teacher_seconds: float | None = Field(None, description="of `seconds`, the teacher's forward passes (None: no "
                                                             "teacher ran in this loop)")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="the autocast precision the loop ran in")
     compiled: bool = Field(False, description="whether the forward passes ran compiled (torch.compile)")
-    split: Literal["val_split", "test"] = "test"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v2(cls, row: Any) -> Any:
+        """A version-2 row (metrics.json, or a checkpoint's loop state) named its one measure val_* and
+        its split in ``split``: on "test" (the default), those were the test split's."""
+        if not isinstance(row, dict) or "split" not in row:
+            return row
+        row = dict(row)
+        if row.pop("split") == "test":
+            row.update({f"test_{k}": row.pop(f"val_{k}") for k in ("loss", "top1", "top5") if f"val_{k}" in row})
+        return row
 
 
 class Measures(_Record):
@@ -72,8 +87,11 @@ class Measures(_Record):
 
 
 class BestEpoch(_Record):
+    """The epoch of highest top-1 on the validation split, and its top-1 on the test split."""
+
     epoch: int
     val_top1: float
+    test_top1: float | None = None
 
 
 class TeacherCacheRecord(_Record):
@@ -99,7 +117,8 @@ class StepRecord(_Record):
     model_file: str | None = Field(None, description="relative to the run directory")
     measures: Measures = Field(default_factory=Measures)
     curve: list[EpochRecord] = Field(default_factory=list)
-    best: BestEpoch | None = Field(None, description="best epoch of the curve; the model kept is the last")
+    best: BestEpoch | None = Field(None, description="the curve's best epoch on the validation split (None without "
+                                   "data.val_split: the test split chooses nothing); the model kept is the last")
     info: dict[str, Any] = Field(default_factory=dict, description="step-specific facts")
     teacher_cache: TeacherCacheRecord | None = Field(None, description="steps that distil: the teacher-output store")
 
@@ -158,16 +177,17 @@ class DataInfo(_Record):
     class_names: list[str]
     input_shape: list[int]
     train_samples: int
-    val_samples: int
-    select_samples: int = Field(0, description="held out of the training data by data.val_split (0: off)")
-    measured_on: Literal["test", "val_split"] = Field(
-        "test", description="the split every measure of the run was taken on: test (val_samples), or val_split "
-                            "(select_samples; a search comparing candidates, which never looks at the test split)")
+    test_samples: int = Field(description="the test split (0: not looked at, measured_on: val)")
+    val_samples: int = Field(0, description="the validation split data.val_split holds out of the training data "
+                                            "(0: off)")
+    measured_on: Literal["test", "val"] = Field(
+        "test", description="the split every step's measures were taken on: test, or val (a search comparing "
+                            "candidates, which never looks at the test split)")
 
 
 class RunRecord(_Record):
     schema_: Literal["distillcli.metrics"] = Field(SCHEMA, alias="schema")
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     run: RunInfo
     data: DataInfo
     baseline: Baseline | None = None
@@ -176,6 +196,11 @@ class RunRecord(_Record):
     steps: list[StepRecord] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v2(cls, raw: Any) -> Any:
+        return _upgrade_v2(raw) if isinstance(raw, dict) and raw.get("schema_version") == 2 else raw
 
     def offer_baseline(self, source: str, label: str, measures: Measures, step: int | None = None) -> None:
         """Keep ``measures`` as the baseline unless a preferred source already provided one."""
@@ -190,6 +215,29 @@ class RunRecord(_Record):
         return self.model_dump(mode="json", by_alias=True)
 
 
+def _upgrade_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 record in version-3 names. v2's data.val_samples counted the test split and
+    select_samples the validation split; its curve rows are upgraded by EpochRecord (a row without
+    ``split`` was on the test split), and a best epoch chosen on the test split is dropped."""
+    out = {**raw, "schema_version": SCHEMA_VERSION}
+    if isinstance(raw.get("data"), dict):
+        data = dict(raw["data"])
+        renamed = {new: data.pop(old) for old, new in (("val_samples", "test_samples"),
+                                                        ("select_samples", "val_samples")) if old in data}
+        if data.get("measured_on") == "val_split":
+            data["measured_on"] = "val"
+        out["data"] = {**data, **renamed}
+    if isinstance(raw.get("steps"), list):
+        out["steps"] = [_upgrade_v2_step(s) if isinstance(s, dict) else s for s in raw["steps"]]
+    return out
+
+
+def _upgrade_v2_step(step: dict[str, Any]) -> dict[str, Any]:
+    curve = [{"split": "test", **r} if isinstance(r, dict) else r for r in step.get("curve", [])]
+    on_test = any(isinstance(r, dict) and r["split"] == "test" for r in curve)
+    return {**step, "curve": curve, "best": None if on_test else step.get("best")}
+
+
 def teacher_share(curve: list[EpochRecord]) -> float | None:
     """The teacher's forward passes' share of a step's training time (None: no teacher ran)."""
     rows = [r for r in curve if r.teacher_seconds is not None]
@@ -198,11 +246,12 @@ def teacher_share(curve: list[EpochRecord]) -> float | None:
 
 
 def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
+    """The epoch of highest top-1 on the validation split; None without one (never the test split)."""
     rows = [r for r in curve if r.val_top1 is not None]
     if not rows:
         return None
     top = max(rows, key=lambda r: r.val_top1 or 0.0)
-    return BestEpoch(epoch=top.epoch, val_top1=top.val_top1 or 0.0)
+    return BestEpoch(epoch=top.epoch, val_top1=top.val_top1 or 0.0, test_top1=top.test_top1)
 
 
 # What legitimately differs between two runs of the same recipe and seed: times, the machine's

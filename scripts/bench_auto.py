@@ -163,7 +163,7 @@ def start_file(args: argparse.Namespace) -> Path:
 def fresh_processes(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The files a user ships, each loaded in its own fresh process and timed in turn against the
     starting model's file (written here by an evaluate-only run): top-1 on the test split there too."""
-    from distillcli.file_timing import time_files, timing_row
+    from file_timing import time_files, timing_row
 
     candidates = [("fp32 ResNet-56 (start)", start_file(args)),
                   ("int8 static alone", args.out / "int8" / "models" / "student.pt2"),

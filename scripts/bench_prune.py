@@ -140,14 +140,14 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
             "mac_reduction": info["mac_reduction"], "ratio": info["ratio"], "params_before": info["params_before"],
             "params_after": info["params_after"], "speedup_b1": info["speedup_b1"], "speedup_b64": info["speedup_b64"],
             "top1_unpruned": top1, "top1_after_pruning": info.get("top1_before_finetune"),
-            "top1_per_epoch": [row.val_top1 for row in curve],
+            "top1_per_epoch": [row.test_top1 for row in curve],
             "images_per_s": [row.images_per_s for row in curve], "epochs": args.epochs, "lr": args.lr,
             "seconds": seconds}
 
 
 def part_c(quick: bool, round_tos: list[str]) -> list[dict[str, Any]]:
     from distillcli.compress.export import export_file
-    from distillcli.file_timing import ratio_spread, time_files
+    from file_timing import ratio_spread, time_files
     from distillcli.measure import count_macs
     from distillcli.modelfile import file_header, load_model, save_model
 

@@ -32,7 +32,7 @@ from distillcli.compress.export import as_program, export_file, export_model
 from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
-from distillcli.file_timing import FileTiming, time_files, timing_row
+from file_timing import FileTiming, time_files, timing_row
 from distillcli.modelfile import file_header, file_size, load_model, save_model
 from distillcli.modelfile.native import ALLOW_ENV
 from distillcli.models.handle import ModelHandle

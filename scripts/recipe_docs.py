@@ -30,7 +30,7 @@ _NO_DEFAULT = object()
 # ---------------------------------------------------------------- the schemas
 def _factory_generator() -> type:
     """A pydantic schema generator that also writes defaults made by a default_factory."""
-    from pydantic.json_schema import GenerateJsonSchema, NoDefault
+    from pydantic.json_schema import GenerateJsonSchema
 
     class WithFactoryDefaults(GenerateJsonSchema):
         def get_default_value(self, schema: Any) -> Any:

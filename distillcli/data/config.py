@@ -14,6 +14,10 @@ MAX_SAMPLES = 100_000_000
 MAX_IMAGE_SIZE = 4096
 MAX_CHANNELS = 64
 MAX_SYNTHETIC_VALUES = 1 << 28  # synthetic images x channels x pixels (256 MiB as uint8)
+LARGE_IMAGE = 64  # image files from this size on: random resized crops, and resize + centre crop to evaluate
+MAX_AUTO_WORKERS, SMALL_SPLIT = 8, 1000  # workers: auto
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
 
 Count = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
 # finite and bounded; a std's sign is checked where the dataset's channels are known (datasets.resolve_norm)
@@ -30,8 +34,10 @@ class DataConfig(BaseModel):
     download: bool = Field(False, description="download the dataset when it is missing (needs internet)")
     batch_size: int = Field(128, ge=1, le=65536)
     eval_batch_size: int = Field(256, ge=1, le=65536)
-    workers: int = Field(0, ge=0, le=256, description="loader worker processes (imagefolder only; in-memory data "
-                                                       "needs none)")
+    workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = Field(
+        "auto", description="processes that decode and augment images (image files only; in-memory data needs none); "
+                            f"auto: min({MAX_AUTO_WORKERS}, cores - 1), or 0 for a split of fewer than "
+                            f"{SMALL_SPLIT:,} images (starting workers would cost more than they save)")
     train_subset: Count | None = Field(None, description="use only the first N training samples")
     val_subset: Count | None = Field(None, description="use only the first N validation samples")
     val_split: Annotated[float, Field(gt=0, le=0.5)] | None = Field(
@@ -39,17 +45,24 @@ class DataConfig(BaseModel):
                           "by the seed) to choose on per epoch; the validation/test split then only measures "
                           "final models")
     augment: Literal["auto", "standard", "crop", "none"] = Field(
-        "auto", description="standard: pad-4 random crop + horizontal flip; crop: crop only; auto: the dataset's default"
-    )
+        "auto", description="standard: random crop + horizontal flip; crop: crop only; auto: the dataset's default. "
+                            f"Images below {LARGE_IMAGE} px get a pad-4 crop, image files at {LARGE_IMAGE} px and "
+                            "more a random resized crop (scale 0.08-1)")
     augment_replay: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
         None, description="training epoch e reuses the augmentation of epoch e mod K (the order still changes), "
                           "so a stored teacher's outputs are computed for K epochs at most")
     image_size: Annotated[int, Field(ge=1, le=MAX_IMAGE_SIZE)] | None = Field(
-        None, description=f"resize images to this size, at most {MAX_IMAGE_SIZE} (digits, imagefolder, synthetic)")
+        None, description=f"resize images to this size, at most {MAX_IMAGE_SIZE} (default: the dataset's; 32 for "
+                          f"image files, evaluated with a resize to size / 0.875 + centre crop from {LARGE_IMAGE} px)")
     mean: Norm | None = Field(None, min_length=1, max_length=MAX_CHANNELS,
-                              description="normalisation mean per channel (default: the dataset's)")
+                              description="normalisation mean per channel (default: the dataset's; for image files "
+                                          "the pretrained_cfg of the recipe's timm model, else ImageNet's)")
     std: Norm | None = Field(None, min_length=1, max_length=MAX_CHANNELS,
                               description="normalisation std per channel (default: the dataset's)")
+    train_list: str | None = Field(None, max_length=4096, description="csv only: the training list under data.root "
+                                   "(default train.csv): one `path,label` line per image, path relative to data.root")
+    val_list: str | None = Field(None, max_length=4096, description="csv only: the validation list under data.root "
+                                 "(default val.csv)")
     # synthetic only
     num_classes: Annotated[int, Field(ge=1, le=100_000)] | None = Field(None, description="synthetic only: number "
                                                                                            "of classes")

@@ -1,4 +1,6 @@
-"""Image folders in torchvision's ImageFolder layout: ``root/{train,val}/<class>/<image>``."""
+"""Image folders in torchvision's ImageFolder layout: ``root/{train,val}/<class>/<image>``, and
+``image_bundle``, which serves any split of image files (also ``list_file``'s): decoded, resized and
+augmented in the loader's workers (``images``), never all held in memory."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
 from distillcli.data.bundle import DataBundle
-from distillcli.data.config import DataConfig
+from distillcli.data.config import (IMAGENET_MEAN, IMAGENET_STD, LARGE_IMAGE, MAX_AUTO_WORKERS, SMALL_SPLIT,
+                                    DataConfig)
 from distillcli.data.datasets import resolve_augment, resolve_norm, split_off, subset_size
+from distillcli.data.images import ResizedCropFlip, Transform, Unreadable, decode, eval_transform
 from distillcli.data.loaders import FolderLoader
 from distillcli.errors import DataError
 
@@ -24,43 +27,52 @@ LAYOUT_HINT = (
 
 
 class IndexedImages(Dataset):
-    """ImageFolder items as ``(uint8 CHW tensor, label, index)``; unreadable files raise DataError."""
+    """The image files of ``folder.samples`` (path, label) as ``(image, label, index)``: the image
+    decoded as RGB and, given a ``transform``, a uint8 CHW tensor; an ``Unreadable`` in its place when
+    it cannot be decoded (the loader raises one DataError for the batch)."""
 
-    def __init__(self, folder: Any) -> None:
-        self.folder = folder
+    def __init__(self, folder: Any, transform: Transform | None) -> None:
+        self.folder, self.transform = folder, transform
 
     def __len__(self) -> int:
-        return len(self.folder)
+        return len(self.folder.samples)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int, int]:
-        try:
-            image, label = self.folder[index]
-        except OSError as err:  # PIL's UnidentifiedImageError is an OSError
-            path = self.folder.samples[index][0]
-            raise DataError(f"cannot read image {path}: {err}", "delete or replace the file") from None
+    def __getitem__(self, index: int) -> tuple[Any, int, int]:
+        path, label = self.folder.samples[index]
+        image = decode(path)
+        if self.transform is not None and not isinstance(image, Unreadable):
+            image = self.transform(image)
         return image, label, index
 
 
-def _open_split(root: Path, split: str, size: int) -> Any:
-    from torchvision import transforms as T
+def _open_split(root: Path, split: str) -> Any:
     from torchvision.datasets import ImageFolder
 
     path = root / split
     if not path.is_dir():
         raise DataError(f"imagefolder: {path} is not a folder", LAYOUT_HINT)
-    # The default loader converts grayscale, palette and RGBA images to RGB.
-    transform = T.Compose([T.Resize(size), T.CenterCrop(size), T.PILToTensor()])
     try:
-        return ImageFolder(str(path), transform=transform)
+        return ImageFolder(str(path))
     except FileNotFoundError as err:  # no class folders, or class folders without images
         raise DataError(f"imagefolder: no images under {path} ({err})", LAYOUT_HINT) from None
 
 
+def resolve_workers(workers: int | str, samples: int) -> int:
+    """``data.workers``; auto: one per core but one, at most MAX_AUTO_WORKERS, and none for a split of
+    fewer than SMALL_SPLIT images (starting the processes would cost more than they save)."""
+    if workers != "auto":
+        return int(workers)
+    if samples < SMALL_SPLIT:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+
+
 def _describe(folder: Any, indices: list[int], size: int) -> str:
     """The training samples' identity without reading them: each file's path, size and
-    modification time, in split order, and the image size they are resized to."""
+    modification time, in split order, and the image size and augmentation scheme they get."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{size}\n".encode())
+    h.update(f"{size}{' resized-crop' if size >= LARGE_IMAGE else ''}\n".encode())
     for i in indices:
         path = folder.samples[i][0]
         stat = os.stat(path)
@@ -75,8 +87,7 @@ def _first(data: IndexedImages, n: int | None) -> Dataset:
 
 def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool) -> DataBundle:
     root = Path(cfg.root).expanduser().resolve()
-    size = cfg.image_size or 32
-    train, val = _open_split(root, "train", size), _open_split(root, "val", size)
+    train, val = _open_split(root, "train"), _open_split(root, "val")
     if train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))
         only_val = sorted(set(val.classes) - set(train.classes))
@@ -85,32 +96,48 @@ def build_imagefolder(cfg: DataConfig, device: torch.device, seed: int, channels
             f"(only in train: {only_train or 'none'}; only in val: {only_val or 'none'})",
             f"give {root}/val one folder per class of {root}/train, with the same names",
         )
-    mean, std = resolve_norm(cfg, 3, [0.5] * 3, [0.5] * 3)
+    return image_bundle(cfg, device, seed, channels_last, train, val)
+
+
+def image_bundle(cfg: DataConfig, device: torch.device, seed: int, channels_last: bool, train: Any,
+                 val: Any) -> DataBundle:
+    """Loaders of two splits of image files; each split has ``samples`` [(path, label)], ``targets``
+    (the labels) and ``classes`` (the names; the training split's name the bundle's classes).
+
+    Below LARGE_IMAGE px every image is resized and centre-cropped, and training batches get the
+    pad-4 crop and flip; from LARGE_IMAGE px on training takes random resized crops of the decoded
+    images, and evaluation resizes to size / 0.875 and centre-crops (``images``)."""
+    size = cfg.image_size or 32
+    augment = resolve_augment(cfg, "standard")
+    evaluate = eval_transform(size)
+    per_image = size >= LARGE_IMAGE and augment != "none"
+    mean, std = resolve_norm(cfg, 3, IMAGENET_MEAN, IMAGENET_STD)
 
     def loader(data: Dataset, batch_size: int, train_split: bool, indices: list[int] | None = None) -> FolderLoader:
         return FolderLoader(
             data,
             batch_size,
             shuffle=train_split,
-            augment=resolve_augment(cfg, "standard") if train_split else "none",
+            augment=augment if train_split else "none",
             seed=seed,
             device=device,
             channels_last=channels_last,
-            workers=cfg.workers,
+            workers=resolve_workers(cfg.workers, len(data)),  # type: ignore[arg-type]
             replay=cfg.augment_replay if train_split else None,
             describe=(lambda: _describe(train, indices, size)) if indices is not None else None,
+            sample_augment=ResizedCropFlip(size, flip=augment == "standard") if train_split and per_image else None,
         )
 
-    train_data, select = _first(IndexedImages(train), cfg.train_subset), None
+    train_data, select = _first(IndexedImages(train, None if per_image else evaluate), cfg.train_subset), None
     train_indices = list(range(len(train_data)))
     if cfg.val_split is not None:  # Subsets keep the index in train/, so both splits yield it
         keep, held = split_off(torch.tensor(train.targets[: len(train_data)]), cfg.val_split, seed)
-        select = loader(Subset(train_data, held.tolist()), cfg.eval_batch_size, False)
+        select = loader(Subset(IndexedImages(train, evaluate), held.tolist()), cfg.eval_batch_size, False)
         train_data, train_indices = Subset(train_data, keep.tolist()), keep.tolist()
     return DataBundle(
         name=cfg.name,
         train=loader(train_data, cfg.batch_size, True, train_indices),
-        val=loader(_first(IndexedImages(val), cfg.val_subset), cfg.eval_batch_size, False),
+        val=loader(_first(IndexedImages(val, evaluate), cfg.val_subset), cfg.eval_batch_size, False),
         select=select,
         num_classes=len(train.classes),
         class_names=list(train.classes),

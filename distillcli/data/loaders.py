@@ -3,7 +3,8 @@
 ``TensorLoader`` serves datasets held in memory as uint8 tensors: shuffling and pad-crop/flip
 augmentation are a handful of batched tensor ops, with no per-sample Python work.
 ``FolderLoader`` wraps a torch ``DataLoader`` for datasets read from disk and applies the same
-batch-wise augmentation after collation.
+batch-wise augmentation after collation, or augments each image where its worker decodes it
+(``images``: random resized crops of image files from 64 px on).
 
 Randomness comes from generators seeded from (seed, epoch) only, so epoch ``e`` has the same
 order and augmentation whether or not epochs before it ran, and ``iter_from(k)`` starts an
@@ -22,50 +23,18 @@ processes.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Iterator, Literal
+from typing import Any, Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-Augment = Literal["standard", "crop", "none"]
+from distillcli.data.augment import PAD  # noqa: F401  (the padding of crop_flip, with the loaders it pads)
+from distillcli.data.augment import (AUGMENT_STREAM, Augment, augment_epoch, batch_augmentation, crop_flip,
+                                     epoch_generator)
+from distillcli.data.images import AugmentedImages, SampleAugment, Unreadable, collate, unreadable_error
+
 Batch = tuple[Tensor, Tensor, Tensor]
-PAD = 4
-AUGMENT_STREAM = 1  # epoch_generator stream of the per-sample augmentation draws (0: the order)
-
-
-def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator determined by (seed, epoch, stream) alone; streams keep uses apart."""
-    digest = hashlib.blake2b(f"{seed}/{epoch}/{stream}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
-
-
-def draw_augmentation(
-    n: int, augment: Augment, g: torch.Generator, device: torch.device
-) -> tuple[Tensor, Tensor | None]:
-    """Per-sample crop offsets (2, n) in [0, 2*PAD] and flip flags (n,) (None unless standard)."""
-    offsets = torch.randint(0, 2 * PAD + 1, (2, n), generator=g).to(device)
-    flips = (torch.rand(n, generator=g) < 0.5).to(device) if augment == "standard" else None
-    return offsets, flips
-
-
-def crop_flip(x: Tensor, offsets: Tensor, flips: Tensor | None) -> Tensor:
-    """Zero-pad a batch by PAD, take one crop per sample and mirror the flagged ones.
-
-    Output pixel (i, j) of sample b reads padded pixel (oy_b + i, ox_b + j), or column
-    ox_b + W-1-j when flipped, so crop and flip are a single gather over the batch.
-    """
-    b, c, h, w = x.shape
-    wp = w + 2 * PAD
-    padded = F.pad(x, (PAD, PAD, PAD, PAD)).view(b, c, -1)
-    oy, ox = offsets[0, :, None], offsets[1, :, None]
-    rows = oy + torch.arange(h, device=x.device)
-    cols = ox + torch.arange(w, device=x.device)
-    if flips is not None:
-        cols = torch.where(flips[:, None], ox + torch.arange(w - 1, -1, -1, device=x.device), cols)
-    index = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
-    return padded.gather(2, index).view(b, c, h, w)
 
 
 def _batches(n: int, batch_size: int, world: int, drop_short: bool) -> int:
@@ -77,21 +46,6 @@ def _batches(n: int, batch_size: int, world: int, drop_short: bool) -> int:
 
 def _memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def augment_epoch(augment: Augment, epoch: int, replay: int | None) -> int:
-    """The epoch whose augmentation ``epoch`` uses: ``epoch mod replay`` (0 without augmentation)."""
-    if augment == "none":
-        return 0
-    return epoch % replay if replay else epoch
-
-
-def _augmentation(n: int, augment: Augment, seed: int, aug_epoch: int,
-                  device: torch.device) -> tuple[Tensor, Tensor | None] | None:
-    """Crops and flips of all ``n`` samples of an augmentation epoch, indexed by position in the split."""
-    if augment == "none":
-        return None
-    return draw_augmentation(n, augment, epoch_generator(seed, aug_epoch, AUGMENT_STREAM), device)
 
 
 def tensor_bytes(t: Tensor) -> bytes:
@@ -182,7 +136,7 @@ class TensorLoader:
         n, store, device = self.num_samples, self.images.device, self.device
         fmt = _memory_format(self.channels_last)
         order = torch.randperm(n, generator=epoch_generator(self.seed, self.epoch)).to(store) if self.shuffle else None
-        drawn = _augmentation(n, self.augment, self.seed, self.augment_epoch(self.epoch), store)
+        drawn = batch_augmentation(n, self.augment, self.seed, self.augment_epoch(self.epoch), store)
         for b in range(first_batch, len(self)):
             start = b * self.batch_size
             pos = torch.arange(start, min(start + self.batch_size, n), device=store)
@@ -198,11 +152,27 @@ class TensorLoader:
             yield x, y.to(device, non_blocking=True), ids.to(device, non_blocking=True)
 
 
+class _Plan:
+    """The batch sampler of a FolderLoader's DataLoader: the batches of the pass under way."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class FolderLoader:
-    """Batches of a map-style dataset whose items are ``(image, label, index)``.
+    """Batches of a map-style dataset whose items are ``(image, label, index)``, read by ``workers``
+    processes (kept from pass to pass on CUDA), one pass at a time.
 
     Images are CHW tensors, uint8 (converted to [0, 1] on the device, which moves 4x fewer
-    bytes) or already float in [0, 1]. Augmentation runs batch-wise after the move.
+    bytes) or already float in [0, 1]; an ``images.Unreadable`` item fails its batch with a
+    DataError. Augmentation runs batch-wise after the move, or with ``sample_augment`` on each
+    image in the workers (the items are then decoded images of any size).
     """
 
     def __init__(
@@ -218,6 +188,7 @@ class FolderLoader:
         workers: int = 0,
         replay: int | None = None,
         describe: Callable[[], str] | None = None,
+        sample_augment: SampleAugment | None = None,
     ) -> None:
         """``describe``: a digest of the samples (e.g. their files' names, sizes and times), the
         loader's ``fingerprint``; without it the loader has none. ``replay`` as in TensorLoader."""
@@ -232,12 +203,22 @@ class FolderLoader:
         self.epoch = 0
         self.batch_size, self.shuffle, self.workers = batch_size, shuffle, workers
         self.rank, self.world = 0, 1
+        self.sample_augment = sample_augment if augment != "none" else None
+        self._plan, self._loader, self._passes = _Plan(), None, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def augment_epoch(self, epoch: int) -> int:
         return augment_epoch(self.augment, epoch, self.replay)
+
+    def _data_loader(self) -> DataLoader:
+        if self._loader is None:
+            data = self.dataset if self.sample_augment is None else AugmentedImages(self.dataset, self.sample_augment)
+            cuda = self.device.type == "cuda"
+            self._loader = DataLoader(data, batch_sampler=self._plan, num_workers=self.workers, collate_fn=collate,
+                                      pin_memory=cuda, persistent_workers=cuda and self.workers > 0)
+        return self._loader
 
     def fingerprint(self) -> str | None:
         if self._fingerprint is None and self.describe is not None:
@@ -262,14 +243,24 @@ class FolderLoader:
     def iter_from(self, first_batch: int) -> Iterator[Batch]:
         """The epoch's batches from batch ``first_batch`` on; only this process's share is read."""
         device, fmt = self.device, _memory_format(self.channels_last)
-        batches = self._global_batches()
-        drawn = _augmentation(self.num_samples, self.augment, self.seed, self.augment_epoch(self.epoch),
-                              torch.device("cpu"))
+        batches, aug_epoch = self._global_batches(), self.augment_epoch(self.epoch)
+        drawn = (batch_augmentation(self.num_samples, self.augment, self.seed, aug_epoch, torch.device("cpu"))
+                 if self.sample_augment is None else None)
         shares = [list(torch.tensor(batch).tensor_split(self.world)[self.rank].tolist()) if self.world > 1
                   else batch for batch in batches[first_batch:]]
-        loader = DataLoader(self.dataset, batch_sampler=shares, num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda")
-        for share, (x, y, idx) in zip(shares, loader):
+        self._plan.batches = shares
+        if self.sample_augment is not None:  # each image's draws: from (seed, augmentation epoch, position)
+            g = epoch_generator(self.seed, aug_epoch, AUGMENT_STREAM)
+            pass_seed = int(torch.randint(1 << 62, (1,), generator=g))
+            self._plan.batches = [[(pos, pass_seed) for pos in share] for share in shares]
+        self._passes += 1
+        this_pass = self._passes
+        for share, batch in zip(shares, self._data_loader()):
+            if self._passes != this_pass:
+                raise RuntimeError("a FolderLoader serves one pass at a time; another pass began during this one")
+            if isinstance(batch[0], Unreadable):
+                raise unreadable_error(batch)
+            x, y, idx = batch
             x = x.to(device, non_blocking=True)
             if drawn is not None:
                 offsets, flips = drawn

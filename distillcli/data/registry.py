@@ -9,13 +9,16 @@ from distillcli.data.config import DataConfig
 from distillcli.registry import Entry, Registry
 
 # Keys that only some datasets read; a key set for a dataset that does not read it is an error.
-OPTIONAL_KEYS = ("image_size", "num_classes", "channels", "train_size", "val_size", "download", "workers")
+OPTIONAL_KEYS = ("image_size", "num_classes", "channels", "train_size", "val_size", "download", "workers", "train_list",
+                 "val_list")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetEntry(Entry):
     keys: tuple[str, ...] = ()  # which of OPTIONAL_KEYS it reads
     on_disk: bool = False  # reads data.root (a folder or a file) from disk
+    # photos: mean/std default to those the recipe's pretrained (timm) model expects, else ImageNet's
+    photos: bool = False
 
 
 def unused_keys(cfg: DataConfig, entry: DatasetEntry) -> list[str]:
@@ -25,8 +28,9 @@ def unused_keys(cfg: DataConfig, entry: DatasetEntry) -> list[str]:
             if key not in entry.keys and key in cfg.model_fields_set and getattr(cfg, key) != fields[key].default]
 
 
-def _dataset(name: str, target: str, summary: str, keys: tuple[str, ...] = (), on_disk: bool = False) -> DatasetEntry:
-    return DatasetEntry(name=name, target=target, summary=summary, keys=keys, on_disk=on_disk)
+def _dataset(name: str, target: str, summary: str, keys: tuple[str, ...] = (), on_disk: bool = False,
+             photos: bool = False) -> DatasetEntry:
+    return DatasetEntry(name=name, target=target, summary=summary, keys=keys, on_disk=on_disk, photos=photos)
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", DatasetEntry, [
@@ -37,7 +41,10 @@ DATASETS: Registry[DatasetEntry] = Registry("dataset", DatasetEntry, [
     _dataset("digits", "distillcli.data.digits:build_digits", "scikit-learn's 8x8 digits (ships offline)",
              ("image_size",)),
     _dataset("imagefolder", "distillcli.data.folder:build_imagefolder", "root/train/<class>/*, root/val/<class>/*",
-             ("image_size", "workers"), on_disk=True),
+             ("image_size", "workers"), on_disk=True, photos=True),
+    _dataset("csv", "distillcli.data.list_file:build_list_files",
+             "images listed in root/train.csv and root/val.csv, one `path,label` line each",
+             ("image_size", "workers", "train_list", "val_list"), on_disk=True, photos=True),
     _dataset("synthetic", "distillcli.data.synthetic:build_synthetic", "noisy class prototypes made in memory",
              ("image_size", "num_classes", "channels", "train_size", "val_size")),
 ], group="distillcli.datasets")

@@ -15,15 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from distillcli.data.config import IMAGENET_MEAN, IMAGENET_STD
 from distillcli.errors import ModelFileError, OptionError
-from distillcli.modelfile.eager import safe_torch_load
 from distillcli.modelfile.foreign import load_foreign_state, read_weights
 from distillcli.models.build import backbone, build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.models.sources import architecture_only, split_arch
-
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def default_input(arch: str) -> tuple[list[float], list[float], int]:

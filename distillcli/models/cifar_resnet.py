@@ -16,10 +16,12 @@ from torch import Tensor, nn
 from distillcli.errors import OptionError
 from distillcli.models.common import check_width, init_weights, scaled
 from distillcli.models.blocknet import BlockNet
+from distillcli.models.structure import reshapeable
 
 SHORTCUTS = ("A", "B")
 
 
+@reshapeable
 class ZeroPadShortcut(nn.Module):
     """Parameter-free shortcut (the paper's option A): subsample spatially, then lay the
     input channels out among zero channels.

@@ -40,15 +40,24 @@ def _layernorm_args(m: nn.LayerNorm) -> dict[str, Any]:
             "elementwise_affine": m.elementwise_affine, "bias": getattr(m, "bias", None) is not None}
 
 
-def _layer_table() -> dict[str, tuple[type[nn.Module], Callable[[Any], dict[str, Any]]]]:
-    from distillcli.models.cifar_resnet import ZeroPadShortcut
+Layers = dict[str, tuple[type[nn.Module], Callable[[Any], dict[str, Any]]]]
+_OWN: Layers = {}  # distill's own layers that pruning reshapes (see ``reshapeable``)
 
+
+def reshapeable(cls: type[nn.Module]) -> type[nn.Module]:
+    """Class decorator for a model's own layer whose shape pruning changes: its static method
+    ``structure_args(module)`` gives the constructor arguments that rebuild it as it is now."""
+    _OWN[cls.__name__] = (cls, getattr(cls, "structure_args"))
+    return cls
+
+
+def _layer_table() -> Layers:
     return {
         "Conv2d": (nn.Conv2d, _conv_args),
         "BatchNorm2d": (nn.BatchNorm2d, _bn_args),
         "Linear": (nn.Linear, _linear_args),
         "LayerNorm": (nn.LayerNorm, _layernorm_args),
-        "ZeroPadShortcut": (ZeroPadShortcut, ZeroPadShortcut.structure_args),
+        **_OWN,
     }
 
 

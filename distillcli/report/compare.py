@@ -1,5 +1,6 @@
 """`distill compare`: the final student model of several runs side by side, and the best one
-whose accuracy stays within a drop of the best baseline among them."""
+whose accuracy stays within a drop of the baseline: the final model of one of the runs (the
+first, by default), or with ``teacher`` the best baseline the runs recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
-from distillcli.errors import RunDirError
+from distillcli.errors import OptionError, RunDirError
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import load_record, plots
 from distillcli.report.html import note, page, section, table, td
@@ -17,6 +18,7 @@ from distillcli.report.numbers import ms, pct, points
 
 Objective = Literal["latency", "size", "macs"]
 OBJECTIVES: tuple[str, ...] = ("latency", "size", "macs")
+TEACHER = "teacher"  # --baseline: the best baseline the runs recorded (their teacher or starting model)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Comparison:
     reference: float | None
     reference_from: str
     best: Entry | None
+    baseline: Entry | None = None  # the run whose final model is the reference (None: a recorded baseline)
 
     def cost_name(self) -> str:
         return {"latency": f"latency at batch {self.batch}", "size": "stored size", "macs": "MACs"}[self.objective]
@@ -78,7 +81,21 @@ def _entries(run_dirs: list[Path]) -> list[Entry]:
     return entries
 
 
-def _reference(entries: list[Entry]) -> tuple[float | None, str]:
+def _baseline_run(entries: list[Entry], baseline: str | None) -> Entry | None:
+    """The run ``baseline`` names (a label or a run directory; the first run when None); None for ``teacher``."""
+    if baseline is None:
+        return entries[0]
+    for e in entries:
+        if baseline == e.label or Path(baseline).resolve() == e.run_dir.resolve():
+            return e
+    if baseline == TEACHER:
+        return None
+    raise OptionError(f"--baseline {baseline!r} is not one of the runs compared",
+                      f"give a run's label ({', '.join(e.label for e in entries)}) or directory, or {TEACHER} for "
+                      "the best baseline the runs recorded")
+
+
+def _recorded_reference(entries: list[Entry]) -> tuple[float | None, str]:
     """The best baseline top-1 among the runs (or, when no run has one, the best final top-1)."""
     based = [(e.record.baseline.measures.top1, e) for e in entries
              if e.record.baseline is not None and e.record.baseline.measures.top1 is not None]
@@ -97,22 +114,25 @@ def _cost(m: Measures, objective: str, batch: str | None) -> float | None:
         float(m.macs) if objective == "macs" and m.macs else None
 
 
-def compare_runs(run_dirs: list[Path], max_drop: float, objective: str) -> Comparison:
+def compare_runs(run_dirs: list[Path], max_drop: float, objective: str, baseline: str | None = None) -> Comparison:
+    """``baseline``: what --max-drop is measured against (see ``_baseline_run``)."""
     entries = _entries(run_dirs)
     common = set.intersection(*(set(e.measures.latency_ms) for e in entries))
     batch = max(common, key=int) if common else None  # latencies compare only at the same batch size
-    reference, source = _reference(entries)
+    base = _baseline_run(entries, baseline)
+    reference, source = (base.measures.top1, f"the final model of {base.label}") if base is not None else \
+        _recorded_reference(entries)
     for e in entries:
         e.cost = _cost(e.measures, objective, batch)
         e.drop = None if reference is None or e.measures.top1 is None else reference - e.measures.top1
         e.qualifies = e.cost is not None and e.drop is not None and e.drop <= max_drop + 1e-9
     eligible = [e for e in entries if e.qualifies]
     best = min(eligible, key=lambda e: (e.cost, -(e.measures.top1 or 0.0))) if eligible else None
-    return Comparison(entries, objective, batch, max_drop, reference, source, best)
+    return Comparison(entries, objective, batch, max_drop, reference, source, best, base)
 
 
 def verdict(c: Comparison) -> str:
-    within = f"within {c.max_drop:g} pts of the reference top-1 {pct(c.reference)} % ({c.reference_from})"
+    within = f"within {c.max_drop:g} pts of the baseline top-1 {pct(c.reference)} % ({c.reference_from})"
     if c.best is None:
         missing = [e.label for e in c.entries if e.cost is None]
         why = f"; {c.objective} is not measured in {', '.join(missing)}" if missing else ""
@@ -128,13 +148,14 @@ def _cost_text(c: Comparison, e: Entry) -> str:
 
 def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
     """The table as text: shared by the terminal, compare.md and compare.html."""
-    head = ["run", "status", "final step", "top-1 %", "vs reference", "params", "MACs", "stored size",
+    head = ["run", "status", "final step", "top-1 %", "vs baseline", "params", "MACs", "stored size",
             f"latency b{c.batch}" if c.batch else "latency", "within drop", "best"]
     body = []
     for e in c.entries:
         m = e.measures
         body.append([e.label, e.record.run.status, f"{e.step.index} {e.step.kind}", pct(m.top1),
-                     points(None if e.drop is None else -e.drop), human_count(m.params), human_count(m.macs),
+                     "baseline" if e is c.baseline else points(None if e.drop is None else -e.drop),
+                     human_count(m.params), human_count(m.macs),
                      human_bytes(m.file_bytes), ms(m.latency_ms.get(c.batch)) if c.batch else "-",
                      "yes" if e.qualifies else "no", "best" if e is c.best else ""])
     return head, body
@@ -146,7 +167,9 @@ def to_json(c: Comparison) -> dict[str, Any]:
              **e.measures.summary()} for e in c.entries]
     best = None if c.best is None else {"label": c.best.label, "run_dir": str(c.best.run_dir)}
     return {"objective": c.objective, "latency_batch": c.batch, "max_drop": c.max_drop,
-            "reference": {"top1": c.reference, "from": c.reference_from}, "runs": runs, "best": best,
+            "reference": {"top1": c.reference, "from": c.reference_from,
+                          "run": c.baseline.label if c.baseline is not None else None},
+            "runs": runs, "best": best,
             "verdict": verdict(c)}
 
 
@@ -159,7 +182,7 @@ def render_md(c: Comparison) -> str:
     head, body = rows(c)
     lines = ["# compare", "", verdict(c), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
-    lines += ["", "vs reference: top-1 against the reference, in percentage points. Runs:", ""]
+    lines += ["", f"vs baseline: top-1 against {c.reference_from}, in percentage points. Runs:", ""]
     lines += [f"- {e.label}: {_where(e)}" for e in c.entries]
     return "\n".join(lines) + "\n"
 
@@ -176,7 +199,7 @@ def render_html(c: Comparison) -> str:
     runs = "<ul>" + "".join(f"<li>{escape(e.label)}: {escape(_where(e))}</li>" for e in c.entries) + "</ul>"
     parts = [f'<section id="summary"><h1>compare</h1><p>{escape(verdict(c))}</p></section>',
              section("runs", "Final student model of each run", table(head, cells, classes)
-                     + note("vs reference: top-1 against the reference, in percentage points.") + runs),
+                     + note(f"vs baseline: top-1 against {c.reference_from}, in percentage points.") + runs),
              section("pareto", "Accuracy against " + c.objective, chart
                      + note("Red: the Pareto front; star: the best run; dashed: the lowest top-1 --max-drop allows."))]
     return page("distillcli compare", "\n".join(parts))

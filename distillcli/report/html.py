@@ -9,7 +9,8 @@ from typing import NamedTuple, Sequence
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
 from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
-from distillcli.report.numbers import duration, ms, pct, points, size_ratio, speed_ratio, training_note
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, latency_note, measured_on, ms, pct,
+                                       points, size_ratio, speed_ratio, spread, training_note, within_noise)
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d1d1f;
@@ -43,6 +44,7 @@ class Row(NamedTuple):
     file: str | None = None
     seconds: float | None = None
     training: str = ""  # the step's training loops in a few words (training_note)
+    best: str = "-"  # the step's best epoch on the validation split (best_text)
 
 
 def page(title: str, body: str) -> str:
@@ -95,7 +97,7 @@ def rows_of(record: RunRecord) -> list[Row]:
                         base.measures, True))
     for s in record.steps:
         rows.append(Row(str(s.index), s.kind, s.target, s.measures, base is not None and base.step == s.index,
-                        s.model_file, s.seconds, training_note(s.curve)))
+                        s.model_file, s.seconds, training_note(s.curve), best_text(s)))
     return rows
 
 
@@ -114,7 +116,9 @@ def _delta(ref: Measures | None, m: Measures, batch: str | None) -> str:
     top1 = points(None if m.top1 is None or ref.top1 is None else m.top1 - ref.top1)
     parts = [_tone(top1), "size " + _tone(size_ratio(ref.file_bytes, m.file_bytes))]
     if batch is not None:
-        parts.append(f"b{batch} " + _tone(speed_ratio(ref.latency_ms.get(batch), m.latency_ms.get(batch))))
+        speed = SAME_WITHIN_NOISE if within_noise(ref, m, batch) else \
+            speed_ratio(ref.latency_ms.get(batch), m.latency_ms.get(batch))
+        parts.append(f"b{batch} " + _tone(speed))
     return '<td class="delta">' + "<br>".join(parts) + "</td>"
 
 
@@ -132,7 +136,9 @@ def steps_table(record: RunRecord) -> str:
     batches = latency_batches([r.measures for r in rows])
     big = batches[-1] if batches else None
     head = ["#", "step", "model", "top-1 %", "top-5 %", "params", "MACs", "stored size"]
+    chosen = any(s.best is not None for s in record.steps)  # only on a validation split: never on the test split
     head += [f"latency b{b}" for b in batches] + ["vs baseline", "vs step before"]
+    head += ["best epoch (top-1 %)"] if chosen else []
     body, classes = [], []
     for i, r in enumerate(rows):
         m = r.measures
@@ -142,15 +148,21 @@ def steps_table(record: RunRecord) -> str:
         model = escape(r.target) + (' <span class="tag">baseline</span>' if r.baseline else "")
         cells = [td(r.index), f"<td>{name}</td>", f"<td>{model}</td>", td(pct(m.top1), "num"), td(pct(m.top5), "num"),
                  td(_params(m), "num"), td(human_count(m.macs), "num"), td(human_bytes(m.file_bytes), "num")]
-        cells += [td(ms(m.latency_ms.get(b)), "num") for b in batches]
+        cells += [td(ms(m.latency_ms.get(b)) + spread(m, b), "num") for b in batches]
         cells.append("<td>baseline</td>" if r.baseline else _delta(base, m, big))
         cells.append(_delta(rows[i - 1].measures if i else None, m, big))
+        cells += [td(r.best)] if chosen else []
         body.append(cells)
         classes.append("baseline" if r.baseline else "")
     text = table(head, body, classes)
     if record.baseline is not None:
         text += note(f"Baseline: {record.baseline.label}. Top-1 differences are in percentage points; size and "
                      f"latency ratios compare stored file size and the median latency at batch {big or '-'}.")
+    text += note(f"Top-1 and top-5 are each model's as it is, measured on {measured_on(record.data)}."
+                 + (" Best epoch: the epoch of highest top-1 on the validation split, with its val and test "
+                    "top-1; the model kept is the last epoch's." if chosen else ""))
+    if batches:
+        text += note(latency_note(record.run))
     cache = [line for line in map(teacher_cache_line, record.steps) if line]
     if cache:
         text += note("Teacher outputs: " + "; ".join(cache) + ".")
@@ -165,7 +177,8 @@ def _header(record: RunRecord) -> str:
              ("seed", str(run.seed)), ("duration", duration(run.seconds)),
              ("started / finished", f"{run.started or '-'} / {run.finished or '-'}"),
              ("data", f"{data.name}: {data.num_classes} classes, {data.train_samples} train / "
-                      f"{data.val_samples} val samples, input {'x'.join(map(str, data.input_shape))}"),
+                      + (f"{data.val_samples} val (held out of the training data) / " if data.val_samples else "")
+                      + f"{data.test_samples} test samples, input {'x'.join(map(str, data.input_shape))}"),
              ("versions", ", ".join(f"{k} {v}" for k, v in run.versions.items()) or "-"),
              ("machine", run.machine.describe() if run.machine else "-"),
              ("recipe hash", run.recipe_hash or "-"), ("recipe file", run.recipe_file or "-")]
@@ -206,7 +219,7 @@ def _curves(record: RunRecord) -> str:
     curves = [(f"{s.index} {s.kind} [{s.target}]", s.curve) for s in record.steps if s.curve]
     if not curves:
         return note("No step trained a model.")
-    return img(plots.curves_figure(curves), "loss and validation accuracy per epoch")
+    return img(plots.curves_figure(curves), "loss and top-1 per epoch on the test and validation splits")
 
 
 def _final(record: RunRecord) -> StepRecord | None:

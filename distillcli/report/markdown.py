@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from distillcli.record import WIDE_SPREAD, Measures, RunRecord, StepRecord
-from distillcli.report.numbers import training_note
+from distillcli.record import Measures, RunRecord, StepRecord
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, latency_note, measured_on, spread,
+                                       training_note, within_noise)
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -33,18 +34,16 @@ def _plain(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _ratio(base: float | None, value: float | None) -> str:
-    if not base or not value:
+def _speedup(base: Measures, m: Measures, batch: str) -> str:
+    before, after = base.latency_ms.get(batch), m.latency_ms.get(batch)
+    if not before or not after:
         return "-"
-    return f"{base / value:.2f}x"
+    return SAME_WITHIN_NOISE if within_noise(base, m, batch) else f"{before / after:.2f}x"
 
 
-def _latency(m: Measures, batch: str, wide: list[str]) -> str:
+def _latency(m: Measures, batch: str) -> str:
     ms = m.latency_ms.get(batch)
-    if ms is None:
-        return "-"
-    iqr = m.latency_iqr_ms.get(batch)
-    return f"{ms:.2f}" + (f" ±{iqr:.2f}" if iqr is not None else "") + (" \u26a0" if batch in wide else "")
+    return "-" if ms is None else f"{ms:.2f}" + spread(m, batch)
 
 
 def teacher_cache_line(s: StepRecord) -> str | None:
@@ -58,17 +57,6 @@ def teacher_cache_line(s: StepRecord) -> str | None:
         return f"step {s.index} ({s.kind}) computed them every batch (teacher_cache: {c.mode}){share}"
     return (f"step {s.index} ({s.kind}) read {c.hits} epoch(s) from the store and computed {c.misses}; "
             f"{human_bytes(c.disk_bytes)} on disk (key {c.key[:12]}){share}")
-
-
-_SPLITS = {"val_split": "val split", "test": "test"}
-
-
-def _best(s: StepRecord) -> str:
-    """The best epoch and the split it was picked on (the curve's rows all name the same one)."""
-    if s.best is None:
-        return "-"
-    split = next((r.split for r in s.curve if r.epoch == s.best.epoch), "test")
-    return f"{s.best.epoch} ({s.best.val_top1:.2f}, {_SPLITS[split]})"
 
 
 def render(record: RunRecord) -> str:
@@ -87,26 +75,27 @@ def render(record: RunRecord) -> str:
     if run.error:
         lines += [f"> {run.status}: {run.error}", ""]
     head = ["#", "step", "model", "top-1 %", "Δ top-1", "top-5 %", "params", "MACs", "file"]
-    head += [f"ms b{b}" for b in batches] + ["speed-up b" + str(batches[-1]) if batches else "speed-up", "best epoch", "training", "time s"]
+    chosen = any(s.best is not None for s in record.steps)  # only on a validation split: never on the test split
+    head += [f"ms b{b}" for b in batches] + ["speed-up b" + str(batches[-1]) if batches else "speed-up"]
+    head += (["best epoch"] if chosen else []) + ["training", "time s"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in record.steps:
         m = s.measures
         delta = None if m.top1 is None or t.top1 is None else m.top1 - t.top1
         row = [str(s.index), s.kind, s.target, _num(m.top1), _num(delta, "{:+.2f}"), _num(m.top5),
                human_count(m.params), human_count(m.macs), human_bytes(m.file_bytes)]
-        wide = m.wide_latency()
-        row += [_latency(m, str(b), wide) for b in batches]
-        last = str(batches[-1]) if batches else None
-        row.append(_ratio(t.latency_ms.get(last), m.latency_ms.get(last)) if last else "-")
-        row.append(_best(s))
+        row += [_latency(m, str(b)) for b in batches]
+        row.append(_speedup(t, m, str(batches[-1])) if batches else "-")
+        row += [best_text(s)] if chosen else []
         row.append(training_note(s.curve) or "-")
         row.append(f"{s.seconds + s.measure_seconds:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     d = record.data
-    held = f" (val split: the {d.select_samples} training images data.val_split holds out)" if d.select_samples else ""
-    lines += ["", f"Top-1 and top-5 are each step's final model, measured on the test split ({d.val_samples} "
-                  f"images). Best epoch: the epoch of highest top-1 on the split named{held}, for information; "
-                  "the model kept is the last epoch's."]
+    lines += ["", f"Top-1 and top-5 are each step's final model, measured on {measured_on(d)}."]
+    if chosen:
+        lines[-1] += (f" Best epoch: the epoch of highest top-1 on the validation split ({d.val_samples} training "
+                      "images data.val_split holds out), with its val and test top-1, for information; the model "
+                      "kept is the last epoch's.")
     if base is not None:
         lines += ["", f"Deltas and speed-up are against {base.label} (top-1 {_num(t.top1)} %, "
                       f"{human_count(t.params)} params, {human_count(t.macs)} MACs)."]
@@ -116,9 +105,7 @@ def render(record: RunRecord) -> str:
                   f"{human_count(m.measures.params)} params, {human_count(m.measures.macs)} MACs ({m.checkpoint})"
                   for m in record.teachers]
     if batches:
-        lines += ["", f"Latency: median ± interquartile range over the timed passes; \u26a0 marks a spread over "
-                      f"{WIDE_SPREAD:.0%} of the median (busy cores: compare such figures with care). "
-                      f"Machine load at the start: {_num(run.load_average)} on {run.cpu_count or '?'} cores."]
+        lines += ["", latency_note(run)]
     cache = [line for line in map(teacher_cache_line, record.steps) if line]
     if cache:
         lines += ["", "Teacher outputs: " + "; ".join(cache) + "."]

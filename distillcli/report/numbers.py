@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from distillcli.record import EpochRecord, teacher_share
+from distillcli.record import WIDE_SPREAD, DataInfo, EpochRecord, Measures, RunInfo, StepRecord, teacher_share
+
+SAME_WITHIN_NOISE = "same within noise"
 
 
 def pct(v: float | None) -> str:
@@ -48,6 +50,42 @@ def size_ratio(base: float | None, value: float | None) -> str:
 
 def speed_ratio(base_ms: float | None, value_ms: float | None) -> str:
     return ratio(base_ms, value_ms, "faster", "slower")
+
+
+def within_noise(base: Measures, value: Measures, batch: str) -> bool:
+    """Whether two median latencies at ``batch`` differ by no more than their spread (half of each
+    interquartile range on either side of its median: the ranges overlap): neither a speed-up nor a
+    slow-down. The one rule report.md and report.html word latency differences by."""
+    a, b = base.latency_ms.get(batch), value.latency_ms.get(batch)
+    if a is None or b is None:
+        return False
+    return abs(a - b) <= (base.latency_iqr_ms.get(batch, 0.0) + value.latency_iqr_ms.get(batch, 0.0)) / 2
+
+
+def spread(m: Measures, batch: str) -> str:
+    """What follows a median latency: its interquartile range, and \u26a0 when that is too wide to trust."""
+    iqr = m.latency_iqr_ms.get(batch)
+    return (f" ±{iqr:.2f}" if iqr is not None else "") + (" \u26a0" if batch in m.wide_latency() else "")
+
+
+def latency_note(run: RunInfo) -> str:
+    return (f"Latency: median ± interquartile range over the timed passes; \u26a0 marks a spread over "
+            f"{WIDE_SPREAD:.0%} of the median (busy cores: compare such figures with care); a difference within "
+            f"the spread is '{SAME_WITHIN_NOISE}'. Machine load at the start: {pct(run.load_average)} on "
+            f"{run.cpu_count or '?'} cores.")
+
+
+def measured_on(data: DataInfo) -> str:
+    """The split the steps' measures were taken on, with its size."""
+    if data.measured_on == "val":
+        return f"the validation split ({data.val_samples} training images data.val_split holds out)"
+    return f"the test split ({data.test_samples} images)"
+
+
+def best_text(s: StepRecord) -> str:
+    """A step's best epoch (chosen on the validation split) with its val and test top-1; '-' without one."""
+    b = s.best
+    return "-" if b is None else f"{b.epoch} (val {b.val_top1:.2f}, test {pct(b.test_top1)})"
 
 
 def fewer_ratio(base: float | None, value: float | None) -> str:

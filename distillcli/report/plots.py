@@ -91,19 +91,22 @@ def pareto_figure(panels: Sequence[tuple[str, Sequence[Point]]], best: str | Non
 
 
 def curves_figure(curves: Sequence[tuple[str, list[EpochRecord]]]) -> str:
-    """Loss (train solid, validation dashed) and validation top-1 per epoch, one colour per step."""
+    """Loss (train solid, test dashed, validation dotted) and top-1 (test solid, validation dotted)
+    per epoch, one colour per step."""
     fig = Figure(figsize=(10.4, 3.8), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
     for i, (label, curve) in enumerate(curves):
         color = f"C{i % 10}"
         epochs = [r.epoch for r in curve]
         loss_ax.plot(epochs, [r.train_loss for r in curve], color=color, marker="o", ms=3, label=f"{label} train")
-        val = [(r.epoch, r.val_loss, r.val_top1) for r in curve if r.val_loss is not None]
-        if val:
-            loss_ax.plot([v[0] for v in val], [v[1] for v in val], color=color, ls="--", marker="o", ms=3,
-                         label=f"{label} val")
-            acc_ax.plot([v[0] for v in val], [v[2] for v in val], color=color, marker="o", ms=3, label=label)
-    for ax, title in ((loss_ax, "loss"), (acc_ax, "validation top-1 %")):
+        for split, loss_style, top1_style in (("test", "--", "-"), ("val", ":", ":")):
+            rows = [(r.epoch, getattr(r, f"{split}_loss"), getattr(r, f"{split}_top1")) for r in curve
+                    if getattr(r, f"{split}_loss") is not None]
+            if rows:
+                x, loss, top1 = zip(*rows)
+                loss_ax.plot(x, loss, color=color, ls=loss_style, marker="o", ms=3, label=f"{label} {split}")
+                acc_ax.plot(x, top1, color=color, ls=top1_style, marker="o", ms=3, label=f"{label} {split}")
+    for ax, title in ((loss_ax, "loss"), (acc_ax, "top-1 % (test, val)")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -65,7 +65,8 @@ class TensorBoardTracker:
     def epoch(self, row: EpochRecord) -> None:
         self.global_epoch += 1
         values = {"train/loss": row.train_loss, "train/top1": row.train_top1, "val/loss": row.val_loss,
-                  "val/top1": row.val_top1, "lr": row.lr, "images_per_s": row.images_per_s}
+                  "val/top1": row.val_top1, "test/loss": row.test_loss, "test/top1": row.test_top1, "lr": row.lr,
+                  "images_per_s": row.images_per_s}
         for tag, value in values.items():
             if value is not None:
                 self.writer.add_scalar(f"{self.prefix}/{tag}", value, self.global_epoch)

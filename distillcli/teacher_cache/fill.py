@@ -1,4 +1,4 @@
-"""Fill a store ahead of a run (``distill cache-teacher``): the teacher alone, at its fastest.
+"""Fill a store ahead of a run (``distill cache fill``): the teacher alone, at its fastest.
 
 Inference mode, large batches, channels_last, and on a GPU bfloat16 autocast when it is exact
 enough on the first batch (``BF16_TOLERANCE``). The outputs go through ``TeacherLogits``, the

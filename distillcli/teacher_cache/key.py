@@ -1,4 +1,4 @@
-"""What a teacher's outputs depend on, as one key, and where the store lives.
+"""What a teacher's outputs depend on, as one key, and where the store lives (``folders``).
 
 The key hashes: the teacher (its class and state_dict, buffers included: a changed file or a
 teacher trained inside the recipe both change it), the data (the loader's fingerprint: a digest
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -20,14 +18,9 @@ from torch import nn
 from distillcli.data.bundle import BatchLoader
 from distillcli.data.loaders import AUGMENT_STREAM, PAD, tensor_bytes
 from distillcli.teacher_cache.codec import codec_name
+from distillcli.teacher_cache.folders import default_cache_dir  # noqa: F401  (where the store lives)
 
 STORE_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/distill``, else ``~/.cache/distill``."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "distill"
 
 
 def teacher_digest(teacher: nn.Module) -> str:

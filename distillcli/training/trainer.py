@@ -238,26 +238,35 @@ class Trainer:
         seconds, teacher_seconds = self.sums["seconds"], self.sums["teacher"]
         train_loss = totals[0] / max(totals[2], 1)
         _call(self.hooks, "on_epoch_end", model, self.epoch)
-        select = self.data.select
-        val = evaluate(model, select if select is not None else self.data.val, self.data.num_classes, self.dist)
+        measured = self._measure_splits()
         model.train()
         row = EpochRecord(epoch=self.epoch + 1, lr=lr, train_loss=train_loss,
-                          train_top1=100.0 * totals[1] / max(totals[2], 1), val_loss=val["loss"],
-                          val_top1=val["top1"], val_top5=val["top5"],
+                          train_top1=100.0 * totals[1] / max(totals[2], 1), **measured,
                           images_per_s=totals[2] / max(seconds, 1e-9), seconds=seconds,
                           teacher_seconds=teacher_seconds if timer is not None else None,
                           precision=self.precision.precision,
-                          compiled=self._compiled is not None and self._compiled.active,
-                          split="val_split" if select is not None else "test")
+                          compiled=self._compiled is not None and self._compiled.active)
         self.curve.append(row)
         if self.on_epoch is not None:
             self.on_epoch(row)
         self.epoch += 1
         self.batch = 0
         self.sums = dict(_EMPTY_SUMS)
-        self.progress.finish(loss=train_loss, val_top1=val["top1"] or 0.0, img_s=row.images_per_s)
+        tops = {k: v for k in ("val_top1", "test_top1") if (v := measured.get(k)) is not None}
+        self.progress.finish(loss=train_loss, **tops, img_s=row.images_per_s)
         if control.due_at_epoch_end(self.epoch) and self.epoch < self.cfg.epochs:
             self._save(control)
+
+    def _measure_splits(self) -> dict[str, Any]:
+        """The epoch's val_* (the validation split data.val_split holds out, when set) and test_* (the test
+        split; not in a search, whose ``val`` loader is the validation split)."""
+        select, test = self.data.select, self.data.val
+        measured: dict[str, Any] = {}
+        for name, loader in (("val", select), ("test", test if test is not select else None)):
+            if loader is not None:
+                out = evaluate(self.model, loader, self.data.num_classes, self.dist)
+                measured.update({f"{name}_{k}": out[k] for k in ("loss", "top1", "top5")})
+        return measured
 
     def _epoch_lr(self) -> float:
         """The learning rate at the epoch's first step (what LambdaLR set; also for a resumed epoch)."""

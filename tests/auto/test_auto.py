@@ -107,8 +107,9 @@ def test_test_split_is_never_used_to_choose(searched):
     assert summary["chosen_on"] == "val_split"
     for metrics in (out / "trials").glob("*/metrics.json"):
         record = json.loads(metrics.read_text())
-        assert record["data"]["measured_on"] == "val_split"
-        assert all(row["split"] == "val_split" for step in record["steps"] for row in step["curve"])
+        assert record["data"]["measured_on"] == "val"
+        assert all(row["val_top1"] is not None and row["test_top1"] is None
+                   for step in record["steps"] for row in step["curve"])
 
 
 def test_best_yaml_validates_and_reruns_to_the_same_model(searched, tmp_path):

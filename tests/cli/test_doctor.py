@@ -88,6 +88,6 @@ def test_quantize_for_another_target_records_it_and_eval_says_so(tmp_path) -> No
     assert info["quantizer"] == "x86_inductor"
     result = runner.invoke(app, ["eval", str(out), "--device", "cpu", "--no-latency"], env={"DISTILL_COMPILE": "0"})
     assert result.exit_code == 0, result.output
-    assert len(_notes(result.stderr)) == 1 and _notes(result.stderr)[0].startswith(f"note: q.pt2 was tuned for x86_64")
+    assert len(_notes(result.stderr)) == 1 and _notes(result.stderr)[0].startswith("note: q.pt2 was tuned for x86_64")
     bad = runner.invoke(app, ["quantize", str(source), "--target", "sse", "--out", str(tmp_path / "b.pt2")])
     assert bad.exit_code == 2 and "--target: Input should be" in bad.stderr

@@ -19,7 +19,7 @@ ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def curve(metrics: dict[str, Any], step: int) -> list[tuple[float, float]]:
-    return [(r["train_loss"], r["val_loss"]) for r in metrics["steps"][step]["curve"]]
+    return [(r["train_loss"], r["test_loss"]) for r in metrics["steps"][step]["curve"]]
 
 
 def test_two_processes_match_one_and_only_rank_0_writes(tmp_path, write_recipe) -> None:

@@ -13,7 +13,7 @@ from distillcli.recipe import load_recipe
 from tests.conftest import tiny_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-EPOCH_TAGS = ("train/loss", "train/top1", "val/loss", "val/top1", "lr", "images_per_s")
+EPOCH_TAGS = ("train/loss", "train/top1", "test/loss", "test/top1", "lr", "images_per_s")
 
 
 def test_tensorboard_event_files_hold_every_epoch_and_step(tmp_path, write_recipe) -> None:
@@ -28,6 +28,7 @@ def test_tensorboard_event_files_hold_every_epoch_and_step(tmp_path, write_recip
         for tag in EPOCH_TAGS:
             assert [e.step for e in events.Scalars(f"{prefix}/{tag}")] == steps, (prefix, tag)
     assert not any(tag.startswith("step2-") for tag in scalars)  # evaluate trains nothing
+    assert not any("/val/" in tag for tag in scalars)  # no data.val_split: no validation split
     assert [e.step for e in events.Scalars("steps/top1")] == [0, 1, 2]
     assert {"steps/params", "steps/macs"} <= scalars and not any("latency" in t for t in scalars)
     table = events.Tensors("steps/text_summary")[-1].tensor_proto.string_val[0].decode()

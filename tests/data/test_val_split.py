@@ -73,11 +73,15 @@ def test_training_chooses_on_the_held_out_split(tmp_path, write_recipe, one_thre
     raw["data"]["val_split"] = 0.2
     Pipeline(load_recipe(write_recipe(raw)), SilentProgress(), out=tmp_path / "run").run()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert (metrics["data"]["train_samples"], metrics["data"]["select_samples"]) == (205, 51)
+    assert (metrics["data"]["train_samples"], metrics["data"]["val_samples"]) == (205, 51)
+    assert (metrics["data"]["test_samples"], metrics["data"]["measured_on"]) == (64, "test")
     curve = metrics["steps"][0]["curve"]
-    assert len(curve) == 2 and all(row["split"] == "val_split" for row in curve)
+    assert len(curve) == 2 and all(row["val_top1"] is not None and row["test_top1"] is not None for row in curve)
+    best = metrics["steps"][0]["best"]
+    top = max(curve, key=lambda row: row["val_top1"])
+    assert best == {"epoch": top["epoch"], "val_top1": top["val_top1"], "test_top1": top["test_top1"]}
     assert metrics["steps"][0]["measures"]["samples"] == 64  # the final model on the test split
-    assert "val split" in (tmp_path / "run" / "report.md").read_text()
+    assert "validation split (51 training images" in (tmp_path / "run" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("share", [0.9, 0.0])

@@ -42,3 +42,18 @@ def test_prune_reload_quantize_and_export(arch: str, args: dict, skip: list[str]
     exported = api.export(model, {"format": "onnx", "name": "m.onnx", "evaluate": False}, folder=tmp_path,
                           latency=False)
     assert exported.info["max_abs_diff"] < 1e-3 and (tmp_path / "m.onnx").is_file()
+
+
+def test_distillation_across_sources_with_a_feature_term(tmp_path: Path) -> None:
+    """A timm teacher, a torchvision student, KD plus attention transfer on their named layers."""
+    raw = {"name": "x", "device": "cpu",
+           "data": {"name": "synthetic", "num_classes": 4, "image_size": 32, "train_size": 32, "val_size": 32,
+                    "batch_size": 16},
+           "teacher": {"arch": "timm:resnet18"}, "student": {"arch": "torchvision:mobilenet_v3_small"},
+           "steps": [{"train": {"model": "teacher", "epochs": 1, "lr": 0.05}},
+                     {"distill": {"epochs": 1, "lr": 0.05, "loss": [
+                         {"kd": {}}, {"at": {"teacher_layers": ["net.layer4"], "student_layers": ["net.features.12"]}}]}}],
+           "report": {"latency": False}}
+    step = api.run(raw, out=tmp_path / "run").record.steps[1]
+    assert step.kind == "distill" and step.measures.top1 is not None
+    assert all(r.train_loss == r.train_loss for r in step.curve)  # finite: both terms reached both models

@@ -70,14 +70,15 @@ def three_runs(run_dir, tmp_path) -> list[Path]:
 @pytest.mark.parametrize("max_drop, objective, best", [
     (1.0, "latency", "x"), (5.0, "latency", "y"), (5.0, "size", "y"), (1.0, "macs", "z"), (0.1, "latency", None)])
 def test_compare_picks_the_cheapest_run_within_the_drop(three_runs, max_drop, objective, best) -> None:
-    result = compare_runs(three_runs, max_drop, objective)
+    result = compare_runs(three_runs, max_drop, objective, baseline="teacher")
     assert result.reference == 90.0 and result.batch == "8"
     assert (result.best.label if result.best else None) == best
     assert ("best: " + best if best else "no run qualifies") in render_md(result)
 
 
 def test_compare_when_none_qualifies_exits_0_with_best_null(three_runs, tmp_path) -> None:
-    result = invoke("compare", *three_runs, "--max-drop", 0.1, "--out", tmp_path / "cmp", "--json")
+    result = invoke("compare", *three_runs, "--max-drop", 0.1, "--baseline", "teacher", "--out", tmp_path / "cmp",
+                    "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["best"] is None and "no run qualifies" in out["verdict"]
@@ -94,7 +95,7 @@ def test_compare_two_real_runs_picks_the_smaller_student(run_dir, small_run_dir,
     baseline = max(r.baseline.measures.top1 or 0 for r in records.values() if r.baseline is not None)
     drop = baseline - (small.measures.top1 or 0)
     result = invoke("compare", run_dir, small_run_dir, "--max-drop", drop + 0.5, "--objective", "size",
-                    "--out", tmp_path / "cmp", "--json")
+                    "--baseline", "teacher", "--out", tmp_path / "cmp", "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["best"]["run_dir"] == str(small_run_dir) and out["reference"]["top1"] == baseline

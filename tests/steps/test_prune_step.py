@@ -80,7 +80,7 @@ def test_mac_target_is_hit_and_reported(data) -> None:
 def test_finetune_distils_from_the_unpruned_model(data) -> None:
     out = run(handle("resnet8"), data, sparsity=0.5, latency=False, finetune={"epochs": 2, "lr": 0.05})
     assert [row.epoch for row in out.curve] == [1, 2]
-    assert "top1_before_finetune" in out.info and out.curve[-1].val_top1 is not None
+    assert "top1_before_finetune" in out.info and out.curve[-1].test_top1 is not None
     assert abs(out.info["sparsity"] - 0.5) < 0.1
 
 

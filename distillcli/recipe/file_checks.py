@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from distillcli.modelfile.formats import FORMATS
-from distillcli.recipe_yaml import short
+from distillcli.recipe.yaml_file import short
 
 # torch.save writes a zip archive (b"PK"); torch before 1.6 a pickle (b"\x80") or, before 0.4, a tar file
 _TORCH_STARTS = (b"PK", b"\x80")

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from distillcli.data.registry import DATASETS, unused_keys
 from distillcli.errors import DistillError, UnknownNameError
 from distillcli.models.sources import check_arch_args, split_arch
-from distillcli.recipe_file_checks import checkpoint_problems, image_folder_problems
+from distillcli.recipe.file_checks import checkpoint_problems, image_folder_problems
 from distillcli.registry import closest
 from distillcli.steps.registry import STEPS
 
 if TYPE_CHECKING:
-    from distillcli.recipe import ModelSpec, RecipeBase
+    from distillcli.recipe.model import ModelSpec, RecipeBase
 
 
 def semantic_problems(recipe: RecipeBase) -> list[str]:

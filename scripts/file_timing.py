@@ -10,7 +10,7 @@ the parent asks the workers in turn for a few timed calls, round after round, so
 from other processes falls on every file alike. A second worker per file, started on the
 same inductor cache, gives the cost of a later load.
 
-    python -m distillcli.file_timing worker FILE --batch 64   # what the parent starts
+    python scripts/file_timing.py worker FILE --batch 64   # what the parent starts
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def timing_row(base: FileTiming, timing: FileTiming) -> dict[str, Any]:
 
 class _Worker:
     def __init__(self, path: Path, batch: int, threads: int, env: dict[str, str], evaluate: Sequence[str]) -> None:
-        cmd = [sys.executable, "-m", "distillcli.file_timing", "worker", str(path), "--batch", str(batch),
+        cmd = [sys.executable, str(Path(__file__).resolve()), "worker", str(path), "--batch", str(batch),
                "--threads", str(threads), *evaluate]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, **env})
@@ -169,7 +169,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m distillcli.file_timing")
+    parser = argparse.ArgumentParser(prog="python scripts/file_timing.py")
     parser.add_argument("role", choices=["worker"])
     parser.add_argument("path", type=Path)
     parser.add_argument("--batch", type=int, default=64)

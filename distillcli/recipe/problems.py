@@ -11,19 +11,11 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from distillcli.recipe_checks import semantic_problems
-from distillcli.recipe_yaml import short
+from distillcli.recipe.checks import semantic_problems
+from distillcli.recipe.model import step_kind
+from distillcli.recipe.yaml_file import short
 from distillcli.registry import closest
 from distillcli.steps import STEPS
-
-
-def step_kind(value: Any) -> str | None:
-    """The kind of a ``steps`` item (its one key), None for an item that is not one."""
-    if isinstance(value, dict) and len(value) == 1:
-        return next(iter(value))
-    if isinstance(value, BaseModel):
-        return next(iter(type(value).model_fields))
-    return None
 
 
 def _path(loc: tuple[Any, ...]) -> str:
