@@ -10,7 +10,7 @@ from torch import nn
 from distillcli.data import load_data
 from distillcli.measure import count_macs, count_params
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, build_teacher, student_from_teacher
+from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_norm, student_from_teacher
 from distillcli.rundir import check_out_dir
 from distillcli.runtime import Distributed, resolve_device
 
@@ -20,7 +20,7 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
     if run_dir is not None:
         check_out_dir(run_dir, recipe_to_dict(r), force, resume)
     device = resolve_device(r.device, Distributed.from_env())
-    data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last)
+    data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last, norm=pretrained_norm(r))
     teacher = build_teacher(r, data)
     student = (student_from_teacher(r.student, teacher, data) if r.student.from_ == "teacher" and teacher
                else build_from_spec(r.student, data))

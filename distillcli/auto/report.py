@@ -106,7 +106,7 @@ def verdict(result: SearchResult, test: dict[str, Any] | None) -> str:
     c, objective = result.chosen, result.cfg.objective
     if c is None or test is None:
         return (f"no candidate stayed within {result.cfg.max_drop:g} points of the starting model: give a larger "
-                "--budget, a larger --max-drop, or more fine-tune epochs (auto.max_epochs)")
+                "--time-budget (or --trials), a larger --max-drop, or more fine-tune epochs (auto.max_epochs)")
     ratio = test.get("cost_ratio")
     return (f"chosen: trial {c.number} ({c.description})\n"
             f"  validation split: top-1 {c.get('top1'):.2f} % ({-c.get('drop'):+.2f} pt), "

@@ -147,7 +147,7 @@ class Search:
             study.optimize(self._objective, n_trials=left_n, timeout=left_s, catch=(TrialFailed,),
                            callbacks=[self._after_trial], gc_after_trial=True)
         else:
-            self.progress.message("the budget is spent: no new trials (give a larger --budget to search on)")
+            self.progress.message("the budget is spent: no new trials (give a larger --time-budget or --trials to search on)")
         study.set_user_attr("seconds", spent + time.perf_counter() - t0)
         candidates = _finished(study)
         chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible") and c.twin is None),

@@ -1,5 +1,5 @@
 """Steps by name, each with its options class and what it can act on (torch-free): a recipe is
-checked, its schema written and `distill cache-teacher` planned without importing torch. The step
+checked, its schema written and `distill cache fill` planned without importing torch. The step
 function (``steps.<name>.<name>``) is imported when the step first runs."""
 
 from __future__ import annotations

@@ -118,9 +118,7 @@ def test_auto_budget_flags_that_contradict_are_refused(auto_recipe, auto_limits,
     assert "--time-budget" in help_text and "--trials" in help_text and "--budget" not in help_text
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="cli_list.py (another change's file) still shows {what} [pattern]")) if n == "list" else n
-                                  for n, _ in _leaves()])
+@pytest.mark.parametrize("name", [n for n, _ in _leaves()])
 def test_usage_names_arguments_in_upper_case(name: str) -> None:
     usage = next(line for line in invoke(*name.split(), "--help").stdout.splitlines() if "Usage:" in line)
     args = re.findall(r"[{\[]([^{}\[\]]+)[}\]]", usage.split("[OPTIONS]", 1)[1])

@@ -99,7 +99,7 @@ def test_bad_model_file_exits_2(tmp_path, content: bytes | None) -> None:
 
 def test_sensitivity_writes_csv_plot_and_suggests_overrides(model_file, tmp_path) -> None:
     out = tmp_path / "sens"
-    result = invoke("sensitivity", model_file, "--ratios", "0.25,0.75", "--device", "cpu", "--budget", "100",
+    result = invoke("sensitivity", model_file, "--ratios", "0.25,0.75", "--device", "cpu", "--max-drop", "100",
                     "--out", out)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "sensitivity.csv").open()))
@@ -111,7 +111,7 @@ def test_sensitivity_writes_csv_plot_and_suggests_overrides(model_file, tmp_path
     assert set(overrides) == layers and all(v == 0.75 for v in overrides.values())  # any drop fits 100 points
     again = invoke("sensitivity", model_file, "--ratios", "0.5", "--device", "cpu", "--out", out)
     assert again.exit_code == 2 and "add --force" in again.stderr  # nothing is overwritten silently
-    as_json = invoke("sensitivity", model_file, "--ratios", "0.5", "--device", "cpu", "--budget", "-1",
+    as_json = invoke("sensitivity", model_file, "--ratios", "0.5", "--device", "cpu", "--max-drop", "-1",
                      "--out", out, "--json", "--force")
     report = json.loads(as_json.stdout)
     assert set(report["suggested_overrides"].values()) == {0.0}  # nothing fits a negative budget

@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import (DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
+from distillcli.cli.app import app
+from distillcli.cli.options import (DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
                                     TrustOpt, guarded, progress_for, refuse_overwrite)
 from distillcli.output import Output, measures_table
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import ForceOpt, guarded, refuse_overwrite
+from distillcli.cli.app import app
+from distillcli.cli.options import ForceOpt, guarded, refuse_overwrite
 from distillcli.output import Output
 from distillcli.templates import TEMPLATES
 

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import ForceOpt, JsonOpt, guarded, refuse_overwrite
+from distillcli.cli.app import app
+from distillcli.cli.options import ForceOpt, JsonOpt, guarded, refuse_overwrite
 from distillcli.output import Output
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distillcli.cli import app
-from distillcli.cli_options import JsonOpt, QuietOpt, guarded
+from distillcli.cli.app import app
+from distillcli.cli.options import JsonOpt, QuietOpt, guarded
 from distillcli.output import Output
 
 

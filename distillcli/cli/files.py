@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
+from distillcli.cli.app import app
+from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
                                     TrustOpt,
                                     guarded, progress_for, refuse_overwrite, step_options)
 from distillcli.output import Output, measures_table

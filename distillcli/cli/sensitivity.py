@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt,
+from distillcli.cli.app import app
+from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt,
                                     ThreadsOpt, TrustOpt, guarded, progress_for, refuse_overwrite, renamed,
                                     step_options)
 from distillcli.output import Output

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import (DataOpt, DataRootOpt, ForceOpt, JsonOpt, QuietOpt, SetOpt, ThreadsOpt,
+from distillcli.cli.app import app
+from distillcli.cli.options import (DataOpt, DataRootOpt, ForceOpt, JsonOpt, QuietOpt, SetOpt, ThreadsOpt,
                                     guarded, progress_for, renamed)
 from distillcli.output import Output
 

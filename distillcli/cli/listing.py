@@ -8,15 +8,15 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 
-from distillcli.cli import app
-from distillcli.cli_options import JsonOpt, guarded
+from distillcli.cli.app import app
+from distillcli.cli.options import JsonOpt, guarded
 from distillcli.output import Output
 
 
 @app.command("list")
 @guarded
-def list_(what: str = typer.Argument(..., help="models | datasets | steps | losses | importances | formats"),
-          pattern: str = typer.Argument("*", help="a part of the name, or a wildcard pattern on the full name, e.g. "
+def list_(what: str = typer.Argument(..., metavar="WHAT", help="models | datasets | steps | losses | importances | formats"),
+          pattern: str = typer.Argument("*", metavar="PATTERN", help="a part of the name, or a wildcard pattern on the full name, e.g. "
                                                   "resnet, 'resnet*' or 'timm:mobilenet*'"),
           details: bool = typer.Option(False, "--details", metavar="", help="models: parameters and MACs of each (10 classes, "
                                        "3x32x32 input)"),

@@ -1,10 +1,7 @@
-"""The command tree. Every command is a thin call into the library; errors become one message
-on stderr and an exit code (cli_options.guarded): 0 ok, 1 a failure while running, 2 bad
-input, 130 interrupted. Commands on a model file live in cli_files.py."""
+"""`distill run` and `distill resume`: a recipe through the engine, its summary, the --max-drop gate."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,31 +10,10 @@ from typing import Any, Optional
 
 import typer
 
-from distillcli.cli_options import (JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, TrustOpt, guarded,
+from distillcli.cli.app import app
+from distillcli.cli.options import (JsonOpt, QuietOpt, RecipeDeviceOpt, SetOpt, ThreadsOpt, TrustOpt, guarded,
                                     progress_for)
 from distillcli.output import Output, measures_table
-
-app = typer.Typer(
-    help="Make PyTorch image models smaller and faster: distillation, pruning, quantization, export.\n\n"
-         "Start with:  distill init my.yaml && distill run my.yaml\n\n"
-         "Exit codes: 0 ok, 1 failure while running, 2 bad input, 3 a CI gate failed, 130 interrupted.",
-    no_args_is_help=True, pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from distillcli import __version__
-
-        sys.stdout.write(f"distill {__version__}\n")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
-    """Make PyTorch image models smaller and faster."""
 
 
 def _overrides(sets: list[str] | None, device: str | None, seed: int | None, threads: int | None = None) -> list[str]:
@@ -198,79 +174,3 @@ def resume(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a run di
     result = pipeline.run()
     if pipeline.dist.is_main:
         _print_run(result, quiet, as_json, None)
-
-
-@app.command()
-@guarded
-def validate(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the recipe YAML file"),
-             set_: Optional[list[str]] = SetOpt, as_json: bool = JsonOpt) -> None:
-    """Check a recipe without running it; reports every problem at once.
-
-    Example: distill validate recipes/resnet56_resnet20_cifar10.yaml
-    """
-    from distillcli.recipe import read_recipe, validate_file
-
-    raw = read_recipe(recipe, list(set_ or []))
-    if "auto" in raw:
-        _validate_auto(raw, recipe, as_json)
-        return
-    r = validate_file(raw, recipe)
-    steps = [kind for kind, _ in r.step_list()]
-    result: dict[str, Any] = {"valid": True, "name": r.name, "steps": steps}
-    text = f"{recipe}: valid ({len(steps)} steps: {' -> '.join(steps) or 'none'})"
-    if r.teachers:
-        total = sum(t.weight for t in r.teachers)
-        result["teachers"] = [{"arch": t.arch, "checkpoint": t.checkpoint, "weight": t.weight / total}
-                              for t in r.teachers]
-        text += "\n" + "\n".join(f"  teacher[{i}]: {t['checkpoint']}" + (f" ({t['arch']})" if t["arch"] else "")
-                                  + f"  weight {t['weight']:.3g}" for i, t in enumerate(result["teachers"]))
-    Output(as_json).result(result, text)
-
-
-def _validate_auto(raw: dict[str, Any], recipe: Path, as_json: bool) -> None:
-    """An auto recipe: its `auto:` section, and the rest checked as the plain recipe every trial extends."""
-    from distillcli.auto.config import split_auto_recipe
-    from distillcli.recipe import validate_raw
-
-    base, cfg = split_auto_recipe(raw, str(recipe))
-    r = validate_raw({**base, "steps": [{"evaluate": {}}]}, source=str(recipe))
-    Output(as_json).result({"valid": True, "name": r.name, "auto": cfg.model_dump(mode="json")},
-                           f"{recipe}: valid auto recipe (objective {cfg.objective}, max drop {cfg.max_drop:g} pt, "
-                           f"budget {cfg.budget}); run it with: distill auto {recipe}")
-
-
-@app.command()
-@guarded
-def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
-           metrics: bool = typer.Option(False, "--metrics", metavar="", help="the schema of metrics.json instead of the recipe's")) -> None:
-    """Print the recipe's JSON Schema (for editor completion and validation), or metrics.json's.
-
-    Example: distill schema --out recipe.schema.json
-    """
-    from distillcli.atomic_write import write_text
-    from distillcli.recipe import recipe_schema
-    from distillcli.record import metrics_schema
-
-    text = json.dumps(metrics_schema() if metrics else recipe_schema(), indent=2)
-    if out:
-        write_text(out, text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
-
-
-def main() -> None:
-    from distillcli.allocator import keep_freed_memory
-
-    keep_freed_memory()
-    app()
-
-
-from distillcli import cli_init  # noqa: E402,F401  (registers init)
-from distillcli import cli_files  # noqa: E402,F401  (registers the commands on model files)
-from distillcli import cli_sensitivity  # noqa: E402,F401  (registers sensitivity)
-from distillcli import cli_reports  # noqa: E402,F401  (registers report and compare)
-from distillcli import cli_cache  # noqa: E402,F401  (registers cache and its old name cache-teacher)
-from distillcli import cli_doctor  # noqa: E402,F401  (registers doctor)
-from distillcli import cli_auto  # noqa: E402,F401  (registers auto)
-from distillcli import cli_list  # noqa: E402,F401  (registers list)
-from distillcli import cli_import  # noqa: E402,F401  (registers import)
