@@ -137,49 +137,35 @@ steps:
 """ + _TAIL, "put the teacher's weights at weights/resnet56-4bfd9763.th and CIFAR-10 in data/cifar10/ beside the "
              "recipe")
 
-TORCHVISION = Template("your images, an ImageNet-pretrained torchvision teacher", _HEAD + """\
-# torchvision models on your images (laid out as in `distill init --template imagefolder`). The
-# teacher starts from ImageNet weights: `weights: DEFAULT` downloads them once into the torch hub
-# cache (~/.cache/torch/hub; needs internet that first time), or give the path of a .pth state_dict
-# of the unmodified model (offline). Its classifier is resized to your classes and fine-tuned first.
+def _pretrained(zoo: str, weights: str, cache: str, teacher: str, student: str) -> Template:
+    """Your images with an ImageNet-pretrained teacher from a model zoo (torchvision, timm)."""
+    return Template(f"your images, an ImageNet-pretrained {zoo} teacher", _HEAD + f"""\
+# {zoo} models on your images (laid out as in `distill init --template imagefolder`). The teacher
+# starts from ImageNet weights: `{weights}` downloads them once into {cache} (needs internet that
+# first time), or give the path of a local checkpoint of the unmodified model (offline). Its
+# classifier is resized to your classes and fine-tuned first.
 """ + _CPU + """\
 name: $stem
 seed: 0
 device: auto                  # auto | cpu | cuda | cuda:N | mps
-""" + _PHOTOS + """\
+""" + _PHOTOS + f"""\
 teacher:
-  arch: "torchvision:resnet18"  # any torchvision classifier: `distill list models torchvision:`
-  args: {weights: DEFAULT}
-""" + _IMAGENET_NORM + """\
+  arch: "{zoo}:{teacher}"  # any {zoo} model: `distill list models {zoo}:`
+  args: {{{weights}}}
+""" + _IMAGENET_NORM + f"""\
 student:
-  arch: "torchvision:mobilenet_v3_small"  # from scratch; args: {weights: DEFAULT} starts it pretrained too
+  arch: "{zoo}:{student}"  # from scratch; args: {{{weights}}} starts it pretrained too
 steps:
-  - train: {model: teacher, epochs: 12, lr: 0.01, warmup_epochs: 1}  # fine-tune: a lower lr keeps the weights
-  - distill: {epochs: 20, lr: 0.1, warmup_epochs: 1, temperature: 4, alpha: 0.9}
-  - evaluate: {}
+  - train: {{model: teacher, epochs: 12, lr: 0.01, warmup_epochs: 1}}  # fine-tune: a lower lr keeps the weights
+  - distill: {{epochs: 20, lr: 0.1, warmup_epochs: 1, temperature: 4, alpha: 0.9}}
+  - evaluate: {{}}
 """ + _TAIL, "put your images in photos/train/<class>/ and photos/val/<class>/ beside the recipe")
 
-TIMM = Template("your images, an ImageNet-pretrained timm teacher", _HEAD + """\
-# timm models on your images (laid out as in `distill init --template imagefolder`). The teacher
-# starts from ImageNet weights: `pretrained: true` downloads them once into the Hugging Face cache
-# (~/.cache/huggingface; needs internet that first time), or give the path of a local checkpoint of
-# the model (offline). Its classifier is resized to your classes and fine-tuned first.
-""" + _CPU + """\
-name: $stem
-seed: 0
-device: auto                  # auto | cpu | cuda | cuda:N | mps
-""" + _PHOTOS + """\
-teacher:
-  arch: "timm:resnet18"       # any timm model: `distill list models timm:`
-  args: {pretrained: true}
-""" + _IMAGENET_NORM + """\
-student:
-  arch: "timm:mobilenetv3_small_100"  # from scratch; args: {pretrained: true} starts it pretrained too
-steps:
-  - train: {model: teacher, epochs: 12, lr: 0.01, warmup_epochs: 1}  # fine-tune: a lower lr keeps the weights
-  - distill: {epochs: 20, lr: 0.1, warmup_epochs: 1, temperature: 4, alpha: 0.9}
-  - evaluate: {}
-""" + _TAIL, "put your images in photos/train/<class>/ and photos/val/<class>/ beside the recipe")
+
+TORCHVISION = _pretrained("torchvision", "weights: DEFAULT", "the torch hub cache (~/.cache/torch/hub)", "resnet18",
+                          "mobilenet_v3_small")
+TIMM = _pretrained("timm", "pretrained: true", "the Hugging Face cache (~/.cache/huggingface)", "resnet18",
+                   "mobilenetv3_small_100")
 
 TEMPLATES = {"digits": DIGITS, "cifar": CIFAR, "imagefolder": IMAGEFOLDER, "checkpoint": CHECKPOINT,
              "torchvision": TORCHVISION, "timm": TIMM}

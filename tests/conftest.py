@@ -34,12 +34,30 @@ def tiny_recipe(**changes) -> dict:
     return recipe
 
 
-def tiny_synthetic():
+def save_tiny_model(path: Path, header: dict | None = None, arch: str = "cnn", args: dict | None = None) -> Path:
+    """A small model file (a width-8 CNN unless ``arch`` / ``args`` say otherwise) that records tiny
+    synthetic data, so no --data is needed; ``header``: fields that replace the written header's."""
+    import torch
+
+    from distillcli.modelfile import file_header, save_model
+    from distillcli.models.build import build_model
+    from distillcli.models.handle import ArchSpec, ModelHandle
+
+    data = tiny_synthetic(train_size=64, val_size=32, batch_size=16)
+    torch.manual_seed(0)
+    spec = ArchSpec(arch, 4, 3, data.mean, data.std, {"width": 8} if args is None and arch == "cnn" else args or {})
+    handle = ModelHandle(build_model(spec).eval(), spec)
+    written = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
+    return save_model(path, handle, {**written, **(header or {})})
+
+
+def tiny_synthetic(**changes):
     """4 classes of 16x16 synthetic images, 128 for training and 64 for validation, on the CPU."""
     from distillcli.data import load_data
     from distillcli.data.config import DataConfig
 
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=128, val_size=64, batch_size=32)
+    cfg = DataConfig(**{"name": "synthetic", "num_classes": 4, "image_size": 16, "train_size": 128, "val_size": 64,
+                        "batch_size": 32, **changes})
     return load_data(cfg, device="cpu", seed=0)
 
 
@@ -85,3 +103,33 @@ def run_json(*args: str, **kw) -> dict:
     proc = run_cli(*args, "--json", **kw)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+# Runs the commands in one fresh interpreter, in order, and records each one's exit code and
+# whether torch had been imported by the time it returned.
+_HARNESS = """
+import json, sys
+from distillcli.cli import app
+
+commands = json.loads(sys.argv[1])
+results = []
+for args in commands:
+    try:
+        app(args, prog_name="distill")
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    results.append({"args": args, "code": code, "torch": "torch" in sys.modules})
+with open(sys.argv[2], "w") as f:
+    json.dump(results, f)
+"""
+
+
+def run_in_one_process(commands: list[list[str]], tmp_path: Path) -> list[dict]:
+    """Each `distill` command line run in turn in one fresh interpreter: exit code, and whether torch was imported."""
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _HARNESS, json.dumps(commands), str(out)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import typer.main
 import yaml
 from typer.testing import CliRunner
 
 from distillcli.cli import app
+from tests.conftest import save_tiny_model
 
 runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands
@@ -38,19 +38,7 @@ def _leaves() -> list[tuple[str, Any]]:
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     """A resnet8 file that records tiny synthetic data (so no --data is needed)."""
-    from distillcli.data import load_data
-    from distillcli.data.config import DataConfig
-    from distillcli.modelfile import file_header, save_model
-    from distillcli.models.build import build_model
-    from distillcli.models.handle import ArchSpec, ModelHandle
-
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=16)
-    data = load_data(cfg, device=torch.device("cpu"), seed=0, channels_last=False)
-    torch.manual_seed(0)
-    spec = ArchSpec("resnet8", 4, 3, data.mean, data.std)
-    handle = ModelHandle(build_model(spec), spec)
-    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
-    return save_model(tmp_path_factory.mktemp("model") / "m.pt", handle, header)
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "m.pt", arch="resnet8")
 
 
 def test_sensitivity_takes_max_drop_and_its_old_name_with_one_warning(model_file, tmp_path, one_thread) -> None:

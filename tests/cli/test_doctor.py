@@ -7,17 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from distillcli.cli import app
-from distillcli.data import load_data
-from distillcli.data.config import DataConfig
 from distillcli.machine import Machine, this_machine
-from distillcli.modelfile import file_header, save_model
-from distillcli.models.build import build_model
-from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import SilentProgress
+from tests.conftest import save_tiny_model
 
 runner = CliRunner()
 AVX2 = Machine(arch="x86_64", isa="avx2", features=("avx2",), cores=16, torch="2.14.1")
@@ -35,15 +30,7 @@ def _other() -> Machine:
 
 
 def _model_file(path: Path, machine: Machine | None = None) -> Path:
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=16)
-    data = load_data(cfg, device=torch.device("cpu"), seed=0, channels_last=False)
-    torch.manual_seed(0)
-    spec = ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8})
-    handle = ModelHandle(build_model(spec).eval(), spec)
-    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
-    if machine is not None:
-        header["machine"] = machine.to_dict()
-    return save_model(path, handle, header)
+    return save_tiny_model(path, {"machine": machine.to_dict()} if machine is not None else None)
 
 
 def _notes(stderr: str) -> list[str]:

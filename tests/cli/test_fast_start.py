@@ -4,43 +4,12 @@ the names they know without torch are the ones the torch registries hold."""
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 
+from tests.conftest import run_in_one_process
+
 ROOT = Path(__file__).resolve().parents[2]
-
-# Runs the commands in one fresh interpreter, in order, and records each one's exit code and
-# whether torch had been imported by the time it returned.
-_HARNESS = """
-import json, sys
-from distillcli.cli import app
-
-commands = json.loads(sys.argv[1])
-results = []
-for args in commands:
-    try:
-        app(args, prog_name="distill")
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    results.append({"args": args, "code": code, "torch": "torch" in sys.modules})
-with open(sys.argv[2], "w") as f:
-    json.dump(results, f)
-"""
-
-
-def _run(commands: list[list[str]], tmp_path: Path) -> list[dict]:
-    out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", _HARNESS, json.dumps(commands), str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(out.read_text())
-
 
 def _names_absent_files(recipe: Path) -> bool:
     """The recipe points at data or a checkpoint that is not there (paths relative to its file)."""
@@ -69,7 +38,7 @@ def test_help_list_schema_init_and_validate_do_not_import_torch(tmp_path: Path) 
     ])
     commands += [[name, "--help"] for name in sorted(typer.main.get_command(app).commands)]
     # the control: this one builds models, so torch must show up, or the check sees nothing
-    *results, control = _run(commands + [["list", "models", "cnn", "--details"]], tmp_path)
+    *results, control = run_in_one_process(commands + [["list", "models", "cnn", "--details"]], tmp_path)
     assert control["code"] == 0 and control["torch"], control
     absent = {r for r in recipes if _names_absent_files(Path(r))}  # e.g. ../shared on a CI machine: exit 2
     for r in results:

@@ -3,10 +3,6 @@ validates (without torch) once they exist; digits is the default and needs none.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +12,7 @@ from typer.testing import CliRunner
 
 from distillcli.cli import app
 from distillcli.templates import TEMPLATES
+from tests.conftest import run_in_one_process
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -85,22 +82,6 @@ def test_digits_is_the_default_and_an_unknown_template_is_refused(tmp_path: Path
     assert wrong.exit_code == 2 and "did you mean 'cifar'?" in wrong.stderr and not (tmp_path / "c.yaml").exists()
 
 
-_HARNESS = """
-import json, sys
-from distillcli.cli import app
-
-results = []
-for args in json.loads(sys.argv[1]):
-    try:
-        app(args, prog_name="distill")
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    results.append({"args": args, "code": code, "torch": "torch" in sys.modules})
-print(json.dumps(results))
-"""
-
-
 def test_init_and_validate_of_every_template_do_not_import_torch(tmp_path: Path) -> None:
     commands = []
     for name in TEMPLATES:
@@ -108,9 +89,5 @@ def test_init_and_validate_of_every_template_do_not_import_torch(tmp_path: Path)
         _make_placeholders(tmp_path / f"{name}.yaml")
         commands += [["init", str(tmp_path / f"again-{name}.yaml"), "--template", name],
                      ["validate", str(tmp_path / f"{name}.yaml")]]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", _HARNESS, json.dumps(commands)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    results = json.loads(proc.stdout.splitlines()[-1])
+    results = run_in_one_process(commands, tmp_path)
     assert [r for r in results if r["code"] != 0 or r["torch"]] == []

@@ -11,12 +11,9 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from distillcli.modelfile import file_header, load_model, save_model
+from distillcli.modelfile import load_model
 from distillcli.cli import app
-from distillcli.data import load_data
-from distillcli.data.config import DataConfig
-from distillcli.models.build import build_model
-from distillcli.models.handle import ArchSpec, ModelHandle
+from tests.conftest import save_tiny_model
 
 runner = CliRunner()
 
@@ -27,13 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread i
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     """A resnet8 file that records tiny synthetic data (so no --data is needed)."""
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=16)
-    data = load_data(cfg, device=torch.device("cpu"), seed=0, channels_last=False)
-    torch.manual_seed(0)
-    spec = ArchSpec("resnet8", 4, 3, data.mean, data.std)
-    handle = ModelHandle(build_model(spec), spec)
-    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
-    return save_model(tmp_path_factory.mktemp("model") / "m.pt", handle, header)
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "m.pt", arch="resnet8")
 
 
 def invoke(*args: str):

@@ -7,19 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from distillcli.modelfile import file_header, save_model
 from distillcli.cli import app
-from distillcli.data import load_data
-from distillcli.data.config import DataConfig
 from distillcli.file_recipe import run_on_file
-from distillcli.models.build import build_model
-from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.progress import SilentProgress
 from distillcli.steps.evaluate import EvaluateConfig
-from tests.conftest import run_cli
+from tests.conftest import run_cli, save_tiny_model
 
 runner = CliRunner()
 
@@ -32,13 +26,7 @@ def silent_progress(monkeypatch):
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     """A small CNN file that records tiny synthetic data (so no --data is needed)."""
-    cfg = DataConfig(name="synthetic", num_classes=4, image_size=16, train_size=64, val_size=32, batch_size=16)
-    data = load_data(cfg, device=torch.device("cpu"), seed=0, channels_last=False)
-    torch.manual_seed(0)
-    spec = ArchSpec("cnn", 4, 3, data.mean, data.std, {"width": 8})
-    handle = ModelHandle(build_model(spec).eval(), spec)
-    header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec)
-    return save_model(tmp_path_factory.mktemp("model") / "m.pt", handle, header)
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "m.pt")
 
 
 def invoke(*args: object):
