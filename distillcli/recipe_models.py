@@ -24,16 +24,14 @@ def _arch(spec, data: DataBundle) -> ArchSpec:
 
 
 def pretrained_norm(recipe) -> tuple[list[float], list[float]] | None:
-    """The (mean, std) the recipe's first timm model (teachers first) was pretrained with, from its
-    ``pretrained_cfg``: what ``load_data`` gives datasets of photos; None without a timm model."""
-    from distillcli.modelfile.importer import default_input
-    from distillcli.models.sources import split_arch
+    """The (mean, std) the recipe's first model (teachers first) whose source records its pretrained input
+    (timm's ``pretrained_cfg``) expects: what ``load_data`` gives datasets of photos; None without one."""
+    from distillcli.models.sources import pretrained_input
 
     for spec in (recipe.teacher, *(recipe.teachers or ()), recipe.student):
-        source = split_arch(spec.arch)[0] if spec is not None and spec.arch else None
-        if source is not None and source.name == "timm":
-            mean, std, _ = default_input(spec.arch)
-            return mean, std
+        found = pretrained_input(spec.arch) if spec is not None and spec.arch else None
+        if found is not None:
+            return found[0], found[1]
     return None
 
 

@@ -19,6 +19,7 @@ class DatasetEntry(Entry):
     on_disk: bool = False  # reads data.root (a folder or a file) from disk
     # photos: mean/std default to those the recipe's pretrained (timm) model expects, else ImageNet's
     photos: bool = False
+    class_folders: bool = False  # root holds train/<class>/ and val/<class>/ (validate checks the layout)
 
 
 def unused_keys(cfg: DataConfig, entry: DatasetEntry) -> list[str]:
@@ -28,9 +29,8 @@ def unused_keys(cfg: DataConfig, entry: DatasetEntry) -> list[str]:
             if key not in entry.keys and key in cfg.model_fields_set and getattr(cfg, key) != fields[key].default]
 
 
-def _dataset(name: str, target: str, summary: str, keys: tuple[str, ...] = (), on_disk: bool = False,
-             photos: bool = False) -> DatasetEntry:
-    return DatasetEntry(name=name, target=target, summary=summary, keys=keys, on_disk=on_disk, photos=photos)
+def _dataset(name: str, target: str, summary: str, keys: tuple[str, ...] = (), **caps: bool) -> DatasetEntry:
+    return DatasetEntry(name=name, target=target, summary=summary, keys=keys, **caps)
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", DatasetEntry, [
@@ -41,7 +41,7 @@ DATASETS: Registry[DatasetEntry] = Registry("dataset", DatasetEntry, [
     _dataset("digits", "distillcli.data.digits:build_digits", "scikit-learn's 8x8 digits (ships offline)",
              ("image_size",)),
     _dataset("imagefolder", "distillcli.data.folder:build_imagefolder", "root/train/<class>/*, root/val/<class>/*",
-             ("image_size", "workers"), on_disk=True, photos=True),
+             ("image_size", "workers"), on_disk=True, photos=True, class_folders=True),
     _dataset("csv", "distillcli.data.list_file:build_list_files",
              "images listed in root/train.csv and root/val.csv, one `path,label` line each",
              ("image_size", "workers", "train_list", "val_list"), on_disk=True, photos=True),

@@ -20,19 +20,12 @@ from distillcli.errors import ModelFileError, OptionError
 from distillcli.modelfile.foreign import load_foreign_state, read_weights
 from distillcli.models.build import backbone, build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.models.sources import architecture_only, split_arch
+from distillcli.models.sources import architecture_only, pretrained_input
 
 
 def default_input(arch: str) -> tuple[list[float], list[float], int]:
-    """(mean, std, image size) the model was pretrained with: timm's pretrained_cfg, else ImageNet's at 224."""
-    source, name = split_arch(arch)
-    if source is not None and source.name == "timm":
-        import timm
-
-        cfg = timm.models.get_pretrained_cfg(name)
-        if cfg is not None:
-            return list(cfg.mean), list(cfg.std), int(cfg.input_size[-1])
-    return IMAGENET_MEAN, IMAGENET_STD, 224
+    """(mean, std, image size) the model was pretrained with where its source says, else ImageNet's at 224."""
+    return pretrained_input(arch) or (IMAGENET_MEAN, IMAGENET_STD, 224)
 
 
 @dataclass

@@ -54,6 +54,7 @@ class SourceEntry(Entry):
     names: str | None = None  # "module:function" listing the source's model names without torch; None: any
     runs_user_code: bool = False  # building imports code the user names: only with their consent
     weight_options: tuple[str, ...] = ()  # options that only fetch weights (dropped where a file holds them)
+    pretrained_input: str | None = None  # "module:function": name -> (mean, std, size) its weights expect, or None
 
 
 SOURCES: Registry[SourceEntry] = Registry("model source", SourceEntry, [
@@ -62,6 +63,7 @@ SOURCES: Registry[SourceEntry] = Registry("model source", SourceEntry, [
                 weight_options=("weights", "pretrained"), summary="torchvision's image classifiers"),
     SourceEntry(name="timm", target="distillcli.models.timm_source:build_timm", options=TimmOptions,
                 names="distillcli.models.package_names:timm_names", weight_options=("pretrained",),
+                pretrained_input="distillcli.models.timm_source:pretrained_input",
                 summary="PyTorch Image Models (timm)"),
     SourceEntry(name="py", target="distillcli.models.user_code:build_user_model", options=PyOptions,
                 runs_user_code=True, summary="your own code: py:<file.py or module>:<callable>"),
@@ -103,6 +105,15 @@ def split_arch(arch: str) -> tuple[SourceEntry | None, str]:
                                f"did you mean '{guess}:{rest}'?" if guess else
                                f"write a built-in name or one of: {', '.join(s + ':<name>' for s in SOURCES.names())}")
     return SOURCES.get(prefix), rest
+
+
+def pretrained_input(arch: str) -> tuple[list[float], list[float], int] | None:
+    """(mean, std, image size) the model's pretrained weights expect, where its source records them (timm's
+    ``pretrained_cfg``); None for other models."""
+    source, name = split_arch(arch)
+    if source is None or source.pretrained_input is None:
+        return None
+    return Entry(name=source.name, target=source.pretrained_input).load()(name)
 
 
 def architecture_only(arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:

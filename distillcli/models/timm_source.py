@@ -38,3 +38,11 @@ def build_timm(name: str, num_classes: int, in_channels: int = 3, pretrained: bo
             "model.safetensors from its Hugging Face page) and give their path: pretrained: /path/to/file; or set "
             "pretrained: false to start from random weights",
         ) from exc
+
+
+def pretrained_input(name: str) -> tuple[list[float], list[float], int] | None:
+    """(mean, std, image size) of timm model ``name``'s default pretrained weights, or None."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    return None if cfg is None else (list(cfg.mean), list(cfg.std), int(cfg.input_size[-1]))

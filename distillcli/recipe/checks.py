@@ -131,6 +131,6 @@ def _data_problems(recipe: RecipeBase) -> list[str]:
     if entry.on_disk and not data.download and not Path(data.root).expanduser().exists():
         problems.append(f"data.root: {data.root!r} does not exist; point it at the dataset's folder"
                         + (" or set data.download: true (needs internet)" if "download" in entry.keys else ""))
-    if data.name == "imagefolder":
+    if entry.class_folders:
         problems += image_folder_problems(data.root)
     return problems
