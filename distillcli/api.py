@@ -10,9 +10,9 @@
 Every function takes a model file (a path, or the result of an earlier call) and the step's options
 object (or a dict of its fields), runs the step through the same engine as the CLI (a one-step recipe,
 measured the same way), and returns a ``FileRun``: ``before`` / ``after`` measures, ``info`` (what the
-step did), ``model`` (the resulting model in memory), ``output`` (the file written, when ``out`` is
-given) and ``record`` (the typed run record). ``data`` / ``data_root`` replace the data the file
-records. ``run`` runs a whole recipe.
+step did: its ``distillcli.facts`` model, e.g. ``info.mac_reduction``), ``model`` (the resulting model in
+memory), ``output`` (the file written, when ``out`` is given) and ``record`` (the typed run record).
+``data`` / ``data_root`` replace the data the file records. ``run`` runs a whole recipe.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def quantize(model: Model, config: QuantizeConfig | dict[str, Any] | None = None
 
 def export(model: Model, config: ExportConfig | dict[str, Any] | None = None, *, folder: str | Path = ".",
            progress: Progress | None = None, **engine: Any) -> FileRun:
-    """Write the export into ``folder`` (its name: ``config.name``); ``info["file"]`` says where."""
+    """Write the export into ``folder`` (its name: ``config.name``); ``info.file`` says where."""
     return run_on_file(_path(model), "export", _options(config, ExportConfig, {}), progress or SilentProgress(),
                        workdir=Path(folder).resolve(), **engine)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from distillcli.data.config import DataConfig
 from distillcli.errors import DataError
+from distillcli.facts import StepFacts
 from distillcli.modelfile import read_header
 from distillcli.models.handle import ModelHandle
 from distillcli.progress import Progress
@@ -69,7 +70,7 @@ class FileRun:
         return self.record.steps[-1].measures
 
     @property
-    def info(self) -> dict[str, Any]:
+    def info(self) -> StepFacts | None:
         return self.record.steps[-1].info
 
 

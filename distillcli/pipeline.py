@@ -33,7 +33,7 @@ from distillcli.models.handle import ModelHandle
 from distillcli.interrupt import InterruptHandler
 from distillcli.progress import LoggedProgress, Progress, SilentProgress
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_norm, source_file, student_from_teacher
+from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_input_of, source_file, student_from_teacher
 from distillcli.models.ensemble import ENSEMBLE
 from distillcli.record import DataInfo, Measures, RunInfo, RunRecord, StepRecord, TeacherRecord, best_epoch
 from distillcli.report import write_reports
@@ -123,7 +123,7 @@ class Pipeline:
         self.dist.start(device)
         self.device = device
         self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last,
-                              norm=pretrained_norm(r))
+                              pretrained=pretrained_input_of(r))
         if self.measure_on_val_split:
             selection = self.data.selection_only()
             if selection is None:
@@ -140,7 +140,7 @@ class Pipeline:
         if r.student.from_ != "teacher":  # built now, so its random start depends on the seed alone
             self._current("student")
             sizes = [count_params(m.module) for m in (self.models["teacher"], self.models["student"])
-                     if m is not None and m.kind == "eager"]
+                     if m is not None and m.format == "eager"]
             if len(sizes) == 2 and sizes[1] > sizes[0]:
                 self.progress.message(f"warning: the student ({sizes[1]:,} parameters) is larger than its teacher "
                                       f"({sizes[0]:,}); check that teacher and student are not swapped")
@@ -332,7 +332,7 @@ class Pipeline:
         """Keep a copy of the baseline model for the before/after latency, if ``measures`` are the baseline's."""
         baseline = self.record.baseline
         if self.time_against_start and baseline is not None and baseline.measures is measures \
-                and self.recipe.report.latency and model.kind == "eager":
+                and self.recipe.report.latency and model.format == "eager":
             self._before = copy.deepcopy(model.module)
 
     def _measure_teachers(self) -> None:
@@ -392,7 +392,7 @@ class Pipeline:
                               f"MACs {m.macs}  ({seconds:.1f}s)")
         collapsed = collapse_warning(m.top1, self.data.num_classes, len(out.curve))
         if collapsed:
-            entry.info["warning"] = collapsed
+            entry.warnings.append(collapsed)
             self.progress.message(f"warning: step {index} ({kind}): {collapsed}")
         self._write_reports()
 
@@ -400,7 +400,7 @@ class Pipeline:
         """The model on the run's device and memory format, as steps will use it (so it is timed fairly)."""
         model = self.models[target]
         assert model is not None
-        if model.kind == "eager":
+        if model.format == "eager":
             model.module = place(model.module, self.device, self.recipe.channels_last)
         return model
 
@@ -457,7 +457,7 @@ class Pipeline:
             return
         for target, model in self.models.items():
             src, step = self.files.get(target), self.record.final_step(target)
-            if model is None or model.kind != "eager" or model.arch.name == ENSEMBLE or \
+            if model is None or model.format != "eager" or model.arch.name == ENSEMBLE or \
                     (src is not None and src.is_relative_to(self.run_dir / "models")):  # type: ignore[operator]
                 continue
             measures = step.measures if step is not None else Measures()

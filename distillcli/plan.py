@@ -10,7 +10,7 @@ from torch import nn
 from distillcli.data import load_data
 from distillcli.measure import count_macs, count_params
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_norm, student_from_teacher
+from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_input_of, student_from_teacher
 from distillcli.rundir import check_out_dir
 from distillcli.runtime import Distributed, resolve_device
 
@@ -20,7 +20,7 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
     if run_dir is not None:
         check_out_dir(run_dir, recipe_to_dict(r), force, resume)
     device = resolve_device(r.device, Distributed.from_env())
-    data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last, norm=pretrained_norm(r))
+    data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last, pretrained=pretrained_input_of(r))
     teacher = build_teacher(r, data)
     student = (student_from_teacher(r.student, teacher, data) if r.student.from_ == "teacher" and teacher
                else build_from_spec(r.student, data))
@@ -33,7 +33,8 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
     for role, handle, spec in (("teacher", teacher, r.teacher), ("student", student, r.student)):
         if handle is not None:
             source = (spec.checkpoint or ("a copy of the teacher" if spec.from_ else None)) if spec else None
-            models[role] = {**summary(handle.module, handle.arch.name, source), "kind": handle.kind}
+            models[role] = {**summary(handle.module, handle.arch.name, source), "format": handle.format,
+                            "precision": handle.precision}
     if teacher is not None and r.teachers:
         arch = teacher.arch.kwargs
         models["teachers"] = [{**summary(member, arch["members"][i], spec.checkpoint), "weight": arch["weights"][i]}

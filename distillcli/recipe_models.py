@@ -14,6 +14,7 @@ from distillcli.errors import ModelFileError, OptionError
 from distillcli.models.build import build_model
 from distillcli.models.ensemble import ensemble_handle
 from distillcli.models.handle import ArchSpec, ModelHandle
+from distillcli.models.sources import PretrainedInput, pretrained_input
 
 
 def _arch(spec, data: DataBundle) -> ArchSpec:
@@ -23,15 +24,13 @@ def _arch(spec, data: DataBundle) -> ArchSpec:
                     in_channels=data.input_shape[0], mean=list(mean), std=list(std), kwargs=dict(spec.args))
 
 
-def pretrained_norm(recipe) -> tuple[list[float], list[float]] | None:
-    """The (mean, std) the recipe's first model (teachers first) whose source records its pretrained input
-    (timm's ``pretrained_cfg``) expects: what ``load_data`` gives datasets of photos; None without one."""
-    from distillcli.models.sources import pretrained_input
-
+def pretrained_input_of(recipe) -> PretrainedInput | None:
+    """How the recipe's first model (teachers first) whose source records its pretrained input (timm's
+    ``pretrained_cfg``) expects images: what ``load_data`` gives datasets of photos; None without one."""
     for spec in (recipe.teacher, *(recipe.teachers or ()), recipe.student):
         found = pretrained_input(spec.arch) if spec is not None and spec.arch else None
         if found is not None:
-            return found[0], found[1]
+            return found
     return None
 
 
@@ -65,8 +64,8 @@ def build_teacher(recipe, data: DataBundle) -> ModelHandle | None:
     members = []
     for i, spec in enumerate(recipe.teachers):
         member = build_from_spec(spec, data)
-        if member.kind != "eager":
-            raise ModelFileError(f"teachers[{i}]: {spec.checkpoint} is a {member.kind} model, and an ensemble of "
+        if member.format != "eager":
+            raise ModelFileError(f"teachers[{i}]: {spec.checkpoint} is a {member.format} model, and an ensemble of "
                                  "teachers is made of PyTorch models", "list the .pt file it was made from")
         members.append(member)
     return ensemble_handle(members, [spec.weight for spec in recipe.teachers], data)
@@ -75,8 +74,9 @@ def build_teacher(recipe, data: DataBundle) -> ModelHandle | None:
 def student_from_teacher(spec, teacher: ModelHandle, data: DataBundle) -> ModelHandle:
     """A copy of the teacher, or its first ``keep_blocks`` feature blocks with a new head."""
     if spec.keep_blocks is None:
-        return ModelHandle(copy.deepcopy(teacher.module), teacher.arch, teacher.kind, dict(teacher.info))
-    if teacher.kind != "eager":
+        return ModelHandle(copy.deepcopy(teacher.module), teacher.arch, teacher.format, teacher.precision,
+                           teacher.info.model_copy(deep=True))
+    if teacher.format != "eager":
         raise OptionError("keep_blocks needs an ordinary (eager) teacher", "use a teacher before quantization")
     arch = ArchSpec(**{**teacher.arch.to_dict(), "keep_blocks": spec.keep_blocks,
                        "num_classes": spec.num_classes or teacher.arch.num_classes})

@@ -11,10 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from distillcli.facts import StepFacts, facts_from_v3
 from distillcli.machine import Machine
 
 SCHEMA = "distillcli.metrics"
-SCHEMA_VERSION = 3  # 3: per-epoch test_* and val_* (v2 called the test set val_*); data.test_samples
+SCHEMA_VERSION = 4  # 4: typed step facts (info) and warnings; 3: per-epoch test_* and val_*; data.test_samples
 WIDE_SPREAD = 0.25  # a latency whose interquartile range exceeds this share of its median is flagged
 
 
@@ -119,7 +120,10 @@ class StepRecord(_Record):
     curve: list[EpochRecord] = Field(default_factory=list)
     best: BestEpoch | None = Field(None, description="the curve's best epoch on the validation split (None without "
                                    "data.val_split: the test split chooses nothing); the model kept is the last")
-    info: dict[str, Any] = Field(default_factory=dict, description="step-specific facts")
+    info: StepFacts | None = Field(None, description="what the step did, by kind (None: a step that records "
+                                   "no facts)")
+    warnings: list[str] = Field(default_factory=list, description="what went wrong without failing the step "
+                                "(a model that learned nothing ...)")
     teacher_cache: TeacherCacheRecord | None = Field(None, description="steps that distil: the teacher-output store")
 
 
@@ -187,7 +191,7 @@ class DataInfo(_Record):
 
 class RunRecord(_Record):
     schema_: Literal["distillcli.metrics"] = Field(SCHEMA, alias="schema")
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     run: RunInfo
     data: DataInfo
     baseline: Baseline | None = None
@@ -199,8 +203,10 @@ class RunRecord(_Record):
 
     @model_validator(mode="before")
     @classmethod
-    def _from_v2(cls, raw: Any) -> Any:
-        return _upgrade_v2(raw) if isinstance(raw, dict) and raw.get("schema_version") == 2 else raw
+    def _from_older(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("schema_version") == 2:
+            raw = _upgrade_v2(raw)
+        return _upgrade_v3(raw) if isinstance(raw, dict) and raw.get("schema_version") == 3 else raw
 
     def offer_baseline(self, source: str, label: str, measures: Measures, step: int | None = None) -> None:
         """Keep ``measures`` as the baseline unless a preferred source already provided one."""
@@ -219,7 +225,7 @@ def _upgrade_v2(raw: dict[str, Any]) -> dict[str, Any]:
     """A version-2 record in version-3 names. v2's data.val_samples counted the test split and
     select_samples the validation split; its curve rows are upgraded by EpochRecord (a row without
     ``split`` was on the test split), and a best epoch chosen on the test split is dropped."""
-    out = {**raw, "schema_version": SCHEMA_VERSION}
+    out = {**raw, "schema_version": 3}
     if isinstance(raw.get("data"), dict):
         data = dict(raw["data"])
         renamed = {new: data.pop(old) for old, new in (("val_samples", "test_samples"),
@@ -236,6 +242,24 @@ def _upgrade_v2_step(step: dict[str, Any]) -> dict[str, Any]:
     curve = [{"split": "test", **r} if isinstance(r, dict) else r for r in step.get("curve", [])]
     on_test = any(isinstance(r, dict) and r["split"] == "test" for r in curve)
     return {**step, "curve": curve, "best": None if on_test else step.get("best")}
+
+
+def _upgrade_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version-3 record in version-4 form: each step's ``info`` dict becomes its kind's facts, and
+    the warning the engine kept there moves to ``warnings``."""
+    out = {**raw, "schema_version": SCHEMA_VERSION}
+    if isinstance(raw.get("steps"), list):
+        out["steps"] = [_upgrade_v3_step(s) if isinstance(s, dict) else s for s in raw["steps"]]
+    return out
+
+
+def _upgrade_v3_step(step: dict[str, Any]) -> dict[str, Any]:
+    info = step.get("info", {})
+    if not isinstance(info, dict):
+        return step  # validation names it
+    warning = info.get("warning")
+    return {**step, "info": facts_from_v3(str(step.get("kind")), info),
+            "warnings": [warning] if isinstance(warning, str) else []}
 
 
 def teacher_share(curve: list[EpochRecord]) -> float | None:

@@ -7,10 +7,11 @@
    (root/train/<class>/*.png, root/val/<class>/*.png), as a user's folder would be.
 2. A recipe run with `distill run` (a subprocess, as a user runs it): a timm ResNet-18 teacher trained
    from scratch, distilled into a timm MobileNetV3-small, then pruned to 2x fewer MACs with a KD
-   fine-tune, then int8.
-3. Each model file (teacher, student, pruned, int8) loaded by `distill eval --json` in a fresh process:
-   top-1 on the val folder, parameters, MACs, file size and batch-1 / batch-64 latency (medians of
-   one run each: ratios between files of one run, never across runs or machines).
+   fine-tune, then int8. A second recipe distils the same teacher (its model file) into a user's own
+   network (``py:mynet.py:MyNet``, run with --trust-code), then prunes and quantizes it the same way.
+3. Each model file loaded by `distill eval --json` in a fresh process, the files alternated over
+   ``--rounds`` rounds: top-1 on the val folder, parameters, MACs, file size and batch-1 / batch-64
+   latency (median and range of the rounds: ratios between files of one run, never across machines).
 Prints a table, writes ``results.json``; the machine's ISA goes with every figure (`distill doctor`).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -50,25 +52,70 @@ def make_folder(cifar: Path, root: Path, size: int, per_class: int, val_per_clas
     return classes
 
 
-def recipe(root: Path, size: int, args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "name": "byo", "seed": 0, "device": "cpu",
-        "data": {"name": "imagefolder", "root": str(root), "image_size": size, "batch_size": 64},
-        "teacher": {"arch": "timm:resnet18"},
-        "student": {"arch": "timm:mobilenetv3_small_100"},
-        "steps": [
-            {"train": {"model": "teacher", "epochs": args.teacher_epochs, "lr": 0.1}},
-            {"distill": {"epochs": args.student_epochs, "lr": 0.05}},
-            {"prune": {"target_mac_reduction": 2.0, "finetune": {"epochs": args.finetune_epochs}}},
-            {"quantize": {"method": "static", "skip": ["net.classifier"]}},
-        ],
-    }
+USER_MODEL = '''"""A user's own network: a plain conv stack, nothing distill knows about."""
+from torch import nn
 
 
-def evaluate(path: Path, threads: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "distillcli", "eval", str(path), "--json", "--threads", str(threads)],
-                          capture_output=True, text=True, check=True)
+class MyNet(nn.Module):
+    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        layers, c = [], 3
+        for out in (width, 2 * width, 4 * width, 4 * width):
+            layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+            c = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+'''
+
+
+def recipe(name: str, root: Path, args: argparse.Namespace, teacher: dict[str, Any], student: str,
+           train_teacher: bool) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [{"train": {"model": "teacher", "epochs": args.teacher_epochs, "lr": 0.1}}]
+    steps = (steps if train_teacher else []) + [
+        {"distill": {"epochs": args.student_epochs, "lr": 0.05}},
+        {"prune": {"target_mac_reduction": 2.0, "finetune": {"epochs": args.finetune_epochs}}},
+        {"quantize": {"method": "static"}},
+    ]
+    return {"name": name, "seed": 0, "device": "cpu",
+            "data": {"name": "imagefolder", "root": str(root), "image_size": args.size, "batch_size": 64},
+            "teacher": teacher, "student": {"arch": student}, "steps": steps}
+
+
+def run_recipe(raw: dict[str, Any], out: Path, threads: int, *extra: str) -> Path:
+    path = out / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = out / raw["name"]
+    subprocess.run([sys.executable, "-m", "distillcli", "run", str(path), "--out", str(run), "--force", "--quiet",
+                    "--threads", str(threads), *extra], check=True)
+    return run
+
+
+def evaluate(path: Path, threads: int, *extra: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "distillcli", "eval", str(path), "--json", "--threads", str(threads),
+                           *extra], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)["measures"]
+
+
+def measure(files: dict[str, tuple[Path, tuple[str, ...]]], threads: int, rounds: int) -> dict[str, Any]:
+    """Every file by `distill eval` in a fresh process, the files alternated round by round: the
+    accuracy and sizes of the first round, each batch size's latency as the median of the rounds and
+    their range (ratios between files hold within this run only)."""
+    seen: dict[str, list[dict[str, Any]]] = {label: [] for label in files}
+    for _ in range(rounds):
+        for label, (path, extra) in files.items():
+            seen[label].append(evaluate(path, threads, *extra))
+    rows = {}
+    for label, runs in seen.items():
+        row = dict(runs[0])
+        for batch in row.get("latency_ms") or {}:
+            times = sorted(r["latency_ms"][batch] for r in runs)
+            row["latency_ms"][batch] = statistics.median(times)
+            row.setdefault("latency_range_ms", {})[batch] = [times[0], times[-1]]
+        rows[label] = row
+    return rows
 
 
 def main() -> None:
@@ -81,23 +128,35 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=15)
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh-process measurements of every file, alternated")
+    parser.add_argument("--skip-run", action="store_true", help="measure the files an earlier run left in --out")
+    parser.add_argument("--skip-measure", action="store_true", help="only run the recipes (measure later, quietly)")
     parser.add_argument("--out", type=Path, default=Path("bench_results/byo"))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     folder = args.out / "images"
     if not folder.exists():
         make_folder(args.cifar, folder, args.size, args.per_class, args.val_per_class)
-    path = args.out / "byo.yaml"
-    path.write_text(yaml.safe_dump(recipe(folder, args.size, args)))
-    run = args.out / "run"
-    subprocess.run([sys.executable, "-m", "distillcli", "run", str(path), "--out", str(run), "--force", "--quiet",
-                    "--threads", str(args.threads)], check=True)
+    (args.out / "mynet.py").write_text(USER_MODEL)
+    timm_run, py_run = args.out / "byo", args.out / "byo-py"
+    if not args.skip_run:
+        run_recipe(recipe("byo", folder, args, {"arch": "timm:resnet18"}, "timm:mobilenetv3_small_100", True),
+                   args.out, args.threads)
+        teacher = {"arch": "timm:resnet18", "checkpoint": str((timm_run / "models" / "teacher.pt").resolve())}
+        run_recipe(recipe("byo-py", folder, args, teacher, f"py:{(args.out / 'mynet.py').resolve()}:MyNet", False),
+                   args.out, args.threads, "--trust-code")
+    if args.skip_measure:
+        return
+    files = {"teacher (timm resnet18)": (timm_run / "models" / "teacher.pt", ())}
+    for run, student, extra in ((timm_run, "timm mobilenetv3_small_100", ()), (py_run, "py: MyNet", ("--trust-code",))):
+        labels = {"distill": f"student ({student}), KD", "prune": f"  {student} pruned 2x MACs + KD fine-tune",
+                  "quantize": f"  {student} pruned + int8"}
+        for step in json.loads((run / "metrics.json").read_text())["steps"]:
+            if step["kind"] in labels and step["target"] == "student":
+                files[labels[step["kind"]]] = (run / step["model_file"], extra)
     machine = json.loads(subprocess.run([sys.executable, "-m", "distillcli", "doctor", "--json"], capture_output=True,
                                         text=True, check=True).stdout)
-    files = {"teacher (timm resnet18)": run / "models" / "teacher.pt",
-             "student (timm mobilenetv3_small_100, KD)": run / "models" / "01-distill-student.pt",
-             "pruned 2x MACs + KD fine-tune": run / "models" / "02-prune-student.pt",
-             "pruned + int8": run / "models" / "student.pt2"}
-    rows = {label: evaluate(file, args.threads) for label, file in files.items()}
+    rows = measure(files, args.threads, args.rounds)
     print(f"{'file':42} {'top-1':>7} {'params':>9} {'MACs':>11} {'KiB':>8} {'b1 ms':>7} {'b64 ms':>7}")
     for label, m in rows.items():
         lat = m.get("latency_ms") or {}

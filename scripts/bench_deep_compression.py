@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from distillcli.facts import ShareFacts
 from distillcli.modelfile import load_model
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
@@ -91,10 +92,10 @@ def main() -> None:
         centroid_grad=args.centroid_grad))
     stages.append({"stage": f"+ centroids fine-tuned {args.share_epochs} epoch(s)", "top1": top1(shared.model)})
     info = shared.info
-    sizes = [("fp32", info["fp32_bytes"], 1.0), ("pruned (sparse, fp32 values)", info["pruned_bytes"],
-                                                  info["pruned_ratio"]),
-             ("+ shared (codes + codebook)", info["shared_bytes"], info["shared_ratio"]),
-             ("+ Huffman", info["huffman_bytes"], info["huffman_ratio"])]
+    assert isinstance(info, ShareFacts)
+    sizes = [("fp32", info.fp32_bytes, 1.0), ("pruned (sparse, fp32 values)", info.pruned_bytes, info.pruned_ratio),
+             ("+ shared (codes + codebook)", info.shared_bytes, info.shared_ratio),
+             ("+ Huffman", info.huffman_bytes, info.huffman_ratio)]
     print(f"\nDeep Compression of {handle.arch.name} on CIFAR-10 ({data.val.num_samples} test images, fine-tunes on "
           f"{data.train.num_samples} training images)\n")
     print("| stage | top-1 % | Δ top-1 |\n|---|---|---|")
@@ -103,11 +104,12 @@ def main() -> None:
     print("\n| storage | bytes | ratio |\n|---|---|---|")
     for name, size, ratio in sizes:
         print(f"| {name} | {size:,} | {ratio:.1f}x |")
-    print(f"\nweight sparsity {100 * info['shared_weight_sparsity']:.1f} %; anchor: Deep Compression 49x on "
+    print(f"\nweight sparsity {100 * info.shared_weight_sparsity:.1f} %; anchor: Deep Compression 49x on "
           f"VGG16 / ImageNet, 35x on AlexNet")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": handle.arch.name, "stages": stages, "sizes": info, "args": vars(args),
+    out.write_text(json.dumps({"model": handle.arch.name, "stages": stages, "sizes": info.model_dump(mode="json"),
+                               "args": vars(args),
                                "seconds": time.perf_counter() - t_start}, indent=2))
     print(f"wrote {out}")
 

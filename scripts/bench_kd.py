@@ -55,7 +55,7 @@ ROWS: dict[str, tuple[dict | None, str]] = {
     "KD": ({"temperature": 4, "alpha": 0.9, "teacher_cache": "off"}, "run every batch"),
     "DKD": ({"loss": "dkd", "teacher_cache": "auto"}, "run every batch, stored"),
     "KD, warm store": ({"temperature": 4, "alpha": 0.9, "teacher_cache": "required"}, "read from the store"),
-    "DIST": ({"loss": "dist", "teacher_cache": "required"}, "read from the store"),
+    "DIST": ({"loss": "dist", "teacher_cache": "auto"}, "read from the store"),
     "AT + KD": ({"temperature": 4, "alpha": 0.9, "teacher_cache": "auto",
                  "loss": [{"kd": {}}, {"at": {"teacher_layers": ["net.layer1", "net.layer2", "net.layer3"],
                                               "student_layers": ["net.layer1", "net.layer2", "net.layer3"]}}]},
@@ -63,15 +63,22 @@ ROWS: dict[str, tuple[dict | None, str]] = {
 }
 
 
-def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_dir: Path) -> dict:
+def _teacher(args: argparse.Namespace) -> dict:
+    """The published ResNet-56 (a DataParallel state dict, ImageNet mean/std), or a distill model file."""
+    if args.teacher_file:
+        return {"checkpoint": args.teacher_file}
+    return {"arch": "resnet56", "checkpoint": args.teacher, "strip_prefix": "module.", **IMAGENET}
+
+
+def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_dir: Path, seed: int = 0) -> dict:
     data = {"name": "cifar10", "root": args.data_root, "batch_size": 128}
     if args.train_subset:
         data["train_subset"] = args.train_subset
     if args.val_subset:
         data["val_subset"] = args.val_subset
     opt = {"epochs": args.epochs, "lr": 0.1, "weight_decay": 5e-4, "schedule": "cosine", "precision": args.precision}
-    name = "bench-" + "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
-    raw = {"name": name, "seed": 0, "device": args.device, "data": data, "student": {"arch": "resnet20"},
+    name = "bench-" + "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-") + (f"-s{seed}" if seed else "")
+    raw = {"name": name, "seed": seed, "device": args.device, "data": data, "student": {"arch": "resnet20"},
            "report": {"latency_repeats": 20}, "cache_dir": str(cache_dir)}
     if objective is None:
         return {**raw, "steps": [{"train": opt}]}
@@ -79,23 +86,25 @@ def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_
     if objective.get("loss") == "dkd":  # the authors' setting for ResNet-56 -> ResNet-20 is beta = 2 (8 diverged
         # here at lr 0.1); their warm-up is 20 of 240 epochs: keep that share
         objective["loss"] = [{"ce": {}}, {"dkd": {"beta": 2.0, "warmup_epochs": max(1, round(args.epochs * 20 / 240))}}]
-    teacher = {"arch": "resnet56", "checkpoint": args.teacher, "strip_prefix": "module.", **IMAGENET}
-    return {**raw, "teacher": teacher, "steps": [{"distill": {**opt, **objective}}]}
+    return {**raw, "teacher": _teacher(args), "steps": [{"distill": {**opt, **objective}}]}
 
 
 def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
     cache_dir = out_dir / "teacher_store"
-    if cache_dir.exists():  # the DKD row must meet an empty store
+    started = out_dir.is_dir() and any(p.name != cache_dir.name for p in out_dir.iterdir())
+    if cache_dir.exists() and not started:  # the DKD row must meet an empty store (unless resuming)
         shutil.rmtree(cache_dir)
     rows = []
-    for label, (objective, teacher_mode) in ROWS.items():
+    for seed, (label, (objective, teacher_mode)) in ((s, row) for s in range(args.seeds) for row in ROWS.items()):
         if args.rows and label not in args.rows:
             continue
-        raw = _recipe(args, label, objective, cache_dir)
-        result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=out_dir / raw["name"]).run()
+        raw = _recipe(args, label, objective, cache_dir, seed)
+        run_dir = out_dir / raw["name"]  # an interrupted benchmark resumes each run where it stopped
+        result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=run_dir,
+                          resume=(run_dir / "checkpoints").is_dir()).run()
         step, base = result.record.steps[-1], result.record.baseline
         epoch_s = [r.seconds for r in step.curve]
-        rows.append({"run": label, "epochs": args.epochs, "teacher": teacher_mode,
+        rows.append({"run": label, "seed": seed, "epochs": args.epochs, "teacher": teacher_mode,
                      "loss": step.options.get("loss"), "top1": step.measures.top1,
                      "images_per_s": statistics.median(r.images_per_s for r in step.curve),
                      "minutes_per_epoch": statistics.median(epoch_s) / 60,
@@ -214,11 +223,28 @@ def versus_torchdistill(args: argparse.Namespace) -> dict:
             "ratio": statistics.median(ours) / statistics.median(theirs[best])}
 
 
+def seed_table(runs: list[dict]) -> str:
+    """Per row: the final top-1's mean and sample std over seeds, and the gain over the student alone
+    trained with the same seed (mean, and each seed's)."""
+    alone = {r["seed"]: r["top1"] for r in runs if r["run"] == "alone"}
+    lines = ["| run | seeds | top-1 % mean ± std | gain over alone (mean) | gain per seed |", "|---|---|---|---|---|"]
+    for label in dict.fromkeys(r["run"] for r in runs):
+        top = {r["seed"]: r["top1"] for r in runs if r["run"] == label}
+        gains = [top[s] - alone[s] for s in sorted(top) if s in alone]
+        std = statistics.stdev(top.values()) if len(top) > 1 else 0.0
+        gain = f"{statistics.mean(gains):+.2f}" if gains and label != "alone" else "-"
+        each = ", ".join(f"{g:+.2f}" for g in gains) if label != "alone" else "-"
+        lines.append(f"| {label} | {len(top)} | {statistics.mean(top.values()):.2f} ± {std:.2f} | {gain} | {each} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default="../shared/data/cifar10")
     p.add_argument("--teacher", default="../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th")
+    p.add_argument("--teacher-file", default=None, help="a distill model file as the teacher instead of --teacher")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=1, help="run every row with seeds 0..N-1; report mean and spread")
     p.add_argument("--train-subset", type=int, default=None, help="use only the first N training images")
     p.add_argument("--val-subset", type=int, default=None, help="measure on the first N test images only")
     p.add_argument("--device", default="auto")
@@ -267,7 +293,9 @@ def main() -> None:
                   f"{r['minutes_per_epoch']:.2f} | {share} | {t} |")
         alone = next((r for r in runs if r["run"] == "alone"), None)
         warm = next((r for r in runs if r["run"] == "KD, warm store"), None)
-        if kd and alone:
+        if args.seeds > 1:
+            print(seed_table(runs))
+        elif kd and alone:
             print(f"KD - alone: {kd['top1'] - alone['top1']:+.2f} pt (target >= +0.5)")
         if kd and warm:
             print(f"KD epoch, warm store vs teacher every batch: {kd['minutes_per_epoch'] / warm['minutes_per_epoch']:.2f}x "

@@ -41,6 +41,7 @@ from torch import nn
 
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
+from distillcli.facts import PruneFacts
 from distillcli.measure import evaluate
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
@@ -58,11 +59,12 @@ def model(name: str, checkpoint: str | None = None) -> ModelHandle:
     return published_model(name, checkpoint)
 
 
-def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[dict[str, Any], list[Any], float]:
-    """The prune step's facts (plus the pruned module, under "model"), its curve and its time."""
+def prune(handle: ModelHandle, ctx: StepContext, **options: Any) -> tuple[PruneFacts, nn.Module, list[Any], float]:
+    """The prune step's facts, the pruned module, its curve and its time."""
     t0 = time.perf_counter()
     out = STEPS.get("prune").run(handle, ctx, PruneConfig(**options))
-    return {**out.info, "model": out.model.module}, out.curve, time.perf_counter() - t0
+    assert isinstance(out.info, PruneFacts)
+    return out.info, out.model.module, out.curve, time.perf_counter() - t0
 
 
 def train_step_ms(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
@@ -111,21 +113,19 @@ def part_a(ctx: StepContext, round_to: int | str | None, quick: bool) -> list[di
         handle = model(name)
         # placed as the step places the pruned model; a copy, since unstructured pruning edits in place
         dense = place(copy.deepcopy(handle.module), ctx.device, ctx.channels_last)
-        info, _, seconds = prune(handle, ctx, **options)
-        info.update(train_speedup(dense, info.pop("model"), ctx, rounds, steps))
-        rows.append({"model": name, "pruning": label, "ratio": info.get("ratio"), "sparsity": info["sparsity"],
-                     "macs_before": info["macs_before"], "macs_after": info["macs_after"],
-                     "mac_reduction": info["mac_reduction"], "params_before": info["params_before"],
-                     "params_after": info["params_after"], "latency_ms_before": info["latency_ms_before"],
-                     "latency_ms_after": info["latency_ms_after"], "speedup_b1": info["speedup_b1"],
-                     "speedup_b64": info["speedup_b64"],
-                     "speedup_per_mac_reduction_b1": info["speedup_b1"] / info["mac_reduction"],
-                     "speedup_per_mac_reduction_b64": info["speedup_b64"] / info["mac_reduction"],
-                     "round_to": info.get("round_to"), "train_ms_before": info["train_ms_before"],
-                     "train_ms_after": info["train_ms_after"], "train_speedup": info["train_speedup"],
-                     "train_speedup_range": info["train_speedup_range"], "seconds": seconds})
-        print(f"  {name:9s} {label:28s} MACs {info['mac_reduction']:.2f}x  speedup b1 {info['speedup_b1']:.2f}x  "
-              f"b64 {info['speedup_b64']:.2f}x  training b64 {info['train_speedup']:.2f}x", flush=True)
+        info, pruned, _, seconds = prune(handle, ctx, **options)
+        train = train_speedup(dense, pruned, ctx, rounds, steps)
+        rows.append({"model": name, "pruning": label, "ratio": info.ratio, "sparsity": info.sparsity,
+                     "macs_before": info.macs_before, "macs_after": info.macs_after,
+                     "mac_reduction": info.mac_reduction, "params_before": info.params_before,
+                     "params_after": info.params_after, "latency_ms_before": info.latency_ms_before,
+                     "latency_ms_after": info.latency_ms_after, "speedup_b1": info.speedup_b1,
+                     "speedup_b64": info.speedup_b64,
+                     "speedup_per_mac_reduction_b1": info.speedup_b1 / info.mac_reduction,
+                     "speedup_per_mac_reduction_b64": info.speedup_b64 / info.mac_reduction,
+                     "round_to": info.round_to, **train, "seconds": seconds})
+        print(f"  {name:9s} {label:28s} MACs {info.mac_reduction:.2f}x  speedup b1 {info.speedup_b1:.2f}x  "
+              f"b64 {info.speedup_b64:.2f}x  training b64 {train['train_speedup']:.2f}x", flush=True)
     return rows
 
 
@@ -134,12 +134,13 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
     ctx = StepContext(device=torch.device("cpu"), data=data, channels_last=True, progress=make_progress(False))
     handle = model("resnet56", args.teacher)
     top1 = evaluate(handle.module.to(memory_format=torch.channels_last), data.val, data.num_classes)["top1"]
-    info, curve, seconds = prune(handle, ctx, target_mac_reduction=2.0, importance=args.importance,
-                                 round_to=args.round_to, finetune={"epochs": args.epochs, "lr": args.lr, "distill": True})
+    info, _, curve, seconds = prune(handle, ctx, target_mac_reduction=2.0, importance=args.importance,
+                                    round_to=args.round_to, finetune={"epochs": args.epochs, "lr": args.lr,
+                                                                      "distill": True})
     return {"model": "resnet56 (akamaster, pretrained)", "importance": args.importance, "round_to": args.round_to,
-            "mac_reduction": info["mac_reduction"], "ratio": info["ratio"], "params_before": info["params_before"],
-            "params_after": info["params_after"], "speedup_b1": info["speedup_b1"], "speedup_b64": info["speedup_b64"],
-            "top1_unpruned": top1, "top1_after_pruning": info.get("top1_before_finetune"),
+            "mac_reduction": info.mac_reduction, "ratio": info.ratio, "params_before": info.params_before,
+            "params_after": info.params_after, "speedup_b1": info.speedup_b1, "speedup_b64": info.speedup_b64,
+            "top1_unpruned": top1, "top1_after_pruning": info.top1_before_finetune,
             "top1_per_epoch": [row.test_top1 for row in curve],
             "images_per_s": [row.images_per_s for row in curve], "epochs": args.epochs, "lr": args.lr,
             "seconds": seconds}

@@ -33,6 +33,7 @@ from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from file_timing import FileTiming, time_files, timing_row
+from distillcli.facts import QuantizeFacts
 from distillcli.modelfile import file_header, file_size, load_model, save_model
 from distillcli.modelfile.native import ALLOW_ENV
 from distillcli.models.handle import ModelHandle
@@ -78,9 +79,10 @@ def make_files(name: str, args: argparse.Namespace, data: DataBundle, ctx: StepC
     for variant, cfg in methods:
         t0 = time.perf_counter()
         out = STEPS.get("quantize").run(ModelHandle(module, handle.arch), ctx, cfg)
+        assert isinstance(out.info, QuantizeFacts)
         made[variant] = {"seconds": time.perf_counter() - t0,
                          "s_per_epoch": [r.seconds for r in out.curve] or None,
-                         "calibration_images": out.info.get("calibration_images")}
+                         "calibration_images": out.info.calibration_images}
         files.append((variant, save(out.model, f"{name}-{variant.split()[1].lower()}"), {}))
         if variant == "int8 PTQ":  # the same program compiled ahead of time: machine code, opt-in to load
             t0 = time.perf_counter()

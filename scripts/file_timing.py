@@ -141,7 +141,7 @@ def _worker(args: argparse.Namespace) -> None:
     loaded = load_model(args.path)
     module = loaded.handle.module
     torch_input = isinstance(module, torch.nn.Module)  # onnxruntime takes plain NCHW arrays
-    if torch_input and loaded.handle.kind == "eager":
+    if torch_input and loaded.handle.format == "eager":
         module = module.eval().to(memory_format=torch.channels_last)
     fmt = torch.channels_last if torch_input else torch.contiguous_format
     x = torch.rand(args.batch, *loaded.input_shape).contiguous(memory_format=fmt)

@@ -11,6 +11,8 @@ rungs rank candidates by structure and accuracy, and the precision counts once i
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from distillcli.facts import ShareFacts
 from distillcli.record import Measures, StepRecord
 
 INFEASIBLE = 10.0
@@ -44,8 +46,8 @@ def step_cost(step: StepRecord, objective: str, batch: int) -> float | None:
         return m.latency_ms.get(str(batch))
     if objective == "macs":
         return float(m.macs) if m.macs is not None else None
-    if "huffman_bytes" in step.info:
-        return float(step.info["huffman_bytes"])
+    if isinstance(step.info, ShareFacts):
+        return float(step.info.huffman_bytes)
     return 4.0 * m.nonzero_params if m.nonzero_params is not None else None
 
 

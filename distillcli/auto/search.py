@@ -32,6 +32,7 @@ from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, 
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
+from distillcli.facts import LayerSensitivity, SensitivityFacts
 from distillcli.progress import Progress
 from distillcli.record import RunRecord
 from distillcli.rundir import recipe_differences
@@ -104,7 +105,7 @@ class Search:
         self.resolved = {**base, "auto": cfg.model_dump(mode="json")}
         self.seconds_limit, self.trials_limit = cfg.limits()
         self.deadline: float | None = None
-        self.sensitivity: list[dict[str, Any]] = []
+        self.sensitivity: list[LayerSensitivity] = []
         self._check_out(force)
 
     # ---------------------------------------------------------------- the output directory
@@ -218,7 +219,8 @@ class Search:
         if m.top1 is None or not cost:
             raise RunFailure("the starting model could not be measured on the validation split",
                              f"see {folder / 'run.log'}")
-        self.sensitivity = record.steps[0].info.get("rows", []) if guided and record.steps else []
+        facts = record.steps[0].info if guided and record.steps else None
+        self.sensitivity = facts.rows if isinstance(facts, SensitivityFacts) else []
         ref = Reference(m.top1, cost)
         self.progress.message(f"starting model: top-1 {ref.top1:.2f} % on the validation split, "
                               f"{_cost_text(self.cfg, ref.cost)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from distillcli.auto.config import AutoConfig
+from distillcli.facts import LayerSensitivity
 
 NO_PRUNING = 1.1  # a sampled MAC reduction below this prunes nothing
 QAT_EPOCHS = 1
@@ -77,13 +78,13 @@ def trial_steps(choice: dict[str, Any], cfg: AutoConfig, overrides: dict[str, fl
     return steps or [{"evaluate": {}}]
 
 
-def guided_overrides(rows: list[dict[str, Any]], baseline_top1: float, layer_budget: float) -> dict[str, float]:
+def guided_overrides(rows: list[LayerSensitivity], baseline_top1: float, layer_budget: float) -> dict[str, float]:
     """Sensitive layers (losing more than ``layer_budget`` points at the largest ratio tried) are
     pruned only as far as they stay within it (0: kept whole); the others follow the global ratio."""
     from distillcli.compress.pruning.sensitivity import Sensitivity, SensitivityRow
 
-    result = Sensitivity(baseline_top1, [SensitivityRow(**r) for r in rows])
-    top = max(r["ratio"] for r in rows) if rows else 0.0
+    result = Sensitivity(baseline_top1, [SensitivityRow(**r.model_dump()) for r in rows])
+    top = max(r.ratio for r in rows) if rows else 0.0
     return {layer: ratio for layer, ratio in result.suggest(layer_budget).items() if ratio < top}
 
 

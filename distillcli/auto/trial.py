@@ -10,14 +10,15 @@ from typing import Any, Mapping, Sequence
 
 from distillcli.auto.score import Reference, last_cost, score
 from distillcli.errors import Interrupted
+from distillcli.facts import PruneFacts
 from distillcli.record import EpochRecord, RunRecord, StepRecord
 
 
-def model_key(prune_info: Mapping[str, Any], rest: Mapping[str, Any]) -> str:
+def model_key(prune_info: PruneFacts, rest: Mapping[str, Any]) -> str:
     """What decides a pruned candidate's outcome: the channels each layer keeps (with the same
     importance scores, equal counts keep the same channels, whichever guide chose them) and the
     choices after pruning (fine-tune length, precision)."""
-    kept = {name: counts[1] for name, counts in prune_info.get("channels", {}).items()}
+    kept = {name: counts[1] for name, counts in prune_info.channels.items()}
     return json.dumps({"kept": kept, **rest}, sort_keys=True)
 
 
@@ -60,12 +61,13 @@ class TrialObserver:
 
     def step(self, entry: StepRecord, steps: Sequence[StepRecord]) -> None:
         self.cost = last_cost(list(steps), self.objective, self.batch) or self.cost
-        if entry.kind != "prune" or "channels" not in entry.info:
+        info = entry.info
+        if not isinstance(info, PruneFacts) or info.method != "channel":
             return
-        key = model_key(entry.info, self.rest)
+        key = model_key(info, self.rest)
         self.trial.set_user_attr("model_key", key)
-        if "mac_reduction" in entry.info:  # what the target became after rounding
-            self.trial.set_user_attr("mac_reduction", entry.info["mac_reduction"])
+        if info.mac_reduction is not None:  # what the target became after rounding
+            self.trial.set_user_attr("mac_reduction", info.mac_reduction)
         self.twin = self.twins.get(key)
         if self.twin is not None:
             self.stopped = "duplicate"

@@ -135,7 +135,7 @@ def cache_fill(ctx: typer.Context, recipe: Path = typer.Argument(..., metavar="R
     from distillcli.losses.objectives import uses_teacher_features
     from distillcli.models.build import place
     from distillcli.recipe import load_recipe
-    from distillcli.recipe_models import build_from_spec, pretrained_norm
+    from distillcli.recipe_models import build_from_spec, pretrained_input_of
     from distillcli.runtime import resolve_device, seed_everything
     from distillcli.steps import STEPS
     from distillcli.teacher_cache.fill import fill
@@ -149,7 +149,7 @@ def cache_fill(ctx: typer.Context, recipe: Path = typer.Argument(..., metavar="R
     seed_everything(r.seed)  # as a run does: a teacher without a checkpoint starts the same
     dev = resolve_device(r.device)
     out, progress = Output(as_json, quiet), progress_for(quiet, as_json)
-    data = load_data(r.data, device=dev, seed=r.seed, channels_last=r.channels_last, norm=pretrained_norm(r))
+    data = load_data(r.data, device=dev, seed=r.seed, channels_last=r.channels_last, pretrained=pretrained_input_of(r))
     steps, notes = [], []
     for index, (kind, cfg) in enumerate(r.step_list()):
         if not STEPS.get(kind).keeps_teacher and cfg.model == "teacher":

@@ -14,6 +14,7 @@ from distillcli.cli.app import app
 from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
                                     TrustOpt,
                                     guarded, progress_for, refuse_overwrite, step_options)
+from distillcli.facts import ExportFacts, PruneFacts, QuantizeFacts
 from distillcli.output import Output, measures_table
 
 
@@ -50,7 +51,8 @@ def eval_(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
                       device=device, latency=not no_latency, threads=threads, eval_batch_size=batch_size,
                       val_subset=subset, note_machine=True)
     name = run.record.data.name
-    result = {"file": str(model), "kind": run.model.kind, "arch": run.model.arch.name, "data": name,
+    result = {"file": str(model), "format": run.model.format, "precision": run.model.precision,
+              "arch": run.model.arch.name, "data": name,
               "data_root": data_root, "measures": run.after.model_dump()}
     top1 = run.after.top1 or 0.0
     if min_top1 is not None:
@@ -63,18 +65,19 @@ def eval_(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
     Output(as_json).result(result, measures_table(f"{model} on {name}", [(model.name, result["measures"])]))
 
 
-def _prune_summary(info: dict[str, Any]) -> str:
+def _prune_summary(info: PruneFacts) -> str:
     from distillcli.report.markdown import human_bytes
 
-    if info["method"] == "unstructured":
-        return (f"sparsity {100 * info['sparsity']:.1f} % of the conv/linear weights; stored sparse "
-                f"{human_bytes(info['sparse_bytes'])} instead of {human_bytes(info['dense_bytes'])}\n"
-                f"note: {info['note']}")
-    text = (f"weights removed {100 * info['sparsity']:.1f} %, channels removed {100 * info['channels_removed']:.1f} % "
-            f"(ratio {info['ratio']:.3f}); MACs {info.get('mac_reduction', 0):.2f}x fewer, params {info['params_before'] / info['params_after']:.2f}x fewer")
-    speed = [f"b{b[len('speedup_b'):]} {v:.2f}x" for b, v in info.items() if b.startswith("speedup_b")]
-    if speed and info.get("mac_reduction"):
-        text += f"; measured speedup {', '.join(speed)} (MAC reduction {info['mac_reduction']:.2f}x)"
+    if info.method == "unstructured":
+        return (f"sparsity {100 * info.sparsity:.1f} % of the conv/linear weights; stored sparse "
+                f"{human_bytes(info.sparse_bytes or 0)} instead of {human_bytes(info.dense_bytes or 0)}\n"
+                f"note: {info.note}")
+    text = (f"weights removed {100 * info.sparsity:.1f} %, channels removed {100 * (info.channels_removed or 0):.1f} % "
+            f"(ratio {info.ratio or 0:.3f}); MACs {info.mac_reduction or 0:.2f}x fewer, params "
+            f"{info.params_before / info.params_after:.2f}x fewer")
+    speed = [f"b{b} {v:.2f}x" for b, v in info.speedups().items()]
+    if speed and info.mac_reduction:
+        text += f"; measured speedup {', '.join(speed)} (MAC reduction {info.mac_reduction:.2f}x)"
     return text
 
 
@@ -120,11 +123,13 @@ def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
     run = api.prune(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data, data_root=data_root,
                       device=device, threads=threads, val_subset=subset)
     o = Output(as_json, quiet)
-    step = run.record.steps[-1]
+    step, info = run.record.steps[-1], run.info
+    assert isinstance(info, PruneFacts)
     o.result({"source": str(model), "output": str(run.output), "before": run.before.model_dump() if run.before else None,
-              "after": run.after.model_dump(), "info": run.info, "curve": [r.model_dump() for r in step.curve]},
+              "after": run.after.model_dump(), "info": info.model_dump(mode="json"),
+              "curve": [r.model_dump() for r in step.curve]},
              measures_table(f"prune {model.name} ({cfg.method})", _before_after(run)))
-    o.info(f"{_prune_summary(run.info)}\nwritten: {run.output}\nnext: distill eval {run.output}")
+    o.info(f"{_prune_summary(info)}\nwritten: {run.output}\nnext: distill eval {run.output}")
     if finetune_epochs == 0 and run.before is not None and run.before.top1 is not None and run.after.top1 is not None:
         drop = run.before.top1 - run.after.top1
         if drop > 0.5:
@@ -132,23 +137,23 @@ def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
                              "without fine-tuning; add --finetune-epochs N (e.g. 5) to recover it\n")
 
 
-def _quantize_summary(info: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str:
+def _quantize_summary(info: QuantizeFacts, before: dict[str, Any], after: dict[str, Any]) -> str:
     from distillcli.report.markdown import human_bytes
     from distillcli.report.numbers import size_ratio
 
-    text = f"method {info['method']}"
-    if "int8_layers" in info:
-        text += f": {info['int8_layers']} int8 layers ({100 * info['int8_weight_share']:.1f} % of the weights)"
-        if info.get("skipped"):
-            text += f", kept in float: {', '.join(info['skipped'])}"
-        text += f"; tuned for {info['target_machine']}{', reduce_range' if info['reduce_range'] else ''}"
+    text = f"method {info.method}"
+    if info.int8_layers is not None:
+        text += f": {info.int8_layers} int8 layers ({100 * (info.int8_weight_share or 0):.1f} % of the weights)"
+        if info.skipped:
+            text += f", kept in float: {', '.join(info.skipped)}"
+        text += f"; tuned for {info.target_machine}{', reduce_range' if info.reduce_range else ''}"
     if before.get("file_bytes") and after.get("file_bytes"):
         text += (f"\nfile {human_bytes(before['file_bytes'])} -> {human_bytes(after['file_bytes'])} "
                  f"({size_ratio(before['file_bytes'], after['file_bytes'])})")
     speed = [f"b{b} {before['latency_ms'][b] / ms:.2f}x" for b, ms in after.get("latency_ms", {}).items()
              if before.get("latency_ms", {}).get(b)]
     if speed:
-        text += f"; speedup {', '.join(speed)}" + (" (compiled)" if info.get("compiled") else "")
+        text += f"; speedup {', '.join(speed)}" + (" (compiled)" if info.compiled else "")
     return text
 
 
@@ -188,11 +193,13 @@ def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float mo
     run = api.quantize(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data,
                       data_root=data_root, device=device, latency=not no_latency, threads=threads, val_subset=subset)
     before, after = (run.before.model_dump() if run.before else {}), run.after.model_dump()
+    info = run.info
+    assert isinstance(info, QuantizeFacts)
     o = Output(as_json, quiet)
-    o.result({"source": str(model), "output": str(run.output), "before": before, "after": after, "info": run.info,
-              "curve": [r.model_dump() for r in run.record.steps[-1].curve]},
-             measures_table(f"quantize {model.name} ({method})", [("float", before), (run.model.kind, after)]))
-    o.info(f"{_quantize_summary(run.info, before, after)}\nwritten: {run.output}\nnext: distill eval {run.output}")
+    o.result({"source": str(model), "output": str(run.output), "before": before, "after": after,
+              "info": info.model_dump(mode="json"), "curve": [r.model_dump() for r in run.record.steps[-1].curve]},
+             measures_table(f"quantize {model.name} ({method})", [("float", before), (run.model.precision, after)]))
+    o.info(f"{_quantize_summary(info, before, after)}\nwritten: {run.output}\nnext: distill eval {run.output}")
 
 
 @app.command()
@@ -236,12 +243,11 @@ def export(model: Path = typer.Argument(..., metavar="MODEL", help="a model file
         progress.message(f"note: export runs on the CPU; --device {device} is not used")
     run = api.export(model, cfg, folder=target.parent, progress=progress, trust_code=trust_code, data=data,
                      data_root=data_root, device="cpu", threads=threads, latency=False, val_subset=subset)
-    info = dict(run.info)
-    info["file"] = str(target.with_suffix(f".{format_}"))
-    fmt = FORMATS.get(info["format"])
-    runtime = fmt.runtime
-    Output(as_json, quiet).result(info, (
-        f"wrote {info['file']} ({info['format']}, {info['precision']}, {human_bytes(info['file_bytes'])})\n"
-        f"{runtime} vs the model on {info['images']} images: top-1 agreement {info['top1_agreement']:.1f} %, "
-        f"max |logit difference| {info['max_abs_diff']:.2g}\n"
-        f"next: distill eval {info['file']}{' --allow-native' if fmt.runs_native_code else ''}"))
+    assert isinstance(run.info, ExportFacts)
+    info = run.info.model_copy(update={"file": str(target.with_suffix(f".{format_}"))})
+    fmt = FORMATS.get(info.format)
+    Output(as_json, quiet).result(info.model_dump(mode="json", exclude={"step"}), (
+        f"wrote {info.file} ({info.format}, {info.precision}, {human_bytes(info.file_bytes)})\n"
+        f"{fmt.runtime} vs the model on {info.images} images: top-1 agreement {info.top1_agreement:.1f} %, "
+        f"max |logit difference| {info.max_abs_diff:.2g}\n"
+        f"next: distill eval {info.file}{' --allow-native' if fmt.runs_native_code else ''}"))

@@ -76,25 +76,26 @@ def import_(checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="a
     from distillcli.errors import DataError
     from distillcli.modelfile import file_header, save_model
     from distillcli.modelfile.importer import default_input, import_checkpoint
-    from distillcli.models.sources import trusting_code
+    from distillcli.models.sources import pretrained_input, trusting_code
 
     refuse_overwrite(out, force)
     kwargs: dict[str, Any] = {k: yaml.safe_load(v) for k, v in _pairs(arg, "--arg").items()}
-    norm_mean, norm_std, size = default_input(arch)
+    expects = default_input(arch)
     bundle = None
     if data is not None:
-        bundle = load_data(DataConfig(name=data, **({"root": data_root} if data_root else {})), device="cpu")
+        bundle = load_data(DataConfig(name=data, **({"root": data_root} if data_root else {})), device="cpu",
+                           pretrained=pretrained_input(arch))
         in_channels, num_classes = bundle.input_shape[0], num_classes or bundle.num_classes
     with trusting_code(trust_code):
         imported = import_checkpoint(checkpoint, arch, num_classes=num_classes, in_channels=in_channels,
-                                     kwargs=kwargs, mean=_numbers(mean, "--mean") or norm_mean[:in_channels],
-                                     std=_numbers(std, "--std") or norm_std[:in_channels], strip_prefix=strip_prefix,
+                                     kwargs=kwargs, mean=_numbers(mean, "--mean") or expects.mean[:in_channels],
+                                     std=_numbers(std, "--std") or expects.std[:in_channels], strip_prefix=strip_prefix,
                                      key_map=_pairs(key_map, "--key-map"), trust_code=trust_code)
     handle = imported.handle
     if bundle is not None and handle.arch.num_classes != bundle.num_classes:
         raise DataError(f"the checkpoint's classifier has {handle.arch.num_classes} classes, {data} has "
                         f"{bundle.num_classes}", "import it without --data, or fine-tune it on this data in a recipe")
-    shape = bundle.input_shape if bundle is not None else (in_channels, input_size or size, input_size or size)
+    shape = bundle.input_shape if bundle is not None else (in_channels, input_size or expects.size, input_size or expects.size)
     names = bundle.class_names if bundle is not None else [str(i) for i in range(handle.arch.num_classes)]
     written = save_model(out, handle, file_header(handle, class_names=names, input_shape=shape,
                                                   data=bundle.spec if bundle is not None else {}))

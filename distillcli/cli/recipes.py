@@ -23,6 +23,8 @@ def validate(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the reci
     Example: distill validate recipes/resnet56_resnet20_cifar10.yaml
     """
     from distillcli.recipe import read_recipe, validate_file
+    from distillcli.recipe.checks import recipe_warnings
+    from distillcli.recipe.yaml_file import with_lines
 
     raw = read_recipe(recipe, list(set_ or []))
     if "auto" in raw:
@@ -32,6 +34,10 @@ def validate(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the reci
     steps = [kind for kind, _ in r.step_list()]
     result: dict[str, Any] = {"valid": True, "name": r.name, "steps": steps}
     text = f"{recipe}: valid ({len(steps)} steps: {' -> '.join(steps) or 'none'})"
+    warnings = with_lines(recipe_warnings(r), recipe)
+    if warnings:
+        result["warnings"] = warnings
+        text += "".join(f"\n  warning: {w}" for w in warnings)
     if r.teachers:
         total = sum(t.weight for t in r.teachers)
         result["teachers"] = [{"arch": t.arch, "checkpoint": t.checkpoint, "weight": t.weight / total}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -11,6 +11,7 @@ from distillcli.cli.app import app
 from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt,
                                     ThreadsOpt, TrustOpt, guarded, progress_for, refuse_overwrite, renamed,
                                     step_options)
+from distillcli.facts import SensitivityFacts
 from distillcli.output import Output
 
 
@@ -54,31 +55,32 @@ def sensitivity(model: Path = typer.Argument(..., metavar="MODEL", help="a model
     run = run_on_file(model, "sensitivity", cfg, progress_for(quiet, as_json), workdir=out.parent / f".{out.name}.work",
                       trust_code=trust_code, data=data, data_root=data_root, device=device, threads=threads,
                       latency=False, val_subset=subset)
+    assert isinstance(run.info, SensitivityFacts)
     info = _move_results(run.info, out)
-    suggested = info["suggested_overrides"]
-    table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {info['baseline_top1']:.2f} %)")
+    suggested = info.suggested_overrides
+    table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {info.baseline_top1:.2f} %)")
     for col in ["layer", "channels", *[f"top-1 @{r:g}" for r in fractions], "suggested"]:
         table.add_column(col, justify="left" if col == "layer" else "right")
     for layer in suggested:
-        rows = {r["ratio"]: r for r in info["rows"] if r["layer"] == layer}
-        table.add_row(layer, str(rows[fractions[0]]["channels"]), *[f"{rows[r]['top1']:.2f}" for r in fractions],
+        rows = {r.ratio: r for r in info.rows if r.layer == layer}
+        table.add_row(layer, str(rows[fractions[0]].channels), *[f"{rows[r].top1:.2f}" for r in fractions],
                       f"{suggested[layer]:g}")
     o = Output(as_json, quiet)
-    o.result({"model": str(model), **info}, table)
-    o.info(f"wrote {info['csv']} and {info['plot']}\n"
+    o.result({"model": str(model), **info.model_dump(mode="json", exclude={"step"})}, table)
+    o.info(f"wrote {info.csv} and {info.plot}\n"
            f"per-layer ratios within a {max_drop:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
 
 
-def _move_results(info: dict[str, Any], out: Path) -> dict[str, Any]:
+def _move_results(info: SensitivityFacts, out: Path) -> SensitivityFacts:
     """The step writes into <workdir>/sensitivity/; the command's --out names the folder itself."""
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)
-    moved = dict(info)
-    for key in ("csv", "plot"):
-        src = Path(info[key])
+    moved = {}
+    for key, written in (("csv", info.csv), ("plot", info.plot)):
+        src = Path(written)
         dest = out / src.name
         src.replace(dest)
         moved[key] = str(dest)
-    shutil.rmtree(Path(info["csv"]).parent.parent, ignore_errors=True)
-    return moved
+    shutil.rmtree(Path(info.csv).parent.parent, ignore_errors=True)
+    return info.model_copy(update=moved)

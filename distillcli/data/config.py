@@ -18,6 +18,8 @@ LARGE_IMAGE = 64  # image files from this size on: random resized crops, and res
 MAX_AUTO_WORKERS, SMALL_SPLIT = 8, 1000  # workers: auto
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+CROP_FRACTION = 0.875  # evaluation from LARGE_IMAGE px: the centre crop's share of the resized image
 
 Count = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
 # finite and bounded; a std's sign is checked where the dataset's channels are known (datasets.resolve_norm)
@@ -52,8 +54,14 @@ class DataConfig(BaseModel):
         None, description="training epoch e reuses the augmentation of epoch e mod K (the order still changes), "
                           "so a stored teacher's outputs are computed for K epochs at most")
     image_size: Annotated[int, Field(ge=1, le=MAX_IMAGE_SIZE)] | None = Field(
-        None, description=f"resize images to this size, at most {MAX_IMAGE_SIZE} (default: the dataset's; 32 for "
-                          f"image files, evaluated with a resize to size / 0.875 + centre crop from {LARGE_IMAGE} px)")
+        None, description=f"resize images to this size, at most {MAX_IMAGE_SIZE} (default: the dataset's; for "
+                          "image files the input size of the recipe's timm model's pretrained_cfg, else 32)")
+    interpolation: Literal[INTERPOLATIONS] | None = Field(  # type: ignore[valid-type]
+        None, description="image files: how images are resized (default: the recipe's timm model's pretrained_cfg, "
+                          "else bilinear)")
+    crop_fraction: Annotated[float, Field(ge=0.5, le=1.0)] | None = Field(
+        None, description=f"image files from {LARGE_IMAGE} px: evaluation resizes to image_size / crop_fraction, then "
+                          f"centre-crops (default: the timm model's crop_pct, else {CROP_FRACTION})")
     mean: Norm | None = Field(None, min_length=1, max_length=MAX_CHANNELS,
                               description="normalisation mean per channel (default: the dataset's; for image files "
                                           "the pretrained_cfg of the recipe's timm model, else ImageNet's)")

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from distillcli.data.bundle import DataBundle
-from distillcli.data.config import (IMAGENET_MEAN, IMAGENET_STD, LARGE_IMAGE, MAX_AUTO_WORKERS, SMALL_SPLIT,
+from distillcli.data.config import (CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD, LARGE_IMAGE, MAX_AUTO_WORKERS, SMALL_SPLIT,
                                     DataConfig)
 from distillcli.data.datasets import resolve_augment, resolve_norm, split_off, subset_size
 from distillcli.data.images import ResizedCropFlip, Transform, Unreadable, decode, eval_transform
@@ -106,10 +106,11 @@ def image_bundle(cfg: DataConfig, device: torch.device, seed: int, channels_last
 
     Below LARGE_IMAGE px every image is resized and centre-cropped, and training batches get the
     pad-4 crop and flip; from LARGE_IMAGE px on training takes random resized crops of the decoded
-    images, and evaluation resizes to size / 0.875 and centre-crops (``images``)."""
+    images, and evaluation resizes to size / crop_fraction and centre-crops (``images``)."""
     size = cfg.image_size or 32
     augment = resolve_augment(cfg, "standard")
-    evaluate = eval_transform(size)
+    interpolation = cfg.interpolation or "bilinear"
+    evaluate = eval_transform(size, interpolation, cfg.crop_fraction or CROP_FRACTION)
     per_image = size >= LARGE_IMAGE and augment != "none"
     mean, std = resolve_norm(cfg, 3, IMAGENET_MEAN, IMAGENET_STD)
 
@@ -125,7 +126,7 @@ def image_bundle(cfg: DataConfig, device: torch.device, seed: int, channels_last
             workers=resolve_workers(cfg.workers, len(data)),  # type: ignore[arg-type]
             replay=cfg.augment_replay if train_split else None,
             describe=(lambda: _describe(train, indices, size)) if indices is not None else None,
-            sample_augment=ResizedCropFlip(size, flip=augment == "standard") if train_split and per_image else None,
+            sample_augment=ResizedCropFlip(size, augment == "standard", interpolation) if train_split and per_image else None,
         )
 
     train_data, select = _first(IndexedImages(train, None if per_image else evaluate), cfg.train_subset), None

@@ -4,7 +4,8 @@ Below ``LARGE_IMAGE`` px an image is resized (shorter side) and centre-cropped t
 training augments whole batches with CIFAR's pad-4 crop and flip (``augment.crop_flip``). From
 ``LARGE_IMAGE`` px on, training takes a random resized crop (scale 0.08-1, aspect 3/4-4/3) and a
 flip of each image, drawn from a generator the loader seeds from (seed, augmentation epoch, the
-sample's position) alone; evaluation resizes to size / 0.875 (256 for 224) and centre-crops.
+sample's position) alone; evaluation resizes to size / crop_fraction (256 for 224 at 0.875) and centre-crops; both
+resize with ``data.interpolation``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from distillcli.data.config import LARGE_IMAGE
+from distillcli.data.config import CROP_FRACTION, LARGE_IMAGE
 from distillcli.errors import DataError
 
-CROP_FRACTION = 0.875  # evaluation: the centre crop's share of the resized image
 SCALE, LOG_RATIO = (0.08, 1.0), (math.log(3 / 4), math.log(4 / 3))
 SHOWN = 3  # unreadable files named in an error
 # PIL reports a broken file as OSError (UnidentifiedImageError, truncated), SyntaxError (broken PNG) or ValueError
@@ -64,12 +64,18 @@ def unreadable_error(bad: list[Unreadable]) -> DataError:
     return DataError(f"cannot read {len(bad)} images of a batch: {named}{more}", hint)
 
 
-def eval_transform(size: int) -> Transform:
+def _mode(interpolation: str) -> Any:
+    from torchvision.transforms import InterpolationMode
+
+    return InterpolationMode(interpolation)
+
+
+def eval_transform(size: int, interpolation: str = "bilinear", crop_fraction: float = CROP_FRACTION) -> Transform:
     """Deterministic: resize the shorter side and centre-crop a square (with a margin from LARGE_IMAGE px)."""
     from torchvision import transforms as T
 
-    resize = size if size < LARGE_IMAGE else int(size / CROP_FRACTION)
-    return T.Compose([T.Resize(resize), T.CenterCrop(size), T.PILToTensor()])
+    resize = size if size < LARGE_IMAGE else int(size / crop_fraction)
+    return T.Compose([T.Resize(resize, _mode(interpolation)), T.CenterCrop(size), T.PILToTensor()])
 
 
 def crop_box(height: int, width: int, g: torch.Generator) -> tuple[int, int, int, int]:
@@ -99,13 +105,15 @@ class ResizedCropFlip:
 
     size: int
     flip: bool
+    interpolation: str = "bilinear"
 
     def __call__(self, image: Image.Image, g: torch.Generator) -> Tensor:
         from torchvision.transforms import functional as TF
 
         flipped = bool(torch.rand(1, generator=g) < 0.5) and self.flip  # drawn either way: crop or standard,
         top, left, h, w = crop_box(image.height, image.width, g)  # the same crops
-        image = TF.resized_crop(image, top, left, h, w, [self.size, self.size], antialias=True)
+        image = TF.resized_crop(image, top, left, h, w, [self.size, self.size], _mode(self.interpolation),
+                                antialias=True)
         return TF.pil_to_tensor(TF.hflip(image) if flipped else image)
 
 

@@ -10,7 +10,8 @@ from distillcli.registry import Entry, Registry
 
 # Keys that only some datasets read; a key set for a dataset that does not read it is an error.
 OPTIONAL_KEYS = ("image_size", "num_classes", "channels", "train_size", "val_size", "download", "workers", "train_list",
-                 "val_list")
+                 "val_list", "interpolation", "crop_fraction")
+_IMAGE_FILE_KEYS = ("image_size", "workers", "interpolation", "crop_fraction")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,7 +20,8 @@ class DatasetEntry(Entry):
     on_disk: bool = False  # reads data.root (a folder or a file) from disk
     # photos: mean/std default to those the recipe's pretrained (timm) model expects, else ImageNet's
     photos: bool = False
-    class_folders: bool = False  # root holds train/<class>/ and val/<class>/ (validate checks the layout)
+    # "module:function" checking data.root's layout without torch: function(cfg) -> problems (validate)
+    layout: str | None = None
 
 
 def unused_keys(cfg: DataConfig, entry: DatasetEntry) -> list[str]:
@@ -29,9 +31,11 @@ def unused_keys(cfg: DataConfig, entry: DatasetEntry) -> list[str]:
             if key not in entry.keys and key in cfg.model_fields_set and getattr(cfg, key) != fields[key].default]
 
 
-def _dataset(name: str, target: str, summary: str, keys: tuple[str, ...] = (), **caps: bool) -> DatasetEntry:
+def _dataset(name: str, target: str, summary: str, keys: tuple[str, ...] = (), **caps: bool | str) -> DatasetEntry:
     return DatasetEntry(name=name, target=target, summary=summary, keys=keys, **caps)
 
+
+_LAYOUT = "distillcli.data.layout:"
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", DatasetEntry, [
     _dataset("cifar10", "distillcli.data.cifar:build_cifar10", "CIFAR-10 (python version), 32x32, 10 classes",
@@ -41,10 +45,11 @@ DATASETS: Registry[DatasetEntry] = Registry("dataset", DatasetEntry, [
     _dataset("digits", "distillcli.data.digits:build_digits", "scikit-learn's 8x8 digits (ships offline)",
              ("image_size",)),
     _dataset("imagefolder", "distillcli.data.folder:build_imagefolder", "root/train/<class>/*, root/val/<class>/*",
-             ("image_size", "workers"), on_disk=True, photos=True, class_folders=True),
+             _IMAGE_FILE_KEYS, on_disk=True, photos=True, layout=_LAYOUT + "image_folder_problems"),
     _dataset("csv", "distillcli.data.list_file:build_list_files",
              "images listed in root/train.csv and root/val.csv, one `path,label` line each",
-             ("image_size", "workers", "train_list", "val_list"), on_disk=True, photos=True),
+             (*_IMAGE_FILE_KEYS, "train_list", "val_list"), on_disk=True, photos=True,
+             layout=_LAYOUT + "list_file_problems"),
     _dataset("synthetic", "distillcli.data.synthetic:build_synthetic", "noisy class prototypes made in memory",
              ("image_size", "num_classes", "channels", "train_size", "val_size")),
 ], group="distillcli.datasets")

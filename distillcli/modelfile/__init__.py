@@ -1,5 +1,5 @@
 """Model files: save and load a model of any kind, safely. Each format is one entry of
-``modelfile.formats.FORMATS`` (torch-free: its suffix, kinds and modules); foreign checkpoints (a
+``modelfile.formats.FORMATS`` (torch-free: its suffix, model format and modules); foreign checkpoints (a
 bare state_dict, safetensors) load through ``modelfile.foreign``. The rest is fetched on first use.
 """
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import DistillError, ModelFileError
-from distillcli.modelfile.header import DAMAGED_HINT, ModelFile, check_format, check_model_path
+from distillcli.modelfile.header import DAMAGED_HINT, ModelFile, check_format, check_model_path, recorded_model
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.models.structure import apply_structure, capture_structure
@@ -114,7 +114,8 @@ def model_from_payload(payload: Any, path: Path) -> ModelFile:
     load_state(model, state, str(path))
     _check_gather_indices(model, path)
     model.eval()
-    handle = ModelHandle(model, arch, payload.get("kind", "eager"), payload.get("info", {}))
+    fmt, precision, facts = recorded_model(payload)
+    handle = ModelHandle(model, arch, fmt, precision, facts)
     return ModelFile(handle, payload["class_names"], tuple(payload["input_shape"]), payload.get("data", {}),
                      payload.get("metrics", {}), payload.get("recipe", {}), path)
 

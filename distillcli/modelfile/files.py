@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, cast
 
-from distillcli.modelfile.formats import attr, format_of_kind, format_of_path
-from distillcli.modelfile.header import ModelFile, check_format
+from distillcli.modelfile.formats import attr, format_for, format_of_path
+from distillcli.modelfile.header import ModelFile, check_format, header_fields
 from distillcli.models.handle import ModelHandle
 
 
 def model_suffix(handle: ModelHandle) -> str:
-    return format_of_kind(handle.kind).suffix
+    return format_for(handle.format).suffix
 
 
 def kind_suffixes() -> set[str]:
@@ -22,8 +22,8 @@ def kind_suffixes() -> set[str]:
 
 
 def save_model(path: str | Path, handle: ModelHandle, header: dict[str, Any]) -> Path:
-    """Write the model atomically; returns the path (its suffix set by the model's kind)."""
-    fmt = format_of_kind(handle.kind)
+    """Write the model atomically; returns the path (its suffix set by the model's format)."""
+    fmt = format_for(handle.format)
     path = Path(path).with_suffix(fmt.suffix)
     cast(Callable[[ModelHandle, dict[str, Any], Path], None], attr(fmt.save))(handle, header, path)
     return path
@@ -43,7 +43,8 @@ def read_header(path: str | Path) -> dict[str, Any]:
         return cast(Callable[[Path], dict[str, Any]], attr(fmt.header))(path)
     if fmt.name != "pt":
         mf = load_model(path)
-        return {"kind": mf.handle.kind, "metrics": mf.metrics, "data": mf.data}
+        handle = mf.handle
+        return {**header_fields(handle.format, handle.precision, handle.info), "metrics": mf.metrics, "data": mf.data}
     from distillcli.modelfile.eager import safe_torch_load
 
     payload = safe_torch_load(path)

@@ -1,4 +1,4 @@
-"""Model-file formats by name (torch-free): suffix, the model kinds each stores, and where its
+"""Model-file formats by name (torch-free): suffix, the model format each stores, and where its
 saver, loader and header reader live (imported on first use, so reading an eager file never
 imports torch.export or onnx). Loading never runs code from a file, except an ``.aoti`` package
 the caller allowed (``runs_native_code``)."""
@@ -16,7 +16,7 @@ class FormatEntry(Entry):
 
     suffix: str
     save: str
-    kinds: tuple[str, ...]  # the ModelHandle kinds written in this format
+    model_format: str  # the ModelHandle.format written in this format
     header: str | None = None  # "module:function" reading the header alone; None: a full load
     runtime: str = "PyTorch"  # what runs the file
     exportable: bool = False  # `export --format` writes it
@@ -27,22 +27,23 @@ _M = "distillcli.modelfile."
 
 FORMATS: Registry[FormatEntry] = Registry("model format", FormatEntry, [
     FormatEntry(name="pt", target=_M + "eager:load_eager", save=_M + "eager:save_eager", suffix=".pt",
-                kinds=("eager",), summary="header + structure + state_dict (torch.load with weights_only=True)"),
+                model_format="eager", summary="header + structure + state_dict (torch.load with weights_only=True)"),
     FormatEntry(name="pt2", target=_M + "program:load_program", save=_M + "program:save_program", suffix=".pt2",
-                kinds=("pt2", "int8", "bf16", "fp16"), header=_M + "program:read_program_header",
+                model_format="pt2", header=_M + "program:read_program_header",
                 runtime="torch.export", exportable=True,
                 summary="a torch.export program (fp32, int8, bf16 or fp16), validated before loading"),
     FormatEntry(name="onnx", target=_M + "onnx:load_onnx", save=_M + "onnx:save_onnx", suffix=".onnx",
-                kinds=("onnx",), runtime="onnxruntime", exportable=True, summary="an ONNX graph run by onnxruntime"),
+                model_format="onnx", runtime="onnxruntime", exportable=True,
+                summary="an ONNX graph run by onnxruntime"),
     FormatEntry(name="aoti", target=_M + "native:load_native", save=_M + "native:save_native", suffix=".aoti",
-                kinds=("aoti",), header=_M + "native:read_native_header", runtime="AOTInductor", exportable=True,
+                model_format="aoti", header=_M + "native:read_native_header", runtime="AOTInductor", exportable=True,
                 runs_native_code=True, summary="an AOTInductor package: machine code, loaded only with --allow-native"),
 ], group="distillcli.formats")
 
 
-def format_of_kind(kind: str) -> FormatEntry:
-    """The format a model of ``kind`` is saved in (eager for kinds no format claims)."""
-    return next((f for f in FORMATS.entries() if kind in f.kinds), FORMATS.get("pt"))
+def format_for(model_format: str) -> FormatEntry:
+    """The file format a model of ``model_format`` (``ModelHandle.format``) is saved in (.pt if none claims it)."""
+    return next((f for f in FORMATS.entries() if f.model_format == model_format), FORMATS.get("pt"))
 
 
 def format_of_path(path_suffix: str) -> FormatEntry:

@@ -2,10 +2,12 @@
 
     format           "distillcli.model"
     format_version   1
-    kind             "eager" | "pt2" | "int8" | "bf16" | "fp16" | "onnx" | "aoti"
+    kind             the model format ("eager", "pt2", "onnx", "aoti"), except that a .pt2 program in
+                     int8, bf16 or fp16 is named by its precision (see ``header_fields``)
     arch             ArchSpec as a dict (registry name, kwargs, classes, channels, mean/std)
     class_names, input_shape, data (the data options it was trained on)
-    info             kind-specific facts (sparsity, quantization scheme ...)
+    info             ModelFacts (pruning, sharing, quantization ...); .onnx and .aoti files also
+                     their precision
     metrics          the measurements taken when it was written
     recipe           the resolved recipe of the run that made it
     versions, created
@@ -22,14 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 
 from distillcli import __version__
 from distillcli.errors import ModelFileError
+from distillcli.facts import ModelFacts, Precision
 from distillcli.machine import Machine, this_machine
 from distillcli.models.handle import ModelHandle
 
 FORMAT = "distillcli.model"
 FORMAT_VERSION = 1
+_NAMED_BY_PRECISION = ("int8", "bf16", "fp16")  # kinds of a .pt2 program that is not fp32
+_PRECISION: TypeAdapter[Precision] = TypeAdapter(Precision)
 
 
 @dataclass
@@ -58,18 +64,34 @@ def file_header(handle: ModelHandle, *, class_names: list[str], input_shape: tup
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "kind": handle.kind,
+        **header_fields(handle.format, handle.precision, handle.info),
         "arch": handle.arch.to_dict(),
         "class_names": list(class_names),
         "input_shape": list(input_shape),
         "data": data,
-        "info": handle.info,
         "metrics": metrics or {},
         "recipe": recipe or {},
         "versions": versions(),
         "machine": this_machine().to_dict(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def header_fields(model_format: str, precision: str, facts: ModelFacts) -> dict[str, Any]:
+    """The header's ``kind`` and ``info`` of a model (format version 1 has no field for either alone)."""
+    info = facts.model_dump(mode="json", exclude_none=True)
+    if model_format not in ("eager", "pt2"):
+        return {"kind": model_format, "info": {**info, "precision": precision}}
+    return {"kind": precision if model_format == "pt2" and precision != "fp32" else model_format, "info": info}
+
+
+def recorded_model(header: dict[str, Any]) -> tuple[str, Precision, ModelFacts]:
+    """The model format, precision and facts a header records (see ``header_fields``)."""
+    kind, info = header.get("kind", "eager"), header.get("info", {})
+    facts = ModelFacts.model_validate(info)
+    if kind in _NAMED_BY_PRECISION:
+        return "pt2", kind, facts
+    return kind, _PRECISION.validate_python(info.get("precision", "fp32")), facts
 
 
 def check_format(payload: Any, path: Path) -> None:
@@ -133,6 +155,12 @@ def validate_header(payload: dict[str, Any], path: Path) -> None:
         value = payload.get(key, {})
         if not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
             raise _bad_field(path, key, "a mapping with text keys", value)
+    try:
+        recorded_model(payload)
+    except ValidationError as e:
+        error = e.errors()[0]
+        where = ".".join(map(str, error["loc"])) or "precision"
+        raise _bad_field(path, "info", f"the model's facts ({where}: {error['msg']})", payload.get("info")) from None
     if not isinstance(payload.get("created", ""), str):
         raise _bad_field(path, "created", "a date as text", payload.get("created"))
     if payload.get("machine") is not None:

@@ -20,12 +20,12 @@ from distillcli.errors import ModelFileError, OptionError
 from distillcli.modelfile.foreign import load_foreign_state, read_weights
 from distillcli.models.build import backbone, build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.models.sources import architecture_only, pretrained_input
+from distillcli.models.sources import PretrainedInput, architecture_only, pretrained_input
 
 
-def default_input(arch: str) -> tuple[list[float], list[float], int]:
-    """(mean, std, image size) the model was pretrained with where its source says, else ImageNet's at 224."""
-    return pretrained_input(arch) or (IMAGENET_MEAN, IMAGENET_STD, 224)
+def default_input(arch: str) -> PretrainedInput:
+    """How the model was pretrained to see images where its source says, else ImageNet's at 224."""
+    return pretrained_input(arch) or PretrainedInput(IMAGENET_MEAN, IMAGENET_STD, 224)
 
 
 @dataclass

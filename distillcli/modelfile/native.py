@@ -28,7 +28,7 @@ from torch import Tensor
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import CompressionError, ModelFileError
-from distillcli.modelfile.header import ModelFile, check_format, check_model_path
+from distillcli.modelfile.header import ModelFile, check_format, check_model_path, header_fields, recorded_model
 from distillcli.modelfile.program import ProgramModule, holds_int8, int8_kernels
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.quiet import quiet
@@ -100,8 +100,9 @@ def save_native(handle: ModelHandle, header: dict[str, Any], path: Path) -> None
         root = source.namelist()[0].split("/", 1)[0]
         for item in source.infolist():
             target.writestr(item, source.read(item))
-        info = {**header.get("info", {}), "input_layout": input_layout(module.program)}
-        target.writestr(f"{root}/{HEADER_MEMBER}", json.dumps({**header, "info": info}))
+        facts = handle.info.model_copy(update={"input_layout": input_layout(module.program)})
+        target.writestr(f"{root}/{HEADER_MEMBER}",
+                        json.dumps({**header, **header_fields("aoti", handle.precision, facts)}))
 
 
 def read_native_header(path: Path) -> dict[str, Any]:
@@ -118,7 +119,7 @@ def read_native_header(path: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path} is corrupt or not an AOTInductor package ({e})",
                              "re-create it with `distill export MODEL --format aoti`") from None
     check_format(header, path)
-    if header.get("kind") != "aoti":
+    if recorded_model(header)[0] != "aoti":
         raise ModelFileError(f"{path} records kind {header.get('kind')!r}, not an AOTInductor package",
                              "give the file the suffix its kind uses (.pt, .pt2, .onnx)")
     return header
@@ -133,9 +134,10 @@ def load_native(path: Path) -> ModelFile:
                              "so it is not loaded by default",
                              f"if you built it or trust its source: add --allow-native (or set {ALLOW_ENV}=1); "
                              "otherwise use the portable .pt2 or .onnx file")
+    _, precision, facts = recorded_model(header)
     try:
         with quiet():
-            if header.get("info", {}).get("precision") == "int8":
+            if precision == "int8":
                 from distillcli.modelfile.program import register_quantized_ops
 
                 register_quantized_ops()
@@ -144,8 +146,7 @@ def load_native(path: Path) -> ModelFile:
         raise ModelFileError(f"cannot load the AOTInductor package {path}: {str(e).strip().splitlines()[0][:200]}",
                              "it was built for another machine or torch version; rebuild it here with "
                              "`distill export MODEL --format aoti`") from None
-    info = header.get("info", {})
-    handle = ModelHandle(NativeRunner(runner, path, info.get("input_layout", "contiguous")),  # type: ignore[arg-type]
-                         ArchSpec.from_dict(header["arch"]), "aoti", info)
+    handle = ModelHandle(NativeRunner(runner, path, facts.input_layout or "contiguous"),  # type: ignore[arg-type]
+                         ArchSpec.from_dict(header["arch"]), "aoti", precision, facts)
     return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
                      header.get("metrics", {}), header.get("recipe", {}), path)

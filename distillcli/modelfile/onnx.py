@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import ModelFileError
-from distillcli.modelfile.header import ModelFile, check_format, check_model_path
+from distillcli.modelfile.header import ModelFile, check_format, check_model_path, recorded_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 
 META_KEY = "distillcli"
@@ -101,7 +101,8 @@ def load_onnx(path: Path) -> ModelFile:
     check_format(header, path)
     runner = OnnxRunner(path)
     _check_io(runner, header, path)
-    handle = ModelHandle(cast(nn.Module, runner), ArchSpec.from_dict(header["arch"]), "onnx", header.get("info", {}))
+    _, precision, facts = recorded_model(header)
+    handle = ModelHandle(cast(nn.Module, runner), ArchSpec.from_dict(header["arch"]), "onnx", precision, facts)
     return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
                      header.get("metrics", {}), header.get("recipe", {}), path)
 

@@ -12,7 +12,7 @@ is ~30x slower than fp32. Inductor has those fusions only once torchao has regis
 (``int8_kernels``); a fresh process that merely loads the file must register them itself, or
 it compiles every dequantize -> float convolution as written (2.5-7x slower than int8). So int8 programs compile by default, lazily, once per input shape
 at its first call (~10-15 s cold, a few seconds from inductor's on-disk cache);
-``DISTILL_COMPILE=0`` / ``1`` turns compilation off / on for every program kind.
+``DISTILL_COMPILE=0`` / ``1`` turns compilation off / on for programs of every precision.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from torch import Tensor, nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import CompressionError, ModelFileError
-from distillcli.modelfile.formats import FORMATS
-from distillcli.modelfile.header import ModelFile, check_format, check_model_path
+from distillcli.modelfile.header import ModelFile, check_format, check_model_path, recorded_model
 from distillcli.modelfile.pt2_check import HEADER_NAME, check_archive
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.quiet import quiet
@@ -40,9 +39,9 @@ from distillcli.quiet import quiet
 COMPILE_ENV = "DISTILL_COMPILE"
 
 
-def compile_default(kind: str) -> bool:
+def compile_default(precision: str) -> bool:
     setting = os.environ.get(COMPILE_ENV)
-    return kind == "int8" if setting is None else setting == "1"
+    return precision == "int8" if setting is None else setting == "1"
 
 
 _NOTICE: list[Callable[[str], None]] = []
@@ -126,9 +125,9 @@ class ProgramModule(nn.Module):
 
 
 def save_program(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
-    """Write the program and the header atomically (registered saver of every program kind)."""
+    """Write the program and the header atomically (the registered saver of .pt2 programs)."""
     if not isinstance(handle.module, ProgramModule):
-        raise CompressionError(f"a {handle.kind} model must hold an exported program to be saved as .pt2",
+        raise CompressionError(f"a {handle.format} model must hold an exported program to be saved as .pt2",
                                "save the model before converting it, or export it with `distill export`")
     for node in handle.module.program.graph.nodes:  # tracing provenance: up to half the graph's size, and
         for key in ("stack_trace", "from_node", "torch_fn"):  # the source paths of the machine that wrote it
@@ -162,11 +161,9 @@ def read_program_header(path: Path) -> dict[str, Any]:
     check_model_path(path)
     header = check_archive(path)
     check_format(header, path)
-    kind = header.get("kind")
-    kinds = FORMATS.get("pt2").kinds  # "pt2": an fp32 export
-    if kind not in kinds:
-        raise ModelFileError(f"{path} records kind {kind!r}, which is not a .pt2 program kind",
-                             f"expected one of {', '.join(kinds)}")
+    if recorded_model(header)[0] != "pt2":
+        raise ModelFileError(f"{path} records kind {header.get('kind')!r}, which is not a .pt2 program kind",
+                             "expected one of pt2, int8, bf16, fp16")
     return header
 
 
@@ -174,19 +171,19 @@ def load_program(path: Path) -> ModelFile:
     """Read a ``.pt2`` model file (validated first; see ``pt2_check``)."""
     path = Path(path)
     header = read_program_header(path)
-    kind = header["kind"]
+    _, precision, facts = recorded_model(header)
     register_quantized_ops()
     try:
         with quiet():
             program = torch.export.load(path)
             _check_signature(program, header, path)
-            module = ProgramModule(program, compile_default(kind))
+            module = ProgramModule(program, compile_default(precision))
     except ModelFileError:
         raise
     except Exception as e:
         raise ModelFileError(f"cannot load the program in {path}: {(str(e).splitlines() or [''])[0][:200]}",
                              "it was probably written by another torch version; re-create it with this one") from None
-    handle = ModelHandle(module, ArchSpec.from_dict(header["arch"]), kind, header.get("info", {}))
+    handle = ModelHandle(module, ArchSpec.from_dict(header["arch"]), "pt2", precision, facts)
     return ModelFile(handle, header["class_names"], tuple(header["input_shape"]), header.get("data", {}),
                      header.get("metrics", {}), header.get("recipe", {}), path)
 

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distillcli.errors import OptionError
-from distillcli.models.common import check_width, init_weights, scaled
+from distillcli.models.common import check_width, init_weights
 from distillcli.models.blocknet import BlockNet
+from distillcli.models.plans import scaled
 from distillcli.models.structure import reshapeable
 
 SHORTCUTS = ("A", "B")

@@ -12,18 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from distillcli.models.common import check_width, init_weights, scaled
+from distillcli.models.common import check_width, init_weights
 from distillcli.models.blocknet import BlockNet
-
-POOL = "M"
-# Convolution widths per configuration (the paper's table 1: A, B, D, E); POOL = 2x2 max-pool.
-CONFIGS: dict[int, list[int | str]] = {
-    11: [64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL],
-    13: [64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL],
-    16: [64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512, POOL],
-    19: [64, 64, POOL, 128, 128, POOL, *[256] * 4, POOL, *[512] * 4, POOL, *[512] * 4, POOL],
-}
-
+from distillcli.models.plans import POOL, VGG_CONFIGS, scaled
 
 class CifarVGG(BlockNet):
     """``features`` holds one unit per convolution: conv3x3-BN-ReLU, plus the max-pool
@@ -34,7 +25,7 @@ class CifarVGG(BlockNet):
         width = check_width(width, f"vgg{depth}_bn")
         units: list[nn.Sequential] = []
         channels = in_channels
-        for item in CONFIGS[depth]:
+        for item in VGG_CONFIGS[depth]:
             if item == POOL:
                 units[-1].append(nn.MaxPool2d(2, ceil_mode=True))
                 continue

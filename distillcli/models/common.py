@@ -20,11 +20,6 @@ def check_width(width: float, model: str) -> float:
     return float(width)
 
 
-def scaled(channels: int, width: float) -> int:
-    """``channels * width`` rounded to an int, at least 1."""
-    return max(1, round(channels * width))
-
-
 def init_weights(model: nn.Module) -> None:
     """He-normal convolutions, unit BatchNorm, small-normal classifier (He et al. 2015)."""
     for m in model.modules():

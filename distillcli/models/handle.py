@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from distillcli.facts import ModelFacts, Precision
+
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -32,12 +34,14 @@ class ArchSpec:
 class ModelHandle:
     """What steps receive and return: the module plus how to rebuild and save it.
 
-    ``kind`` says how the model is stored: "eager" (an nn.Module rebuilt from ``arch`` and
-    its recorded structure) or a compressed form registered by the compression layer.
-    ``info`` carries kind-specific facts (quantization scheme, sparsity ...) into the file.
+    ``format`` says how the model is stored and run: "eager" (an nn.Module rebuilt from ``arch``
+    and its recorded structure) or the ``model_format`` of another entry of ``modelfile.formats``
+    ("pt2", "onnx", "aoti"); ``precision`` what its weights compute in. ``info`` carries how it
+    was pruned, shared or quantized into the file.
     """
 
     module: nn.Module
     arch: ArchSpec
-    kind: str = "eager"
-    info: dict[str, Any] = field(default_factory=dict)
+    format: str = "eager"
+    precision: Precision = "fp32"
+    info: ModelFacts = field(default_factory=ModelFacts)

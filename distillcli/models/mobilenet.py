@@ -14,18 +14,7 @@ from torch import Tensor, nn
 
 from distillcli.models.common import check_width, init_weights
 from distillcli.models.blocknet import BlockNet
-
-# (expansion t, output channels c, repeats n, stride s of the first repeat), paper's table 2
-# with the second stage's stride lowered from 2 to 1 for CIFAR.
-STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
-
-
-def round_channels(channels: float, divisor: int = 8) -> int:
-    """Nearest multiple of ``divisor`` (at least ``divisor``), never more than 10% below ``channels``."""
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * channels else rounded
+from distillcli.models.plans import MOBILENET_HEAD, MOBILENET_STAGES, MOBILENET_STEM, round_channels
 
 
 def conv_bn_relu6(
@@ -59,16 +48,16 @@ class CifarMobileNetV2(BlockNet):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
         super().__init__()
         width = check_width(width, "mobilenetv2")
-        channels = round_channels(STEM_CHANNELS * width)
+        channels = round_channels(MOBILENET_STEM * width)
         self.stem = conv_bn_relu6(in_channels, channels, 3)
         blocks: list[nn.Module] = []
-        for expansion, c, repeats, stride in STAGES:
+        for expansion, c, repeats, stride in MOBILENET_STAGES:
             out = round_channels(c * width)
             for i in range(repeats):
                 blocks.append(InvertedResidual(channels, out, stride if i == 0 else 1, expansion))
                 channels = out
         self.blocks = nn.Sequential(*blocks)
-        head = round_channels(HEAD_CHANNELS * width) if width > 1.0 else HEAD_CHANNELS
+        head = round_channels(MOBILENET_HEAD * width) if width > 1.0 else MOBILENET_HEAD
         self.head = conv_bn_relu6(channels, head)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(head, num_classes)

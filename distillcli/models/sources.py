@@ -54,7 +54,18 @@ class SourceEntry(Entry):
     names: str | None = None  # "module:function" listing the source's model names without torch; None: any
     runs_user_code: bool = False  # building imports code the user names: only with their consent
     weight_options: tuple[str, ...] = ()  # options that only fetch weights (dropped where a file holds them)
-    pretrained_input: str | None = None  # "module:function": name -> (mean, std, size) its weights expect, or None
+    pretrained_input: str | None = None  # "module:function": name -> the PretrainedInput its weights expect, or None
+
+
+@dataclass(frozen=True)
+class PretrainedInput:
+    """How a model's pretrained weights expect images: what the data transforms default to."""
+
+    mean: list[float]
+    std: list[float]
+    size: int  # square input side
+    interpolation: str = "bilinear"  # resizing: bilinear | bicubic | nearest
+    crop_fraction: float = 0.875  # evaluation: the centre crop's share of the resized image
 
 
 SOURCES: Registry[SourceEntry] = Registry("model source", SourceEntry, [
@@ -107,8 +118,8 @@ def split_arch(arch: str) -> tuple[SourceEntry | None, str]:
     return SOURCES.get(prefix), rest
 
 
-def pretrained_input(arch: str) -> tuple[list[float], list[float], int] | None:
-    """(mean, std, image size) the model's pretrained weights expect, where its source records them (timm's
+def pretrained_input(arch: str) -> PretrainedInput | None:
+    """How the model's pretrained weights expect images, where its source records it (timm's
     ``pretrained_cfg``); None for other models."""
     source, name = split_arch(arch)
     if source is None or source.pretrained_input is None:

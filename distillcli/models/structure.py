@@ -5,7 +5,9 @@ has now. Loading builds the original architecture, rebuilds the layers whose rec
 arguments differ, then loads the state_dict. Only the layer types of ``_layer_table`` can be
 rebuilt, so a file can never name a class to construct. A subclass of one of them (timm's
 ``BatchNormAct2d``, a padded ``Conv2dSame``) keeps its class and is resized in place: its size
-attributes take the recorded values and its weights the matching shapes.
+attributes take the recorded values and its weights the matching shapes. Attention laid out as
+timm's ``Attention`` records its head counts (``ATTENTION``): its layers are rebuilt as above and
+its ints that count heads are set, so a model whose heads were pruned reshapes by the right count.
 """
 
 from __future__ import annotations
@@ -40,6 +42,43 @@ def _layernorm_args(m: nn.LayerNorm) -> dict[str, Any]:
             "elementwise_affine": m.elementwise_affine, "bias": getattr(m, "bias", None) is not None}
 
 
+# ---------------------------------------------------------------- attention heads
+ATTENTION = "attention_heads"  # the record type of an attention module's head counts
+HEAD_COUNTS = ("num_heads", "num_kv_heads")  # ints that count heads (timm's AttentionRope has both)
+HEAD_WIDTHS = ("attn_dim", "kv_dim")  # ints that are heads x head_dim
+
+
+def is_attention(m: nn.Module) -> bool:
+    """Whether ``m`` is laid out as timm's ``Attention``, so whole heads can be removed: a fused
+    ``qkv`` Linear with outputs (3, num_heads, head_dim), a ``proj`` Linear reading attn_dim =
+    num_heads x head_dim features, an optional ``gate`` Linear writing attn_dim and a ``norm`` over
+    attn_dim that is absent, an Identity or a LayerNorm. Every head count equals ``num_heads`` (no
+    grouped key/value heads), every width ``attn_dim``."""
+    heads, head_dim, width = (getattr(m, k, None) for k in ("num_heads", "head_dim", "attn_dim"))
+    qkv, proj, gate = (getattr(m, k, None) for k in ("qkv", "proj", "gate"))
+    norm = getattr(m, "norm", None)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (heads, head_dim, width)) \
+            or not isinstance(qkv, nn.Linear) or not isinstance(proj, nn.Linear):
+        return False
+    ints = _head_ints(m)
+    return (width == heads * head_dim and qkv.out_features == 3 * width and proj.in_features == width
+            and all(ints[k] == heads for k in HEAD_COUNTS if k in ints)
+            and all(ints[k] == width for k in HEAD_WIDTHS if k in ints)
+            and (gate is None or isinstance(gate, nn.Linear) and gate.out_features == width)
+            and (norm is None or isinstance(norm, nn.Identity)
+                 or isinstance(norm, nn.LayerNorm) and tuple(norm.normalized_shape) == (width,)))
+
+
+def _head_ints(m: nn.Module) -> dict[str, int]:
+    return {k: v for k in HEAD_COUNTS + HEAD_WIDTHS if isinstance(v := getattr(m, k, None), int)}
+
+
+def set_heads(m: nn.Module, heads: int) -> None:
+    """Set the head counts (and widths) of an ``is_attention`` module; its layers are resized apart."""
+    for key in _head_ints(m):
+        setattr(m, key, heads if key in HEAD_COUNTS else heads * m.head_dim)
+
+
 Layers = dict[str, tuple[type[nn.Module], Callable[[Any], dict[str, Any]]]]
 _OWN: Layers = {}  # distill's own layers that pruning reshapes (see ``reshapeable``)
 
@@ -69,6 +108,8 @@ def capture_structure(model: nn.Module) -> dict[str, dict[str, Any]]:
         kind = next((k for k, (cls, _) in table.items() if isinstance(module, cls)), None)
         if kind is not None:
             out[name] = {"type": kind, "args": table[kind][1](module)}
+        elif is_attention(module):
+            out[name] = {"type": ATTENTION, "args": _head_ints(module)}
     return out
 
 
@@ -80,7 +121,7 @@ def apply_structure(model: nn.Module, structure: Any) -> nn.Module:
     current = capture_structure(model)
     for name, entry in structure.items():
         kind = entry.get("type") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not isinstance(kind, str) or kind not in table or name not in current \
+        if not isinstance(name, str) or not isinstance(kind, str) or name not in current \
                 or current[name]["type"] != kind:
             raise ModelFileError(
                 f"the model file records a {_short(kind)} layer at {_short(name)} that its architecture does not have",
@@ -88,6 +129,9 @@ def apply_structure(model: nn.Module, structure: Any) -> nn.Module:
             )
         args = _checked_args(name, entry.get("args"), current[name]["args"])
         if current[name]["args"] == args:
+            continue
+        if kind == ATTENTION:
+            _set_head_counts(name, model.get_submodule(name), args)
             continue
         if kind in ("Conv2d", "LayerNorm"):
             args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
@@ -103,6 +147,14 @@ def apply_structure(model: nn.Module, structure: Any) -> nn.Module:
                                  _DAMAGED) from None
         model.set_submodule(name, layer)
     return model
+
+
+def _set_head_counts(name: str, attention: nn.Module, args: dict[str, int]) -> None:
+    """Set the recorded head counts (checked like any layer's arguments); the widths must follow."""
+    set_heads(attention, args["num_heads"])
+    if _head_ints(attention) != args:
+        raise ModelFileError(f"the model file records head counts {_short(args)} for {name!r} that do not "
+                             f"agree with each other (head_dim {attention.head_dim})", _DAMAGED)
 
 
 def _resize(layer: nn.Module, args: dict[str, Any]) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 from torch import nn
 
+from distillcli.data.config import INTERPOLATIONS
 from distillcli.errors import ModelFileError
+from distillcli.models.sources import PretrainedInput
 
 
 def build_timm(name: str, num_classes: int, in_channels: int = 3, pretrained: bool | str = False,
@@ -40,9 +42,13 @@ def build_timm(name: str, num_classes: int, in_channels: int = 3, pretrained: bo
         ) from exc
 
 
-def pretrained_input(name: str) -> tuple[list[float], list[float], int] | None:
-    """(mean, std, image size) of timm model ``name``'s default pretrained weights, or None."""
+def pretrained_input(name: str) -> PretrainedInput | None:
+    """How timm model ``name``'s default pretrained weights expect images, or None."""
     import timm
 
     cfg = timm.models.get_pretrained_cfg(name)
-    return None if cfg is None else (list(cfg.mean), list(cfg.std), int(cfg.input_size[-1]))
+    if cfg is None:
+        return None
+    interpolation = cfg.interpolation if cfg.interpolation in INTERPOLATIONS else "bilinear"
+    return PretrainedInput(list(cfg.mean), list(cfg.std), int(cfg.input_size[-1]), interpolation,
+                           float(cfg.crop_pct or 0.875))

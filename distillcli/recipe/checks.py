@@ -3,13 +3,16 @@ registries and the file system, so that `distill validate` catches what would fa
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distillcli.data.registry import DATASETS, unused_keys
 from distillcli.errors import DistillError, UnknownNameError
+from distillcli.models.plans import param_count
+from distillcli.models.registry import MODELS
 from distillcli.models.sources import check_arch_args, split_arch
-from distillcli.recipe.file_checks import checkpoint_problems, image_folder_problems
+from distillcli.recipe.file_checks import checkpoint_problems
 from distillcli.registry import closest
 from distillcli.steps.registry import STEPS
 
@@ -59,6 +62,27 @@ def semantic_problems(recipe: RecipeBase) -> list[str]:
         if entry.makes_program:
             frozen[cfg.model] = i
     return problems
+
+
+def recipe_warnings(recipe: RecipeBase) -> list[str]:
+    """Plans that run but are probably not meant: a student with more parameters than the teacher it
+    learns from (roles swapped?). Counted without torch for built-in models; the run itself also
+    checks models from other sources once built."""
+    teacher, student = recipe.teacher, recipe.student
+    if teacher is None or student is None or not any(STEPS.get(k).reads_teacher for k, _ in recipe.step_list()):
+        return []
+    t, s = _param_count(teacher), _param_count(student)
+    if t is None or s is None or s <= t:
+        return []
+    return [f"student.arch: {student.arch} has {s:,} parameters, more than its teacher's {t:,} ({teacher.arch}); "
+            "check that teacher and student are not swapped"]
+
+
+def _param_count(spec: ModelSpec) -> int | None:
+    entry = MODELS.get(spec.arch) if spec.arch in MODELS and spec.keep_blocks is None else None
+    if entry is None or entry.params is None:
+        return None
+    return param_count(entry.params, {**spec.args, **entry.fixed}, spec.num_classes or 10)
 
 
 def _teacher_has_weights(recipe: RecipeBase) -> bool:
@@ -131,6 +155,7 @@ def _data_problems(recipe: RecipeBase) -> list[str]:
     if entry.on_disk and not data.download and not Path(data.root).expanduser().exists():
         problems.append(f"data.root: {data.root!r} does not exist; point it at the dataset's folder"
                         + (" or set data.download: true (needs internet)" if "download" in entry.keys else ""))
-    if entry.class_folders:
-        problems += image_folder_problems(data.root)
+    if entry.layout:
+        module, _, function = entry.layout.partition(":")
+        problems += getattr(import_module(module), function)(data)
     return problems

@@ -110,7 +110,9 @@ def render(record: RunRecord) -> str:
     if cache:
         lines += ["", "Teacher outputs: " + "; ".join(cache) + "."]
     for s in record.steps:
-        if s.info:
+        if s.info is not None or s.warnings:
+            facts = s.info.model_dump(exclude={"step"}, exclude_none=True) if s.info is not None else {}
             lines += ["", f"## step {s.index}: {s.kind}", ""]
-            lines += [f"- {k}: {_plain(v)}" for k, v in s.info.items() if not isinstance(v, (list, dict))]
+            lines += [f"- {k}: {_plain(v)}" for k, v in facts.items() if not isinstance(v, (list, dict, tuple))]
+            lines += [f"- warning: {w}" for w in s.warnings]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from torch import nn
 
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import OptionError
+from distillcli.facts import StepFacts
 from distillcli.losses import KDOptions, make_objective
 from distillcli.losses.options import SelfDistillOptions
 from distillcli.losses.terms import Objective
@@ -84,7 +85,7 @@ def reference_copy(module: nn.Module, cfg: SelfDistillOptions) -> nn.Module | No
 class StepOutput:
     model: ModelHandle
     curve: list[EpochRecord] = field(default_factory=list)  # per-epoch training curve
-    info: dict[str, Any] = field(default_factory=dict)  # step-specific measurements
+    info: StepFacts | None = None  # what the step did (distillcli.facts)
 
 
 StepFn = Callable[[ModelHandle, StepContext, Any], StepOutput]
@@ -92,10 +93,11 @@ StepFn = Callable[[ModelHandle, StepContext, Any], StepOutput]
 
 def require_eager(model: ModelHandle, step_name: str) -> None:
     """Steps that change or train a model need the float PyTorch model, not a program or ONNX file."""
-    if model.kind != "eager":
-        raise OptionError(f"{step_name} needs a float PyTorch model (.pt), and this one is {model.kind!r}",
+    if model.format != "eager":
+        what = f"{model.precision} {model.format}"
+        raise OptionError(f"{step_name} needs a float PyTorch model (.pt), and this one is {what!r}",
                           f"put the {step_name} step before quantize / export, or use the .pt file the "
-                          f"{model.kind} model was made from")
+                          f"{what} model was made from")
 
 
 def prepare(module: torch.nn.Module, ctx: StepContext) -> torch.nn.Module:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from distillcli.errors import OptionError
 from distillcli.losses import make_objective
 from distillcli.losses.objectives import uses_teacher_features
@@ -24,4 +26,4 @@ def distill(model: ModelHandle, ctx: StepContext, cfg: DistillConfig) -> StepOut
     objective = make_objective(cfg.loss, teacher, cfg, cfg.label_smoothing, student=module,
                                input_shape=ctx.data.input_shape, logits=logits)
     curve = ctx.fit(module, objective, cfg, title="distill")
-    return StepOutput(ModelHandle(module, model.arch, model.kind, model.info), curve)
+    return StepOutput(replace(model, module=module), curve)

@@ -3,10 +3,9 @@ against the model and measured under its runtime. The model is handed on unchang
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from distillcli.facts import ExportFacts
 from distillcli.modelfile import file_header, load_model
 from distillcli.modelfile.native import allow_native
 from distillcli.compress.export import export_model
@@ -22,7 +21,7 @@ def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutpu
     if ctx.exports_dir is None:
         raise OptionError("the export step writes into the run directory, and there is none here",
                           "run it from a recipe, or use `distill export MODEL --format onnx --out FILE`")
-    precision = "int8" if cfg.int8 else ("fp32" if model.kind == "eager" else model.kind)
+    precision = "int8" if cfg.int8 else model.precision
     path = ctx.exports_dir / (cfg.name or f"{cfg.model}-{precision}.{cfg.format}")
     n = 2
     while cfg.name is None and path.exists():  # a second export of the same kind in one run
@@ -34,10 +33,11 @@ def export(model: ModelHandle, ctx: StepContext, cfg: ExportConfig) -> StepOutpu
     result = export_model(model, header, path, cfg.format, example, data.train if cfg.int8 else None,
                           cfg.calibration_batches)
     inside = ctx.workdir is not None and result.path.is_relative_to(ctx.workdir)
-    info: dict[str, Any] = {**result.summary(), "file": str(result.path.relative_to(ctx.workdir) if inside else result.path)}
+    file = str(result.path.relative_to(ctx.workdir) if inside else result.path)
+    measured: dict[str, float] = {}
     if cfg.evaluate:
         with allow_native():  # written by this step just now
             runner = load_model(result.path).handle.module
-        measured = measure_model(runner, data.val, data.num_classes, data.input_shape, torch.device("cpu"))
-        info.update(top1=measured["top1"], **{f"ms_b{b}": v for b, v in measured["latency_ms"].items()})
-    return StepOutput(model, info=info)
+        m = measure_model(runner, data.val, data.num_classes, data.input_shape, torch.device("cpu"))
+        measured = {"top1": m["top1"], **{f"ms_b{b}": v for b, v in m["latency_ms"].items()}}
+    return StepOutput(model, info=ExportFacts(**{**result.summary(), "file": file, **measured}))

@@ -9,6 +9,7 @@ model as it was before pruning, so a pruned trained model recovers without a rec
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, Sequence
 
 from torch import nn
@@ -19,6 +20,7 @@ from distillcli.compress.pruning import (
 )
 from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
+from distillcli.facts import PruneFacts, PruningSummary
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
@@ -35,19 +37,19 @@ def prune(model: ModelHandle, ctx: StepContext, cfg: PruneConfig) -> StepOutput:
     teacher = reference_copy(module, cfg.finetune) if cfg.finetune.epochs else None
     # Channel pruning leaves `module` as it was; unstructured pruning edits it in place.
     reference = copy.deepcopy(module) if cfg.method == "unstructured" and cfg.latency else module
-    costs = {"params_before": count_params(module), "macs_before": count_macs(module, ctx.data.input_shape, ctx.device)}
+    params, macs = count_params(module), count_macs(module, ctx.data.input_shape, ctx.device)
     run = _channel if cfg.method == "channel" else _unstructured
     pruned, curve, facts = run(module, ctx, cfg, teacher)
-    costs.update(params_after=count_params(pruned), macs_after=count_macs(pruned, ctx.data.input_shape, ctx.device))
-    if costs["macs_before"] and costs["macs_after"]:
-        costs["mac_reduction"] = costs["macs_before"] / costs["macs_after"]
-    if cfg.latency:
-        costs.update(_speedup(reference, pruned, ctx))
-    info = {"method": cfg.method, "schedule": cfg.schedule, **facts, **costs}
+    params_after, macs_after = count_params(pruned), count_macs(pruned, ctx.data.input_shape, ctx.device)
     if cfg.method == "channel":
-        info["sparsity"] = 1 - costs["params_after"] / max(1, costs["params_before"])  # of all the weights
-    summary = {k: info[k] for k in ("method", "sparsity", "mac_reduction") if k in info}
-    return StepOutput(ModelHandle(pruned, model.arch, model.kind, {**model.info, "pruning": summary}), curve, info)
+        facts["sparsity"] = 1 - params_after / max(1, params)  # of all the weights
+    info = PruneFacts(method=cfg.method, schedule=cfg.schedule, params_before=params, params_after=params_after,
+                      macs_before=macs, macs_after=macs_after,
+                      mac_reduction=macs / macs_after if macs and macs_after else None,
+                      **(_speedup(reference, pruned, ctx) if cfg.latency else {}), **facts)
+    summary = PruningSummary(method=info.method, sparsity=info.sparsity, mac_reduction=info.mac_reduction)
+    return StepOutput(replace(model, module=pruned, info=model.info.model_copy(update={"pruning": summary})), curve,
+                      info)
 
 
 # ---------------------------------------------------------------- channel

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from distillcli.compress.pruning import analyse
 from distillcli.errors import OptionError
+from distillcli.facts import SensitivityFacts
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepContext, StepOutput, prepare
 from distillcli.steps.options import SensitivityConfig
@@ -23,7 +24,7 @@ def sensitivity(model: ModelHandle, ctx: StepContext, cfg: SensitivityConfig) ->
     result.write_csv(folder / "sensitivity.csv")
     result.plot(folder / "sensitivity.png")
     suggested = result.suggest(cfg.budget)
-    info = {"baseline_top1": result.baseline_top1, "budget": cfg.budget, "suggested_overrides": suggested,
-            "rows": [vars(r) for r in result.rows], "csv": str(folder / "sensitivity.csv"),
-            "plot": str(folder / "sensitivity.png")}
+    info = SensitivityFacts(baseline_top1=result.baseline_top1, budget=cfg.budget, suggested_overrides=suggested,
+                            rows=[vars(r) for r in result.rows], csv=str(folder / "sensitivity.csv"),
+                            plot=str(folder / "sensitivity.png"))
     return StepOutput(model, info=info)

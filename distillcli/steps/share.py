@@ -6,10 +6,11 @@ whose layers hold K distinct values; the report gives the size it would be store
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 from distillcli.compress.quantization import resolve_skip
 from distillcli.compress.sharing import CentroidTuning, model_size, share_model
+from distillcli.facts import ShareFacts, SharingSummary
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepContext, StepOutput, prepare, reference_copy
 from distillcli.steps.options import ShareConfig
@@ -26,7 +27,7 @@ def share(model: ModelHandle, ctx: StepContext, cfg: ShareConfig) -> StepOutput:
         hook = CentroidTuning(module, layers, cfg.centroid_grad)
         curve = ctx.fit(module, ctx.self_distillation(reference, cfg), cfg, [hook], title="share")
     size = model_size(module, layers)
-    info: dict[str, Any] = {"clusters": cfg.clusters, "linear_clusters": cfg.linear_clusters or cfg.clusters,
-                            "shared_layers": len(layers), **size.summary(), "size_layers": size.rows()}
-    facts = {**model.info, "shared": {k: info[k] for k in ("clusters", "linear_clusters", "shared_layers")}}
-    return StepOutput(ModelHandle(module, model.arch, model.kind, facts), curve, info)
+    shared = SharingSummary(clusters=cfg.clusters, linear_clusters=cfg.linear_clusters or cfg.clusters,
+                            shared_layers=len(layers))
+    info = ShareFacts(**shared.model_dump(), **size.summary(), size_layers=size.rows())
+    return StepOutput(replace(model, module=module, info=model.info.model_copy(update={"shared": shared})), curve, info)

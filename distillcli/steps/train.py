@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from distillcli.losses import make_objective
 from distillcli.models.handle import ModelHandle
 from distillcli.steps.base import StepContext, StepOutput, prepare
@@ -13,4 +15,4 @@ def train(model: ModelHandle, ctx: StepContext, cfg: TrainConfig) -> StepOutput:
     module = prepare(model.module, ctx)
     objective = make_objective("ce", label_smoothing=cfg.label_smoothing)
     curve = ctx.fit(module, objective, cfg, title=f"train[{cfg.model}]")
-    return StepOutput(ModelHandle(module, model.arch, model.kind, model.info), curve)
+    return StepOutput(replace(model, module=module), curve)

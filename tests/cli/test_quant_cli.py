@@ -67,7 +67,7 @@ def test_quantize_then_eval_in_a_fresh_process(model_file, tmp_path) -> None:
     noise = [line for line in proc.stderr.splitlines() if not line.startswith(("step 0: evaluate", "compiling", "warning: the machine is busy"))]
     assert noise == [], proc.stderr  # only our own progress lines: no library noise
     evaluated = json.loads(proc.stdout)
-    assert evaluated["kind"] == "int8" and evaluated["measures"]["top1"] == report["after"]["top1"]
+    assert evaluated["precision"] == "int8" and evaluated["measures"]["top1"] == report["after"]["top1"]
     assert evaluated["measures"]["first_call_s"]  # the cost of loading the program is in the output
 
 
@@ -77,6 +77,6 @@ def test_export_onnx_then_eval(model_file, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "onnxruntime vs the model on 32 images: top-1 agreement 100.0 %" in result.stdout
     onnx = run_on_file(out, "evaluate", EvaluateConfig(), SilentProgress())  # as `distill eval m.onnx` does
-    assert onnx.model.kind == "onnx" and set(onnx.after.latency_ms) == {"1", "64"}
+    assert onnx.model.format == "onnx" and set(onnx.after.latency_ms) == {"1", "64"}
     eager = run_on_file(model_file, "evaluate", EvaluateConfig(), SilentProgress(), device="cpu", latency=False)
     assert onnx.after.top1 == eager.after.top1

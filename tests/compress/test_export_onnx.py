@@ -59,8 +59,8 @@ def test_fp32_onnx_matches_pytorch_and_carries_the_header(fp32_onnx, handle, dat
     assert result.check["max_abs_diff"] < 1e-4 and result.check["top1_agreement"] == 100.0
     assert not result.path.with_name("model.onnx.data").exists()  # small weights stay inline
     loaded = load_model(result.path)
-    assert loaded.handle.kind == "onnx" and loaded.class_names == data.class_names
-    assert loaded.metrics == {"top1": 75.0} and loaded.handle.info["precision"] == "fp32"
+    assert loaded.handle.format == "onnx" and loaded.class_names == data.class_names
+    assert loaded.metrics == {"top1": 75.0} and loaded.handle.precision == "fp32"
     runner = loaded.handle.module
     assert isinstance(runner, OnnxRunner)
     for batch in (1, 7):  # the batch dimension is dynamic
@@ -81,7 +81,7 @@ def test_onnxruntime_int8_agrees(fp32_onnx, handle, data, images, tmp_path) -> N
 def test_pt2e_int8_program_exports_to_onnx(handle, data, images, tmp_path) -> None:
     prepared = prepare(copy.deepcopy(handle.module), "static", images[:2])
     calibrate(prepared, data.train, 2)
-    program = ModelHandle(ProgramModule(convert(prepared, images[:2])), handle.arch, "int8")
+    program = ModelHandle(ProgramModule(convert(prepared, images[:2])), handle.arch, "pt2", "int8")
     result = export_model(program, _header(program, data), tmp_path / "int8", "onnx", images[:16])
     assert result.precision == "int8"
     assert agreement(program.module.uncompiled, load_model(result.path).handle.module, images)["min_cosine"] > 0.999
@@ -90,7 +90,7 @@ def test_pt2e_int8_program_exports_to_onnx(handle, data, images, tmp_path) -> No
 def test_fp32_pt2_program(handle, data, images, tmp_path) -> None:
     result = export_model(handle, _header(handle, data), tmp_path / "model", "pt2", images[:4])
     loaded = load_model(result.path)
-    assert result.path.suffix == ".pt2" and loaded.handle.kind == "pt2" and result.check["max_abs_diff"] < 1e-5
+    assert result.path.suffix == ".pt2" and loaded.handle.format == "pt2" and result.check["max_abs_diff"] < 1e-5
     with torch.no_grad():
         assert torch.allclose(loaded.handle.module(images[:3]), handle.module(images[:3]), atol=1e-5)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from distillcli.facts import ModelFacts
 from distillcli.modelfile import file_header, load_model, save_model
 from distillcli.compress.export import ProgramModule
 from distillcli.modelfile.pt2_check import safe_expression
@@ -36,7 +37,7 @@ def saved(tmp_path_factory) -> tuple[Path, ProgramModule]:
     example = next(iter(data.val))[0]
     prepared = prepare(copy.deepcopy(model), "static", example)
     calibrate(prepared, data.train, 2)
-    handle = ModelHandle(ProgramModule(convert(prepared, example)), spec, "int8", {"method": "static"})
+    handle = ModelHandle(ProgramModule(convert(prepared, example)), spec, "pt2", "int8", ModelFacts(method="static"))
     header = file_header(handle, class_names=data.class_names, input_shape=data.input_shape, data=data.spec,
                          metrics={"top1": 50.0})
     return save_model(tmp_path_factory.mktemp("q") / "model.pt", handle, header), handle.module
@@ -52,8 +53,8 @@ def test_int8_file_round_trip(saved) -> None:
     path, program = saved
     assert path.suffix == ".pt2"
     loaded = load_model(path)
-    assert loaded.handle.kind == "int8" and loaded.class_names == ["class0", "class1", "class2", "class3"]
-    assert loaded.metrics == {"top1": 50.0} and loaded.handle.info == {"method": "static"}
+    assert loaded.handle.precision == "int8" and loaded.class_names == ["class0", "class1", "class2", "class3"]
+    assert loaded.metrics == {"top1": 50.0} and loaded.handle.info == ModelFacts(method="static")
     assert loaded.input_shape == (3, 16, 16) and loaded.handle.arch.kwargs == {"width": 8}
     images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     assert torch.equal(loaded.handle.module.uncompiled(images), program.uncompiled(images))
@@ -189,7 +190,7 @@ def test_aoti_package_loads_only_when_allowed_and_matches_the_program(saved, tmp
     images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     with allow_native():
         package = load_model(result.path)
-    assert package.handle.kind == "aoti" and package.class_names == ["class0", "class1", "class2", "class3"]
+    assert package.handle.format == "aoti" and package.class_names == ["class0", "class1", "class2", "class3"]
     expected = ProgramModule(program.program, compiled=True)(images)
     assert torch.allclose(package.handle.module(images), expected, atol=1e-4)
 
@@ -223,7 +224,7 @@ def test_aoti_package_of_a_channels_last_program_reads_any_layout(tmp_path) -> N
     result = export_model(program, header, tmp_path / "cl", "aoti", images)
     with allow_native():
         package = load_model(result.path).handle
-    assert package.info["input_layout"] == "channels_last"
+    assert package.info.input_layout == "channels_last"
     expected = model(images)
     for batch in (images, images.contiguous(memory_format=torch.channels_last)):
         assert torch.allclose(package.module(batch), expected, atol=1e-4)

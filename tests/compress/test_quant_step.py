@@ -58,8 +58,8 @@ def test_qat_finetunes_then_converts(data) -> None:
     before = evaluate(model.module, data.val, 4)["top1"]
     ctx = StepContext(device=torch.device("cpu"), data=data)
     out = STEPS.get("quantize").run(model, ctx, QuantizeConfig(method="qat", epochs=1, compile=False))
-    assert out.model.kind == "int8" and len(out.curve) == 1
-    assert out.info["int8_layers"] == 4 and out.info["compiled"] is False
+    assert out.model.precision == "int8" and len(out.curve) == 1
+    assert out.info.int8_layers == 4 and out.info.compiled is False
     assert evaluate(out.model.module, data.val, 4)["top1"] >= before - 5
     with pytest.raises(OptionError, match="this one is .int8."):
         STEPS.get("quantize").run(out.model, ctx, QuantizeConfig())
@@ -87,7 +87,7 @@ def test_recipe_share_quantize_export(write_recipe, tmp_path) -> None:
     assert export["file"] == "exports/student-int8.onnx" and export["precision"] == "int8"
     assert export["min_cosine"] > 0.99 and export["top1"] == pytest.approx(steps["export"]["measures"]["top1"], abs=10)
     student = load_model(result.run_dir / "models" / "student.pt2")
-    assert student.handle.kind == "int8" and student.handle.info["method"] == "static"
+    assert student.handle.precision == "int8" and student.handle.info.method == "static"
     assert "## step 0: share" in (result.run_dir / "report.md").read_text()
     assert json.loads((result.run_dir / "metrics.json").read_text())["steps"][0]["info"]["size_layers"]
 
@@ -101,6 +101,6 @@ def test_recipe_exports_and_measures_an_aoti_package(tmp_path) -> None:
         report={"latency": False})
     result = Pipeline(validate_raw(recipe), SilentProgress(), out=tmp_path / "run").run()
     quantize, export = result.record.steps
-    assert export.info["file"] == "exports/student-int8.aoti" and export.info["precision"] == "int8"
-    assert export.info["top1_agreement"] == 100.0
-    assert export.info["top1"] == pytest.approx(quantize.measures.top1, abs=3.2)  # 64 images: at most 2 differ
+    assert export.info.file == "exports/student-int8.aoti" and export.info.precision == "int8"
+    assert export.info.top1_agreement == 100.0
+    assert export.info.top1 == pytest.approx(quantize.measures.top1, abs=3.2)  # 64 images: at most 2 differ

@@ -28,12 +28,12 @@ def _run(tmp_path, steps: list[dict]) -> tuple[list, list[str]]:
 def test_a_step_that_learned_nothing_warns_and_records_it(tmp_path, one_thread):
     steps, lines = _run(tmp_path, [{"train": {"epochs": 3, "lr": 1e-9}}])  # the random start, kept
     assert steps[0].measures.top1 <= 37.5  # within 1.5x of chance on 4 classes
-    assert "chance level" in steps[0].info["warning"]
+    assert "chance level" in steps[0].warnings[0]
     assert any(line.startswith("warning: step 0 (train)") and "collapsed" in line for line in lines)
 
 
 def test_a_step_that_learned_does_not_warn(tmp_path, one_thread):
     steps, lines = _run(tmp_path, [{"train": {"epochs": 3, "lr": 0.05}}])
     assert steps[0].measures.top1 > 37.5
-    assert "warning" not in steps[0].info
+    assert not steps[0].warnings
     assert not any("chance level" in line for line in lines)

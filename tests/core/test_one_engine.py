@@ -56,7 +56,7 @@ def test_metrics_json_follows_its_published_schema(tmp_path, write_recipe) -> No
     Pipeline(load_recipe(write_recipe(raw)), SilentProgress(), out=tmp_path / "run").run()
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())
     record = RunRecord.model_validate(data)
-    assert record.schema_version == 3 and record.baseline is not None
+    assert record.schema_version == 4 and record.baseline is not None
     assert record.baseline.source == "teacher_step" and record.baseline.step == 0
     schema = json.loads(run_cli("schema", "--metrics").stdout)
     assert schema == json.loads(json.dumps(metrics_schema()))

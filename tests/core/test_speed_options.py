@@ -65,9 +65,9 @@ def test_channel_pruning_rounds_to_8_by_default() -> None:
     ctx = StepContext(device=CPU, data=tiny_synthetic())
     info = STEPS.get("prune").run(ModelHandle(build_model(spec), spec), ctx,
                                   PruneConfig(channel_ratio=0.3, latency=False)).info
-    assert info["round_to"] == 8
-    kept = [after for _, after in info["channels"].values()]
-    assert all(n % 8 == 0 for n in kept) and any(n < before for before, n in info["channels"].values())
+    assert info.round_to == 8
+    kept = [after for _, after in info.channels.values()]
+    assert all(n % 8 == 0 for n in kept) and any(n < before for before, n in info.channels.values())
 
 
 def test_bf16_distillation_trains_and_records_precision_and_teacher_share(tmp_path) -> None:

@@ -98,6 +98,20 @@ def test_an_image_folder_without_its_layout(tmp_path: Path) -> None:
     assert "no class folders in train/" in problems(_folder_recipe(tmp_path / "none"))[0]
 
 
+def test_image_list_files_are_checked_before_the_run(tmp_path: Path) -> None:
+    _images(tmp_path, ["pics/a.jpg", "pics/b.png"])
+    (tmp_path / "train.csv").write_text("path,label\npics/a.jpg,cat\npics/gone.jpg,dog\n")
+    (tmp_path / "val.csv").write_text("pics/b.png,cow\n")
+    recipe = tiny_recipe(data={"name": "csv", "root": str(tmp_path), "image_size": 16})
+    (problem,) = problems(recipe)
+    assert problem.startswith("data.root: csv: the validation list has classes the training list lacks: cow")
+    (tmp_path / "val.csv").write_text("pics/b.png,dog\n")
+    (problem,) = problems(recipe)
+    assert problem.startswith("data.root: csv: 1 listed image file(s) not found under") and "pics/gone.jpg (train.csv line 3)" in problem
+    (tmp_path / "train.csv").write_text("pics/a.jpg,cat\npics/b.png,dog\n")
+    validate_raw(recipe)
+
+
 def test_a_student_larger_than_its_teacher_is_a_warning(tmp_path: Path) -> None:
     class Messages(SilentProgress):
         def __init__(self) -> None:
@@ -112,6 +126,18 @@ def test_a_student_larger_than_its_teacher_is_a_warning(tmp_path: Path) -> None:
     Pipeline(validate_raw(recipe), progress, out=tmp_path / "run").run()
     warnings = [line for line in progress.lines if "larger than its teacher" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: the student (") and "swapped" in warnings[0]
+
+
+def test_validate_warns_of_a_student_larger_than_its_teacher_before_any_model_is_built(tmp_path: Path) -> None:
+    recipe = tmp_path / "swapped.yaml"
+    recipe.write_text("name: swapped\nteacher:\n  arch: resnet20\nstudent:\n  arch: resnet56\n"
+                      "steps:\n  - train: {model: teacher, epochs: 1}\n  - distill: {epochs: 1}\n")
+    result = CliRunner().invoke(app, ["validate", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: line 5: student.arch: resnet56 has 853,018 parameters, more than its teacher's 269,722 "
+            "(resnet20); check that teacher and student are not swapped") in result.output
+    recipe.write_text(recipe.read_text().replace("resnet20", "X").replace("resnet56", "resnet20").replace("X", "resnet56"))
+    assert "warning" not in CliRunner().invoke(app, ["validate", str(recipe)]).output
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])

@@ -20,7 +20,8 @@ from distillcli.modelfile import read_header
 from distillcli.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
-from distillcli.recipe_models import pretrained_norm
+from distillcli.models.sources import PretrainedInput
+from distillcli.recipe_models import pretrained_input_of
 from tests.conftest import tiny_recipe
 
 
@@ -51,21 +52,24 @@ def by_index(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x[idx.argsort()]
 
 
-def reference(path: str, resize: int, size: int) -> torch.Tensor:
+def reference(path: str, resize: int, size: int, mode: str = "bilinear") -> torch.Tensor:
     """torchvision's evaluation transform: resize the shorter side, centre crop."""
     image = Image.open(path).convert("RGB")
-    return T.Compose([T.Resize(resize), T.CenterCrop(size), T.PILToTensor()])(image).float() / 255
+    resized = T.Resize(resize, T.InterpolationMode(mode))
+    return T.Compose([resized, T.CenterCrop(size), T.PILToTensor()])(image).float() / 255
 
 
 def test_evaluation_resizes_and_centre_crops(tmp_path):
     root = photos(tmp_path)
-    for size, resize in [(16, 16), (96, 109)]:  # below 64 px a plain resize; from 64 px size / 0.875 (109 for 96)
-        bundle = load_data(folder(root, size))
+    # below 64 px a plain resize; from 64 px size / crop_fraction (109 for 96 at the default 0.875)
+    for size, resize, options in [(16, 16, {}), (96, 109, {}), (96, 101, {"interpolation": "bicubic", "crop_fraction": 0.95})]:
+        bundle = load_data(folder(root, size, **options))
         x, idx = stacked(bundle.val)
         assert x.shape == (6, 3, size, size) and torch.equal(stacked(bundle.val)[0], x)  # deterministic
         samples = bundle.val.dataset.folder.samples
         for image, i in zip(x, idx.tolist()):
-            assert torch.equal(image, reference(samples[i][0], resize, size))
+            assert torch.equal(image, reference(samples[i][0], resize, size, options.get("interpolation", "bilinear")))
+    assert not torch.equal(x, stacked(load_data(folder(root, 96, crop_fraction=0.95)).val)[0])  # bicubic differs
 
 
 def test_training_crops_by_size(tmp_path):
@@ -109,13 +113,20 @@ def test_a_timm_model_brings_its_pretrained_normalisation_and_the_recipe_wins(tm
     data = {"name": "imagefolder", "root": str(photos(tmp_path)), "image_size": 16}
     timm_student = validate_raw(tiny_recipe(data=data, teacher=None, student={"arch": "timm:test_resnet"},
                                             steps=[{"evaluate": {}}]))
-    assert pretrained_norm(timm_student) == ([0.5] * 3, [0.5] * 3)  # test_resnet's pretrained_cfg
-    assert pretrained_norm(validate_raw(tiny_recipe(data=data))) is None  # built-in models
+    expects = pretrained_input_of(timm_student)  # test_resnet's pretrained_cfg
+    assert (expects.mean, expects.std, expects.size, expects.interpolation, expects.crop_fraction) == (
+        [0.5] * 3, [0.5] * 3, 160, "bilinear", 0.95)
+    assert pretrained_input_of(validate_raw(tiny_recipe(data=data))) is None  # built-in models
     cfg = DataConfig(**data)
-    assert load_data(cfg, norm=([0.5] * 3, [0.5] * 3)).mean == [0.5] * 3
-    given = cfg.model_copy(update={"mean": [0.1, 0.2, 0.3]})
-    bundle = load_data(given, norm=([0.5] * 3, [0.25] * 3))
+    bundle = load_data(cfg, pretrained=expects)
+    assert bundle.mean == [0.5] * 3 and bundle.input_shape == (3, 16, 16)  # the recipe's image_size wins
+    assert (bundle.spec["interpolation"], bundle.spec["crop_fraction"]) == ("bilinear", 0.95)
+    unsized = cfg.model_copy(update={"image_size": None})
+    assert load_data(unsized, pretrained=expects).input_shape == (3, 160, 160)
+    given = cfg.model_copy(update={"mean": [0.1, 0.2, 0.3], "interpolation": "nearest"})
+    bundle = load_data(given, pretrained=PretrainedInput([0.5] * 3, [0.25] * 3, 64))
     assert (bundle.mean, bundle.std, bundle.spec["mean"]) == ([0.1, 0.2, 0.3], [0.25] * 3, [0.1, 0.2, 0.3])
+    assert (bundle.spec["interpolation"], bundle.spec["crop_fraction"]) == ("nearest", 0.875)
 
 
 def test_a_run_records_the_timm_models_normalisation(tmp_path, write_recipe, one_thread):

@@ -25,7 +25,7 @@ runner = CliRunner()
 
 def test_without_a_validation_split_everything_says_test_and_no_epoch_is_best(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["schema_version"] == SCHEMA_VERSION == 3
+    assert metrics["schema_version"] == SCHEMA_VERSION == 4
     assert metrics["data"]["measured_on"] == "test"
     assert (metrics["data"]["test_samples"], metrics["data"]["val_samples"]) == (64, 0)
     trained = [s for s in metrics["steps"] if s["curve"]]
@@ -93,13 +93,13 @@ def _v2_record(split: str | None, select_samples: int) -> dict:
 def test_a_version_2_record_on_the_test_split_loads_as_test_and_loses_its_best_epoch(split, tmp_path) -> None:
     (tmp_path / "metrics.json").write_text(json.dumps(_v2_record(split, 0)))
     record = load_record(tmp_path)
-    assert record.schema_version == 3 and record.data.measured_on == "test"
+    assert record.schema_version == 4 and record.data.measured_on == "test"
     assert (record.data.test_samples, record.data.val_samples) == (40, 0)
     step = record.steps[0]
     assert [(r.test_top1, r.test_loss, r.test_top5, r.val_top1) for r in step.curve] == \
         [(70.0, 0.5, 100.0, None), (75.0, 0.5, 100.0, None)]
     assert step.best is None  # it had been chosen on the test split
-    assert RunRecord.model_validate(record.to_json()) == record  # written back as version 3, read the same
+    assert RunRecord.model_validate(record.to_json()) == record  # written back as version 4, read the same
 
 
 def test_a_version_2_record_on_the_held_out_split_keeps_val_and_its_best_epoch(tmp_path) -> None:

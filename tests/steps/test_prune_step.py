@@ -68,11 +68,11 @@ def test_mac_target_is_hit_and_reported(data) -> None:
     # unrounded: ResNet-8's 16-channel layers rounded to 8 can only halve, too coarse for a 10 % tolerance
     out = run(model, data, target_mac_reduction=2.0, latency=True, round_to=None)
     info = out.info
-    assert 2.0 <= info["mac_reduction"] < 2.2
-    assert info["macs_before"] / info["macs_after"] == info["mac_reduction"]
-    assert info["params_after"] < info["params_before"] and 0 < info["ratio"] < 0.5
-    assert {"speedup_b1", "speedup_b64", "latency_ms_before", "latency_ms_after"} <= set(info)
-    assert out.model.info["pruning"]["method"] == "channel"
+    assert 2.0 <= info.mac_reduction < 2.2
+    assert info.macs_before / info.macs_after == info.mac_reduction
+    assert info.params_after < info.params_before and 0 < info.ratio < 0.5
+    assert None not in (info.speedup_b1, info.speedup_b64) and info.latency_ms_before and info.latency_ms_after
+    assert out.model.info.pruning.method == "channel"
     assert out.model.module(torch.rand(2, 3, 16, 16)).shape == (2, 4)
     assert model.module.net.conv1.out_channels == 16  # the input model is untouched
 
@@ -80,14 +80,14 @@ def test_mac_target_is_hit_and_reported(data) -> None:
 def test_finetune_distils_from_the_unpruned_model(data) -> None:
     out = run(handle("resnet8"), data, sparsity=0.5, latency=False, finetune={"epochs": 2, "lr": 0.05})
     assert [row.epoch for row in out.curve] == [1, 2]
-    assert "top1_before_finetune" in out.info and out.curve[-1].test_top1 is not None
-    assert abs(out.info["sparsity"] - 0.5) < 0.1
+    assert out.info.top1_before_finetune is not None and out.curve[-1].test_top1 is not None
+    assert abs(out.info.sparsity - 0.5) < 0.1
 
 
 def test_iterative_channel_pruning(data) -> None:
     out = run(handle("cnn", width=16), data, channel_ratio=0.5, schedule="iterative", iterations=2, latency=False,
               finetune={"epochs": 1})
-    assert len(out.info["ratios"]) == 2 and len(out.curve) == 2
+    assert len(out.info.ratios) == 2 and len(out.curve) == 2
     convs = [m.out_channels for m in out.model.module.modules() if isinstance(m, nn.Conv2d)]
     assert convs == [8, 16, 32]  # half of 16, 32, 64 after two rounds
 
@@ -95,15 +95,15 @@ def test_iterative_channel_pruning(data) -> None:
 def test_iterative_mac_target(data) -> None:
     out = run(handle("resnet8"), data, target_mac_reduction=3.0, schedule="iterative", iterations=2, latency=False,
               round_to=None)  # unrounded: see test_mac_target_is_hit_and_reported
-    assert 3.0 <= out.info["mac_reduction"] < 3.4 and len(out.info["ratios"]) == 2
+    assert 3.0 <= out.info.mac_reduction < 3.4 and len(out.info.ratios) == 2
 
 
 def test_unstructured_gradual(data) -> None:
     out = run(handle("resnet8"), data, method="unstructured", sparsity=0.7, schedule="gradual", frequency=1,
               finetune={"epochs": 2})
     info = out.info
-    assert abs(info["sparsity"] - 0.7) < 1e-3 and info["sparse_bytes"] < 0.6 * info["dense_bytes"]
-    assert info["mac_reduction"] == 1.0 and "not faster" in info["note"]
+    assert abs(info.sparsity - 0.7) < 1e-3 and info.sparse_bytes < 0.6 * info.dense_bytes
+    assert info.mac_reduction == 1.0 and "not faster" in info.note
     assert len(out.curve) == 2
 
 

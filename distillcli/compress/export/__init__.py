@@ -1,4 +1,4 @@
-"""Export: torch.export programs (``.pt2``) and ONNX files, both registered as model kinds,
+"""Export: torch.export programs (``.pt2``) and ONNX files, both registered as model-file formats,
 so `distill eval` loads them like any model file."""
 
 from distillcli.compress.export.api import ExportResult, export_file, export_model

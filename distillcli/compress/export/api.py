@@ -1,17 +1,19 @@
 """One entry point for `distill export` and the export step: write a model as ONNX, as a
-torch.export program or as an AOTInductor package of that program, reload the file through its registered kind, and check it against
+torch.export program or as an AOTInductor package of that program, reload the file through its registered format, and check it against
 the source model on the same images (an fp32 export must match to 1e-3 of the logit scale)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
+from distillcli.facts import Precision
 from distillcli.modelfile import file_header, load_model, ModelFile, save_model
+from distillcli.modelfile.header import header_fields
 from distillcli.compress.export.check import agreement, matches
 from distillcli.compress.export.onnx import export_onnx
 from distillcli.compress.export.program import as_program
@@ -26,7 +28,7 @@ from distillcli.models.handle import ModelHandle
 class ExportResult:
     path: Path
     format: str
-    precision: str  # fp32 | int8 | bf16 | fp16
+    precision: Precision
     file_bytes: int
     check: dict[str, float]  # agreement with the source model (see check.agreement)
 
@@ -53,7 +55,7 @@ def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, f
     int8 file. ``example`` (CPU images) is both the export's sample input and the check batch."""
     if fmt not in exportable():
         raise OptionError(f"unknown export format {fmt!r}", f"choose one of {', '.join(exportable())}")
-    if handle.kind == "onnx":
+    if handle.format == "onnx":
         raise CompressionError("the model is already an ONNX file", "export its source model (.pt or .pt2) instead")
     path = Path(out).with_suffix(f".{fmt}")
     example = example.to("cpu")
@@ -63,10 +65,10 @@ def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, f
                               f"for an int8 {fmt} file, quantize first (`distill quantize MODEL --method static`) "
                               "and export the .pt2 it writes")
         program = as_program(handle, example)
-        precision = "fp32" if program.kind == "pt2" else program.kind
+        precision = program.precision
         if fmt == "aoti":
-            program = ModelHandle(program.module, program.arch, "aoti", {**program.info, "precision": precision})
-        save_model(path, program, {**header, "kind": program.kind, "info": program.info})
+            program = replace(program, format="aoti")
+        save_model(path, program, {**header, **header_fields(program.format, precision, program.info)})
     else:
         precision = export_onnx(handle, header, path, example, calibration, calibration_batches)
     with allow_native():  # written by this process just now
@@ -76,7 +78,7 @@ def export_model(handle: ModelHandle, header: dict[str, Any], out: str | Path, f
     except Exception as e:
         raise CompressionError(f"{path} was written but its runtime cannot run it: {str(e).splitlines()[0][:200]}",
                                "export the fp32 model instead (onnxruntime's CPU kernels lack some dtypes)") from None
-    if handle.kind in ("eager", "pt2") and precision == "fp32" and not matches(result):
+    if handle.format in ("eager", "pt2") and handle.precision == precision == "fp32" and not matches(result):
         raise CompressionError(f"the exported file disagrees with the model: max |logit difference| "
                                f"{result['max_abs_diff']:.3g} on {result['images']} images",
                                "this is a bug in the exporter or distillcli; try the other format and report it")

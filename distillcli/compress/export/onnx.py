@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from distillcli.compress.export.program import cpu_copy
 from distillcli.compress.quantization.target import int8_plan
 from distillcli.errors import CompressionError
+from distillcli.facts import Precision
+from distillcli.modelfile.header import header_fields
 from distillcli.modelfile.onnx import INPUT, OUTPUT, write_onnx
 from distillcli.modelfile.program import ProgramModule
 from distillcli.models.handle import ModelHandle
@@ -57,7 +59,7 @@ def _ort_int8(fp32: Path, out: Path, batches: Iterable[tuple[Tensor, Tensor, Ten
 
 def export_onnx(handle: ModelHandle, header: dict[str, Any], path: Path, example: Tensor,
                 calibration: Iterable[tuple[Tensor, Tensor, Tensor]] | None = None,
-                calibration_batches: int = 16) -> str:
+                calibration_batches: int = 16) -> Precision:
     """Write ``handle`` as ONNX to ``path``; with ``calibration``, quantized to int8 by
     onnxruntime. Returns the precision written (fp32, int8, bf16 ...), which the header's
     info records; an int8 file keeps none of the source's metrics (they no longer apply)."""
@@ -65,12 +67,12 @@ def export_onnx(handle: ModelHandle, header: dict[str, Any], path: Path, example
 
     module = handle.module
     source = module.program if isinstance(module, ProgramModule) else cpu_copy(module).eval()
-    precision = "fp32" if handle.kind in ("eager", "pt2") else handle.kind
+    precision = handle.precision
     if calibration is not None and precision != "fp32":
         raise CompressionError(f"the model is already {precision}; onnxruntime int8 starts from an fp32 model",
                                "export the fp32 model with --int8, or export this one without --int8")
     proto = _to_onnx(source, example.to("cpu"))
-    info = {**header.get("info", {}), "precision": precision}
+    facts = handle.info
     if calibration is not None:
         plan = int8_plan()  # this machine's: the export step has no target option
         with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +81,7 @@ def export_onnx(handle: ModelHandle, header: dict[str, Any], path: Path, example
             _ort_int8(fp32, int8, calibration, calibration_batches, plan.reduce_range)
             proto = onnx.load(str(int8))
         precision = "int8"
-        info.update(precision=precision, **plan.info())
-    write_onnx(proto, {**header, "kind": "onnx", "info": info, "metrics": {} if calibration else header.get("metrics", {})},
-           path)
+        facts = facts.model_copy(update=plan.info())
+    write_onnx(proto, {**header, **header_fields("onnx", precision, facts),
+                       "metrics": {} if calibration else header.get("metrics", {})}, path)
     return precision

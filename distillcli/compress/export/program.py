@@ -97,4 +97,5 @@ def as_program(handle: ModelHandle, example: Tensor) -> ModelHandle:
     if isinstance(handle.module, ProgramModule):
         return handle
     program = export_program(cpu_copy(handle.module).eval(), example.to("cpu"))
-    return ModelHandle(ProgramModule(program, compile_default("pt2")), handle.arch, "pt2", dict(handle.info))
+    return ModelHandle(ProgramModule(program, compile_default(handle.precision)), handle.arch, "pt2", handle.precision,
+                       handle.info.model_copy())

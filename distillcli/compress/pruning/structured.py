@@ -5,7 +5,8 @@ removed together (a conv's outputs, its BatchNorm, the next convs' inputs; for r
 networks every layer writing into the same residual stream, the shortcuts and the
 classifier's input). A *plan* says which channels of which group to remove; applying it
 edits a deep copy, so one traced graph serves any number of trial plans (ratio search,
-sensitivity analysis) and the source model is never modified.
+sensitivity analysis) and the source model is never modified. Attention laid out as timm's
+adds one group per module whose channels are its heads (``heads``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
+from distillcli.compress.pruning.heads import attention_modules, head_layers, head_scores, prune_heads
 from distillcli.compress.pruning.importance import ImportanceName, make_importance
 from distillcli.compress.pruning.shortcut_rule import CUSTOM_PRUNERS
 from distillcli.errors import CompressionError, OptionError
@@ -31,10 +33,14 @@ STEM = "stem"  # ignore keyword: the first convolution
 
 @dataclass
 class ChannelGroup:
-    name: str  # the group's first layer
+    name: str  # the group's first layer, or the attention module whose heads the group removes
     layers: tuple[str, ...]  # conv / linear layers whose output channels the group removes
-    channels: int
+    channels: int  # channels, or heads
     scores: Tensor  # per-channel importance, normalised by the group's mean
+    heads: bool = False  # the channels are whole attention heads (``round_to`` does not apply)
+
+    def kept(self, ratio: float, round_to: int | None) -> int:
+        return kept_channels(self.channels, ratio, None if self.heads else round_to)
 
 
 def kept_channels(channels: int, ratio: float, round_to: int | None = None) -> int:
@@ -88,7 +94,8 @@ class ChannelPruner:
                 model, example_inputs=example, customized_pruners=dict(CUSTOM_PRUNERS), verbose=False)
         finally:
             model.train(was_training)
-        ignored = self._ignored_modules(ignore)
+        chosen = self._matched_layers(ignore)
+        ignored = self._ignored_modules() + list(chosen)
         criterion = make_importance(importance)
         self.groups: list[ChannelGroup] = []
         self._roots: dict[str, tuple[nn.Module, object]] = {}
@@ -107,22 +114,33 @@ class ChannelPruner:
             name = layers[0]  # the group's first layer in definition order: stable across tracing orders
             self.groups.append(ChannelGroup(name, layers, len(scores), scores.detach().float().cpu()))
             self._roots[name] = (group[0].dep.target.module, group[0].dep.handler)
+        for name, attention in attention_modules(model).items():
+            scores = None if chosen & set(head_layers(attention)) else head_scores(attention, criterion)
+            if scores is not None and attention.num_heads > 1:
+                layers = tuple(self._names[m] for m in head_layers(attention) if m is not attention.proj)
+                self.groups.append(ChannelGroup(name, layers, len(scores), scores, heads=True))
         self.groups.sort(key=lambda g: order[g.name])
 
     # ------------------------------------------------------------------ setup
-    def _ignored_modules(self, patterns: Sequence[str]) -> list[nn.Module]:
+    def _ignored_modules(self) -> list[nn.Module]:
+        """Layers the graph keeps whole: those writing the model's output, and every Linear of an
+        attention module (a module with num_heads: timm's and torchvision's ViTs), which reshapes
+        its projections by head; heads are removed whole by ``heads`` where the layout allows."""
+        layers = {m for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+        out = [m for m, node in self.graph.module2node.items() if m in layers and _feeds_output(node)]
+        return out + [m for owner in self.model.modules() if isinstance(getattr(owner, "num_heads", None), int)
+                      for m in owner.modules() if isinstance(m, nn.Linear)]
+
+    def _matched_layers(self, patterns: Sequence[str]) -> set[nn.Module]:
+        """The layers ``ignore`` names: they keep their channels (and an attention's heads stay whole)."""
         layers = {n: m for n, m in self.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-        out = [m for m, node in self.graph.module2node.items() if m in layers.values() and _feeds_output(node)]
-        # Attention (a module with num_heads: timm's and torchvision's ViTs) reshapes its projections by head;
-        # its layers keep their channels, so heads stay whole and only the MLPs between them are pruned.
-        out += [m for owner in self.model.modules() if isinstance(getattr(owner, "num_heads", None), int)
-                for m in owner.modules() if isinstance(m, nn.Linear)]
+        out: set[nn.Module] = set()
         for pattern in patterns:
             names = [next(iter(layers))] if pattern == STEM and layers else match_layers(list(layers), pattern)
             if not names:
                 raise OptionError(f"ignore pattern {pattern!r} matches no convolution or linear layer",
                                   f"layers are named like {', '.join(list(layers)[:3])} ...; `stem` means the first convolution")
-            out += [layers[n] for n in names]
+            out.update(layers[n] for n in names)
         return out
 
     def _prunable(self, group: tp.dependency.Group) -> bool:
@@ -143,10 +161,11 @@ class ChannelPruner:
 
     def resolve_overrides(self, overrides: Mapping[str, float]) -> dict[str, float]:
         """{group name: ratio} for {layer pattern: ratio}; a pattern matches a group when it
-        matches one of the layers whose output channels the group removes. Later patterns win."""
+        matches its name or one of the layers whose output channels the group removes (a head group:
+        the attention module or its ``qkv``). Later patterns win."""
         out: dict[str, float] = {}
         for pattern, ratio in overrides.items():
-            hits = [g.name for g in self.groups if match_layers(g.layers, pattern)]
+            hits = [g.name for g in self.groups if match_layers((g.name, *g.layers), pattern)]
             if not hits:
                 raise OptionError(f"override pattern {pattern!r} matches no prunable layer",
                                   f"prunable groups are named by their first layer: {', '.join(self.group_names()[:4])} ...")
@@ -159,11 +178,10 @@ class ChannelPruner:
         all groups ranked together with at most ``max_ratio`` of any group (``global``).
         Groups matched by ``overrides`` use their own ratio in either scope."""
         fixed = self.resolve_overrides(overrides or {})
-        counts = {g.name: g.channels - kept_channels(g.channels, fixed[g.name], round_to)
-                  for g in self.groups if g.name in fixed}
+        counts = {g.name: g.channels - g.kept(fixed[g.name], round_to) for g in self.groups if g.name in fixed}
         free = [g for g in self.groups if g.name not in fixed]
         if scope == "layer":
-            counts.update({g.name: g.channels - kept_channels(g.channels, ratio, round_to) for g in free})
+            counts.update({g.name: g.channels - g.kept(ratio, round_to) for g in free})
         else:
             counts.update(self._global_counts(free, ratio, round_to, max_ratio))
         by_name = {g.name: g for g in self.groups}
@@ -186,8 +204,7 @@ class ChannelPruner:
             if taken[i] < caps[i]:
                 taken[i] += 1
                 wanted -= 1
-        return {g.name: g.channels - kept_channels(g.channels, n / g.channels, round_to)
-                for g, n in zip(groups, taken)}
+        return {g.name: g.channels - g.kept(n / g.channels, round_to) for g, n in zip(groups, taken)}
 
     def channel_counts(self, plan: Plan) -> dict[str, list[int]]:
         """{group: [channels before, after]}."""
@@ -200,6 +217,9 @@ class ChannelPruner:
         pruned = copy.deepcopy(self.model) if weights else _meta_copy(self.model)
         modules = dict(pruned.named_modules())
         for name, idxs in plan.items():
+            if name not in self._roots:  # a group of heads
+                prune_heads(modules[name], idxs)
+                continue
             root, handler = self._roots[name]
             group = self.graph.get_pruning_group(root, handler, idxs)
             if not self.graph.check_pruning_group(group):

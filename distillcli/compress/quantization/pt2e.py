@@ -71,6 +71,23 @@ def make_quantizer(scheme: Scheme, skipped: list[str], target: str = "auto") -> 
     return quantizer
 
 
+def as_base_layers(graph: GraphModule, model: nn.Module) -> None:
+    """Record subclasses of nn.Linear (timm's ``Linear``, say) as nn.Linear in the graph's module
+    stacks. A non-strict export names a node's module class by its dotted name, and the quantizer's
+    linear annotation compares that name with nn.Linear's: a subclass would stay in float."""
+    for node in graph.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if node.op != "call_function" or not stack:
+            continue
+        key, (path, _) = list(stack.items())[-1]
+        try:
+            layer = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(layer, nn.Linear) and type(layer) is not nn.Linear:
+            stack[key] = (path, nn.Linear)
+
+
 def _wanted(model: nn.Module, scheme: Scheme) -> dict[str, str]:
     layers = weighted_layers(model)
     if scheme == "dynamic":
@@ -94,6 +111,7 @@ def prepare(model: nn.Module, scheme: Scheme, example: Tensor, skip: Iterable[st
     wanted = _wanted(model, scheme)
     model.train(scheme == "qat")
     graph = export_program(model, example, strict=scheme == "qat").module()
+    as_base_layers(graph, model)
     with quiet():
         from torchao.quantization.pt2e import allow_exported_model_train_eval
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
