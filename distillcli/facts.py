@@ -135,7 +135,7 @@ class LayerSensitivity(_Facts):
 class SensitivityFacts(_Facts):
     step: Literal["sensitivity"] = "sensitivity"
     baseline_top1: float
-    budget: float
+    max_drop: float = Field(description="accuracy drop (points) allowed per layer in the suggestions")
     suggested_overrides: dict[str, float]
     rows: list[LayerSensitivity]
     csv: str
@@ -147,11 +147,15 @@ StepFacts = Annotated[Union[PruneFacts, QuantizeFacts, ExportFacts, ShareFacts, 
 _BY_KIND: dict[str, type[BaseModel]] = {m.model_fields["step"].default: m for m in get_args(get_args(StepFacts)[0])}
 
 
+_RENAMED_IN_V4 = {"budget": "max_drop"}  # sensitivity: accuracy budgets are max_drop everywhere
+
+
 def facts_from_v3(kind: str, info: dict[str, Any]) -> dict[str, Any] | None:
     """A version-3 step's ``info`` as its kind's facts; keys no longer recorded are dropped."""
     facts = _BY_KIND.get(kind)
     if facts is None or not info:
         return None
+    info = {_RENAMED_IN_V4.get(k, k): v for k, v in info.items()}
     return {**{k: v for k, v in info.items() if k in facts.model_fields}, "step": kind}
 
 

@@ -50,7 +50,7 @@ def sensitivity(model: Path = typer.Argument(..., metavar="MODEL", help="a model
         raise OptionError(f"--ratios {ratios!r}: expected comma-separated fractions in (0, 1)",
                           "e.g. --ratios 0.25,0.5,0.75")
     cfg = step_options(SensitivityConfig, "sensitivity", ratios=fractions, importance=importance, ignore=ignore,
-                       budget=max_drop)
+                       max_drop=max_drop)
     refuse_overwrite(out / "sensitivity.csv", force)
     run = run_on_file(model, "sensitivity", cfg, progress_for(quiet, as_json), workdir=out.parent / f".{out.name}.work",
                       trust_code=trust_code, data=data, data_root=data_root, device=device, threads=threads,

@@ -226,9 +226,17 @@ class SensitivityConfig(StepConfig):
                                 description="fractions of a layer's channels to remove, each in (0, 1)")
     importance: ImportanceName = Field("l1", description="channel score (`distill list importances`)")
     ignore: list[str] = Field(default_factory=list, description="layers (wildcards) to skip; 'stem' = first conv")
-    budget: float = Field(1.0, ge=-100, le=100, description="accuracy drop (percentage points) allowed per layer "
-                                                          "in the suggested overrides")
+    max_drop: float = Field(1.0, ge=-100, le=100, description="accuracy drop (percentage points) allowed per layer "
+                                                            "in the suggested overrides")
     importance_batches: PositiveInt = Field(8, le=10_000, description="taylor: batches whose gradients score channels")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "budget" in raw:
+            raise ValueError(f"budget is now max_drop (accuracy budgets are max_drop everywhere): write "
+                             f"max_drop: {raw['budget']}")
+        return raw
 
     @field_validator("ratios")
     @classmethod

@@ -23,8 +23,8 @@ def sensitivity(model: ModelHandle, ctx: StepContext, cfg: SensitivityConfig) ->
     folder = ctx.workdir / "sensitivity"
     result.write_csv(folder / "sensitivity.csv")
     result.plot(folder / "sensitivity.png")
-    suggested = result.suggest(cfg.budget)
-    info = SensitivityFacts(baseline_top1=result.baseline_top1, budget=cfg.budget, suggested_overrides=suggested,
+    suggested = result.suggest(cfg.max_drop)
+    info = SensitivityFacts(baseline_top1=result.baseline_top1, max_drop=cfg.max_drop, suggested_overrides=suggested,
                             rows=[vars(r) for r in result.rows], csv=str(folder / "sensitivity.csv"),
                             plot=str(folder / "sensitivity.png"))
     return StepOutput(model, info=info)

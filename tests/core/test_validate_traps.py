@@ -98,6 +98,13 @@ def test_an_image_folder_without_its_layout(tmp_path: Path) -> None:
     assert "no class folders in train/" in problems(_folder_recipe(tmp_path / "none"))[0]
 
 
+def test_the_old_name_of_an_accuracy_budget_says_its_new_name() -> None:
+    (problem,) = problems(tiny_recipe(steps=[{"sensitivity": {"budget": 0.5}}]))
+    assert problem.startswith("steps[0].sensitivity") and "budget is now max_drop" in problem
+    assert "write max_drop: 0.5" in problem
+    assert validate_raw(tiny_recipe(steps=[{"sensitivity": {"max_drop": 0.5}}])).step_list()[0][1].max_drop == 0.5
+
+
 def test_image_list_files_are_checked_before_the_run(tmp_path: Path) -> None:
     _images(tmp_path, ["pics/a.jpg", "pics/b.png"])
     (tmp_path / "train.csv").write_text("path,label\npics/a.jpg,cat\npics/gone.jpg,dog\n")

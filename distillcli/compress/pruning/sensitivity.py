@@ -45,10 +45,10 @@ class Sensitivity:
     def layers(self) -> list[str]:
         return list(dict.fromkeys(r.layer for r in self.rows))
 
-    def suggest(self, budget: float) -> dict[str, float]:
-        """Per layer, the largest tried ratio whose accuracy drop stays within ``budget``
+    def suggest(self, max_drop: float) -> dict[str, float]:
+        """Per layer, the largest tried ratio whose accuracy drop stays within ``max_drop``
         percentage points (0.0: do not prune it)."""
-        return {layer: max((r.ratio for r in self.rows if r.layer == layer and r.drop <= budget), default=0.0)
+        return {layer: max((r.ratio for r in self.rows if r.layer == layer and r.drop <= max_drop), default=0.0)
                 for layer in self.layers()}
 
     def write_csv(self, path: str | Path) -> None:
