@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distillcli.file_recipe import FileRun, run_on_file
+from distillcli.engine.file_recipe import FileRun, run_on_file
 from distillcli.progress import Progress, SilentProgress
 from distillcli.steps.options import (DistillConfig, EvaluateConfig, ExportConfig, PruneConfig, QuantizeConfig,
                                       StepConfig)
@@ -95,7 +95,7 @@ def distill(student: Model, teacher: Model, config: DistillConfig | dict[str, An
 def run(recipe: str | Path | dict[str, Any], *, out: str | Path | None = None, overrides: list[str] | None = None,
         progress: Progress | None = None, resume: bool = False, force: bool = False) -> Any:
     """Run a recipe (a file, or its contents as a dict) as `distill run` does; returns the run's result."""
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.recipe import apply_override, load_recipe, validate_raw
 
     if isinstance(recipe, dict):

@@ -49,7 +49,7 @@ def base_recipe(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_plain(recipe: dict[str, Any], out: Path) -> dict[str, Any]:
     """A plain recipe through the engine; its final student measured on the test split."""
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.progress import LineProgress
     from distillcli.recipe import validate_raw
 

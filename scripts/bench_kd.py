@@ -36,7 +36,7 @@ from distillcli.data.config import DataConfig
 from distillcli.losses import KDOptions, make_objective
 from distillcli.models.build import build_model, place
 from distillcli.models.handle import ArchSpec
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import make_progress
 from distillcli.recipe import validate_raw
 from distillcli.record import teacher_share

@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from bench_kd import IMAGENET
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import make_progress
 from distillcli.recipe import validate_raw
 

@@ -10,13 +10,13 @@ from typing import Any
 from distillcli.atomic_write import atomic_path
 from distillcli.auto.score import step_cost
 from distillcli.auto.search import SearchResult
+from distillcli.engine.rundir import link_model
 from distillcli.record import StepRecord
-from distillcli.rundir import link_model
 
 
 def measure_final(result: SearchResult, model_file: Path) -> dict[str, Any]:
     """Top-1 and cost of the starting model and of ``model_file`` on the test split, in one process."""
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.progress import SilentProgress
     from distillcli.recipe import validate_raw
 

@@ -16,8 +16,8 @@ successive halving on the fine-tune epochs prunes.
 from __future__ import annotations
 
 import copy
-import os
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -30,43 +30,17 @@ from distillcli.atomic_write import write_text
 from distillcli.auto.config import AutoConfig
 from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
+from distillcli.auto.study import Candidate, candidate, finished, open_study, same_as, trials_done, twins
 from distillcli.auto.trial import TrialObserver, run_trial
+from distillcli.engine.rundir import recipe_differences
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
 from distillcli.facts import LayerSensitivity, SensitivityFacts
 from distillcli.progress import Progress
 from distillcli.record import RunRecord
-from distillcli.rundir import recipe_differences
-
-STUDY = "auto"
-OWN_ATTRS = {"choice", "run_dir", "resume_dir", "retry_of", "resumable"}  # a trial's own, never taken from a twin
 
 
 class TrialFailed(Exception):
     """A candidate that cannot be built (e.g. a layer int8 cannot take): the search goes on."""
-
-
-@dataclass
-class Candidate:
-    number: int
-    state: str  # complete | pruned | failed
-    choice: dict[str, Any]
-    attrs: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        return f"#{self.number}"
-
-    def get(self, key: str) -> Any:
-        return self.attrs.get(key)
-
-    @property
-    def description(self) -> str:
-        return describe(self.choice, self.get("mac_reduction"))
-
-    @property
-    def twin(self) -> int | None:
-        """The earlier trial that built the same pruned model (this one took its outcome)."""
-        return self.attrs.get("same_as")
 
 
 @dataclass
@@ -133,15 +107,15 @@ class Search:
         t0 = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
         write_text(self.out / "auto.yaml", yaml.safe_dump(self.resolved, sort_keys=False))
-        study = self._study()
+        study = open_study(self.out, int(self.base.get("seed", 0)), self.cfg.reduction_factor)
         spent = float(study.user_attrs.get("seconds", 0.0))
         if spent:
-            self.progress.message(f"continuing the search in {self.out} ({_done(study)} trials done, "
+            self.progress.message(f"continuing the search in {self.out} ({trials_done(study)} trials done, "
                                   f"{_minutes(spent)} spent)")
         self.reference = self._reference()
         self._enqueue(study)
         left_s = None if self.seconds_limit is None else self.seconds_limit - spent - (time.perf_counter() - t0)
-        left_n = None if self.trials_limit is None else self.trials_limit - _done(study)
+        left_n = None if self.trials_limit is None else self.trials_limit - trials_done(study)
         self.deadline = None if left_s is None else time.time() + left_s
         self._started, self._spent = t0, spent
         if (left_s is None or left_s > 0) and (left_n is None or left_n > 0):
@@ -150,23 +124,11 @@ class Search:
         else:
             self.progress.message("the budget is spent: no new trials (give a larger --time-budget or --trials to search on)")
         study.set_user_attr("seconds", spent + time.perf_counter() - t0)
-        candidates = _finished(study)
+        candidates = finished(study)
         chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible") and c.twin is None),
                      key=lambda c: (c.get("cost_ratio"), -c.get("top1")), default=None)
         return SearchResult(self.out, self.cfg, self.base, self.reference, candidates, chosen,
                             float(study.user_attrs["seconds"]))
-
-    def _study(self) -> Any:
-        import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        # the accuracy constraint reaches TPE through trial.set_constraint (see _objective)
-        sampler = optuna.samplers.TPESampler(seed=int(self.base.get("seed", 0)))
-        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=self.cfg.reduction_factor)
-        storage = JournalStorage(JournalFileBackend(str(self.out / "study.journal")))
-        return optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner,
-                                   direction="minimize", load_if_exists=True)
 
     def _enqueue(self, study: Any) -> None:
         """The first time: the single techniques to beat. Every time: trials a kill or Ctrl-C cut
@@ -192,7 +154,7 @@ class Search:
     def _reference(self) -> Reference:
         """The starting model on the validation split (and, for channel pruning, its sensitivity)."""
         from distillcli.auto.score import step_cost
-        from distillcli.pipeline import Pipeline
+        from distillcli.engine.pipeline import Pipeline
         from distillcli.progress import SilentProgress
         from distillcli.recipe import validate_raw
         from distillcli.record import StepRecord
@@ -251,7 +213,7 @@ class Search:
         trial.set_user_attr("choice", choice)
         self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else ""))
         observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline,
-                                 _twins(trial.study), {k: choice.get(k) for k in ("epochs", "quantize")})
+                                 twins(trial.study), {k: choice.get(k) for k in ("epochs", "quantize")})
         try:
             record = run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
         except Interrupted:
@@ -260,7 +222,7 @@ class Search:
                 raise
             if observer.stopped == "duplicate":
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-                return _same_as(trial, observer.twin)
+                return same_as(trial, observer.twin)
             trial.set_user_attr("stopped", observer.stopped)
             trial.set_constraint("drop", float(trial.user_attrs.get("drop", math.inf)) - cfg.max_drop)
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -291,7 +253,7 @@ class Search:
         """Progress: what the trial gave, trials done, the best so far, the budget left."""
         spent = self._spent + time.perf_counter() - self._started
         study.set_user_attr("seconds", spent)
-        c = _candidate(trial)
+        c = candidate(trial)
         if c.state == "complete":
             what = (f"top-1 {c.get('top1'):.2f} % ({-c.get('drop'):+.2f} pt), "
                     f"{ratio_text(self.cfg.objective, c.get('cost_ratio'))}" + ("" if c.get("feasible") else
@@ -303,64 +265,18 @@ class Search:
             what = f"failed: {c.get('error')}"
         if c.twin is not None:
             what = f"is the same pruned model as trial {c.twin}: {what}"
-        finished = _finished(study)
-        states = {s: sum(x.state == s for x in finished) for s in ("complete", "pruned", "failed")}
-        best = min((x for x in finished if x.state == "complete" and x.get("feasible")),
+        done = finished(study)
+        states = {s: sum(x.state == s for x in done) for s in ("complete", "pruned", "failed")}
+        best = min((x for x in done if x.state == "complete" and x.get("feasible")),
                    key=lambda x: x.get("cost_ratio"), default=None)
         best_text = (f"best so far #{best.number}: {ratio_text(self.cfg.objective, best.get('cost_ratio'))}, "
                      f"{-best.get('drop'):+.2f} pt" if best else "no candidate within the drop yet")
         if self.seconds_limit is not None:
             left = f"{_minutes(max(0.0, self.seconds_limit - spent))} left"
         else:
-            left = f"{max(0, (self.trials_limit or 0) - _done(study))} trials left"
-        self.progress.message(f"trial {trial.number} {what}\n  {_done(study)} done ({states['complete']} complete, "
+            left = f"{max(0, (self.trials_limit or 0) - trials_done(study))} trials left"
+        self.progress.message(f"trial {trial.number} {what}\n  {trials_done(study)} done ({states['complete']} complete, "
                               f"{states['pruned']} pruned, {states['failed']} failed) | {best_text} | {left}")
-
-
-def _twins(study: Any) -> dict[str, int]:
-    """Pruned models already judged: model key -> the first trial that built it (finished, or
-    stopped by successive halving; not one cut short by the budget or a kill)."""
-    from optuna.trial import TrialState
-
-    out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        halved = t.state == TrialState.PRUNED and t.user_attrs.get("stopped") == "pruned"
-        judged = t.state == TrialState.COMPLETE or halved
-        if judged and "model_key" in t.user_attrs and "same_as" not in t.user_attrs:
-            out.setdefault(t.user_attrs["model_key"], t.number)
-    return out
-
-
-def _same_as(trial: Any, number: int | None) -> float:
-    """A candidate whose pruned model an earlier trial built takes that trial's outcome."""
-    import optuna
-    from optuna.trial import TrialState
-
-    twin = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == number)
-    trial.set_user_attr("same_as", number)
-    for key, value in twin.user_attrs.items():  # its measures and model; this trial keeps its own choice and run
-        if key not in OWN_ATTRS:
-            trial.set_user_attr(key, value)
-    for key, value in twin.constraints.items():
-        trial.set_constraint(key, value)
-    if twin.state == TrialState.PRUNED:
-        raise optuna.TrialPruned(f"the same pruned model as trial {number}")
-    return float(twin.value)
-
-
-def _done(study: Any) -> int:
-    """Trials that count against a trial budget: finished, pruned or failed (not those cut short and queued again)."""
-    retried = set(study.user_attrs.get("retried", []))
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in retried)
-
-
-def _finished(study: Any) -> list[Candidate]:
-    return [_candidate(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-
-
-def _candidate(t: Any) -> Candidate:
-    state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(t.state.name, "failed")
-    return Candidate(t.number, state, dict(t.user_attrs.get("choice") or t.params), dict(t.user_attrs))
 
 
 def _minutes(seconds: float) -> str:

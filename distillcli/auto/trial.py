@@ -79,7 +79,7 @@ class TrialObserver:
 
 def run_trial(recipe: dict[str, Any], run_dir: Path, observer: TrialObserver, resume: bool) -> RunRecord:
     """Run (or continue) the candidate's recipe; every measure on the validation split."""
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.progress import SilentProgress
     from distillcli.recipe import validate_raw
 

@@ -92,7 +92,7 @@ def _budget(time_budget: str | None, trials: int | None, old: str | None) -> str
 def _file_recipe(path: Path, data: str | None, data_root: str | None, overrides: list[str]) -> dict:
     """An auto recipe for a model file: its recorded data, the file as the model to start from."""
     from distillcli.errors import ModelFileError
-    from distillcli.file_recipe import data_options
+    from distillcli.engine.file_recipe import data_options
     from distillcli.recipe import apply_override
 
     if path.suffix != ".pt":

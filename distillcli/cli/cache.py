@@ -135,7 +135,7 @@ def cache_fill(ctx: typer.Context, recipe: Path = typer.Argument(..., metavar="R
     from distillcli.losses.objectives import uses_teacher_features
     from distillcli.models.build import place
     from distillcli.recipe import load_recipe
-    from distillcli.recipe_models import build_from_spec, pretrained_input_of
+    from distillcli.engine.models import build_from_spec, pretrained_input_of
     from distillcli.runtime import resolve_device, seed_everything
     from distillcli.steps import STEPS
     from distillcli.teacher_cache.fill import fill

@@ -1,5 +1,5 @@
 """Commands on a saved model file. Each is a one-step recipe run by the one engine
-(file_recipe.py), so it measures exactly as the same step inside a recipe."""
+(engine/file_recipe.py), so it measures exactly as the same step inside a recipe."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import typer
 
 from distillcli.cli.app import app
 from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
-                                    TrustOpt,
-                                    guarded, progress_for, refuse_overwrite, step_options)
+                                    TrustOpt, guarded, progress_for, refuse_overwrite, step_options)
+from distillcli.cli.step_flags import step_flags
 from distillcli.facts import ExportFacts, PruneFacts, QuantizeFacts
 from distillcli.output import Output, measures_table
+from distillcli.steps.options import ExportConfig, PruneConfig, QuantizeConfig
 
 
 def _before_after(run: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -83,25 +84,11 @@ def _prune_summary(info: PruneFacts) -> str:
 
 @app.command()
 @guarded
+@step_flags(PruneConfig, "sparsity", "channel_ratio", "target_mac_reduction", "method", "importance", "scope",
+            "round_to", "ignore", "schedule", "iterations", "finetune.epochs", lr="finetune.lr",
+            distill="finetune.distill")
 def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt)"),
-          sparsity: Optional[float] = typer.Option(None, "--sparsity", help="fraction of the weights to remove, e.g. "
-                                                   "0.5 (channel: the channel ratio is searched to remove it)"),
-          channel_ratio: Optional[float] = typer.Option(None, "--channel-ratio", help="channel: fraction of every "
-                                                        "layer's channels to remove"),
-          target_mac_reduction: Optional[float] = typer.Option(None, "--target-mac-reduction",
-                                                               help="channel: prune until N times fewer MACs, e.g. 2"),
-          method: str = typer.Option("channel", "--method", help="channel (smaller and faster) | unstructured (sparser)"),
-          importance: str = typer.Option("l1", "--importance", help="channel score: l1 | l2 | bn_scale | taylor"),
-          scope: str = typer.Option("layer", "--scope", help="layer (same ratio everywhere) | global (rank all layers)"),
-          round_to: str = typer.Option("auto", "--round-to", help="keep channel counts a multiple of N; auto: the "
-                                       "device's fast multiple (8 on CPU and CUDA); 1: no rounding"),
-          ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern never pruned (repeatable); "
-                                                     "'stem' = the first convolution"),
-          schedule: str = typer.Option("oneshot", "--schedule", help="oneshot | iterative | gradual (unstructured)"),
-          iterations: Optional[int] = typer.Option(None, "--iterations", help="iterative: prune + fine-tune rounds"),
-          finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="fine-tune epochs after pruning"),
-          lr: Optional[float] = typer.Option(None, "--lr", help="fine-tune learning rate", show_default="0.01"),
-          distill: bool = typer.Option(True, "--distill/--no-distill", metavar="", help="fine-tune by distilling from the unpruned model"),
+          options: dict[str, Any] = ...,
           out: Optional[Path] = typer.Option(None, "--out", help="output model file", show_default="MODEL-pruned.pt"),
           force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
           subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
@@ -111,13 +98,8 @@ def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
     Example: distill prune runs/x/models/student.pt --target-mac-reduction 2 --finetune-epochs 1 --data-root data/
     """
     from distillcli import api
-    from distillcli.steps.prune import PruneConfig
 
-    cfg = step_options(PruneConfig, "prune", method=method, sparsity=sparsity, channel_ratio=channel_ratio,
-                       target_mac_reduction=target_mac_reduction,
-                       importance=importance, scope=scope, round_to=round_to, ignore=ignore, schedule=schedule,
-                       iterations=iterations, finetune={"epochs": finetune_epochs, "distill": distill,
-                                                        **({"lr": lr} if lr is not None else {})})
+    cfg = step_options(PruneConfig, "prune", **options)
     target = out or model.with_name(f"{model.stem}-pruned.pt")
     refuse_overwrite(target, force)
     run = api.prune(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data, data_root=data_root,
@@ -130,7 +112,8 @@ def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
               "curve": [r.model_dump() for r in step.curve]},
              measures_table(f"prune {model.name} ({cfg.method})", _before_after(run)))
     o.info(f"{_prune_summary(info)}\nwritten: {run.output}\nnext: distill eval {run.output}")
-    if finetune_epochs == 0 and run.before is not None and run.before.top1 is not None and run.after.top1 is not None:
+    if (cfg.finetune.epochs == 0 and run.before is not None and run.before.top1 is not None
+            and run.after.top1 is not None):
         drop = run.before.top1 - run.after.top1
         if drop > 0.5:
             sys.stderr.write(f"warning: top-1 fell {drop:.1f} points ({run.before.top1:.2f} -> {run.after.top1:.2f} %) "
@@ -159,19 +142,9 @@ def _quantize_summary(info: QuantizeFacts, before: dict[str, Any], after: dict[s
 
 @app.command()
 @guarded
+@step_flags(QuantizeConfig, "method", "calibration_batches", "skip", "epochs", "lr", "compile", "target")
 def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float model file written by distill (.pt)"),
-             method: str = typer.Option("static", "--method", help="static | dynamic | qat | bf16 | fp16"),
-             calibration_batches: Optional[int] = typer.Option(None, "--calibration-batches", min=1, help="static: "
-                                                               "training batches that calibrate the int8 ranges",
-                                                               show_default="16"),
-             skip: Optional[list[str]] = typer.Option(None, "--skip", help="int8: layer pattern kept in float "
-                                                      "(repeatable), e.g. 'net.conv1'"),
-             epochs: Optional[int] = typer.Option(None, "--epochs", help="qat: fine-tune epochs", show_default="1"),
-             lr: Optional[float] = typer.Option(None, "--lr", help="qat: learning rate", show_default="0.001"),
-             compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", metavar="", help="compile the program "
-                                                     "before measuring it", show_default="int8 only"),
-             target_: str = typer.Option("auto", "--target", help="int8: the machine that will run it: auto (this "
-                                         "one) | avx2 | avx512 (no VNNI: 7-bit activations) | vnni | amx | arm64"),
+             options: dict[str, Any] = ...,
              out: Optional[Path] = typer.Option(None, "--out", help="output file", show_default="MODEL-<method>.pt2"),
              force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
              subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
@@ -184,11 +157,9 @@ def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float mo
     Example: distill quantize runs/x/models/student.pt --data-root data/ --out student-int8.pt2
     """
     from distillcli import api
-    from distillcli.steps.quantize import QuantizeConfig
 
-    cfg = step_options(QuantizeConfig, "quantize", method=method, calibration_batches=calibration_batches,
-                       skip=skip, epochs=epochs, lr=lr, compile=compile_, target=target_)
-    target = (out or model.with_name(f"{model.stem}-{method}")).with_suffix(".pt2")
+    cfg = step_options(QuantizeConfig, "quantize", **options)
+    target = (out or model.with_name(f"{model.stem}-{cfg.method}")).with_suffix(".pt2")
     refuse_overwrite(target, force)
     run = api.quantize(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data,
                       data_root=data_root, device=device, latency=not no_latency, threads=threads, val_subset=subset)
@@ -198,21 +169,16 @@ def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float mo
     o = Output(as_json, quiet)
     o.result({"source": str(model), "output": str(run.output), "before": before, "after": after,
               "info": info.model_dump(mode="json"), "curve": [r.model_dump() for r in run.record.steps[-1].curve]},
-             measures_table(f"quantize {model.name} ({method})", [("float", before), (run.model.precision, after)]))
+             measures_table(f"quantize {model.name} ({cfg.method})", [("float", before), (run.model.precision, after)]))
     o.info(f"{_quantize_summary(info, before, after)}\nwritten: {run.output}\nnext: distill eval {run.output}")
 
 
 @app.command()
 @guarded
+@step_flags(ExportConfig, "format", "int8", "calibration_batches")
 def export(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt, or a .pt2 "
                                         "program)"),
-           format_: str = typer.Option("onnx", "--format", help="file format (`distill list formats`): onnx, a .pt2 "
-                                       "program, or an .aoti package of it (loads in a fraction of a second, machine "
-                                       "code, opt-in to load)"),
-           int8: bool = typer.Option(False, "--int8", metavar="", help="onnx: int8 by onnxruntime (static, QDQ, per channel), "
-                                     "calibrated on the training data"),
-           calibration_batches: int = typer.Option(16, "--calibration-batches", min=1, max=100_000,
-                                                   help="--int8: training batches that calibrate the ranges"),
+           options: dict[str, Any] = ...,
            out: Optional[Path] = typer.Option(None, "--out", help="output file",
                                               show_default="MODEL-export.<format>, MODEL-int8.onnx with --int8"),
            force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
@@ -232,19 +198,19 @@ def export(model: Path = typer.Argument(..., metavar="MODEL", help="a model file
     from distillcli import api
     from distillcli.modelfile.formats import FORMATS
     from distillcli.report.markdown import human_bytes
-    from distillcli.steps.export import ExportConfig
 
-    target = (out or model.with_name(f"{model.stem}-{'int8' if int8 else 'export'}")).with_suffix(f".{format_}")
+    chosen = step_options(ExportConfig, "export", **options)
+    target = (out or model.with_name(f"{model.stem}-{'int8' if chosen.int8 else 'export'}")).with_suffix(
+        f".{chosen.format}")
     refuse_overwrite(target, force)
-    cfg = step_options(ExportConfig, "export", format=format_, int8=int8, calibration_batches=calibration_batches,
-                       name=target.with_suffix(f".{format_}").name, evaluate=False)
+    cfg = step_options(ExportConfig, "export", **options, name=target.name, evaluate=False)
     progress = progress_for(quiet, as_json)
     if device not in ("auto", "cpu"):
         progress.message(f"note: export runs on the CPU; --device {device} is not used")
     run = api.export(model, cfg, folder=target.parent, progress=progress, trust_code=trust_code, data=data,
                      data_root=data_root, device="cpu", threads=threads, latency=False, val_subset=subset)
     assert isinstance(run.info, ExportFacts)
-    info = run.info.model_copy(update={"file": str(target.with_suffix(f".{format_}"))})
+    info = run.info.model_copy(update={"file": str(target)})
     fmt = FORMATS.get(info.format)
     Output(as_json, quiet).result(info.model_dump(mode="json", exclude={"step"}), (
         f"wrote {info.file} ({info.format}, {info.precision}, {human_bytes(info.file_bytes)})\n"

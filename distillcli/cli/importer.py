@@ -106,7 +106,7 @@ def import_(checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="a
         o.result(result, f"wrote {written}: {arch}, {handle.arch.num_classes} classes, all {imported.keys} checkpoint "
                          f"tensors used\nnext: distill eval {written} --data NAME --data-root DIR")
         return
-    from distillcli.file_recipe import run_on_file
+    from distillcli.engine.file_recipe import run_on_file
     from distillcli.steps.options import EvaluateConfig
 
     run = run_on_file(written, "evaluate", EvaluateConfig(), progress_for(quiet, as_json), data=data,

@@ -9,7 +9,7 @@ import typer
 from distillcli.cli.app import app
 from distillcli.cli.options import ForceOpt, guarded, refuse_overwrite
 from distillcli.output import Output
-from distillcli.templates import TEMPLATES
+from distillcli.cli.templates import TEMPLATES
 
 
 @app.command()

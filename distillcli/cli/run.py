@@ -105,9 +105,9 @@ def run(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the recipe YA
     Example: distill run recipes/vgg16_cifar10.yaml --set steps.0.epochs=1 --device cpu
     """
     from distillcli.errors import OptionError
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.recipe import load_recipe
-    from distillcli.rundir import default_run_dir
+    from distillcli.engine.rundir import default_run_dir
 
     r = load_recipe(recipe, _overrides(set_, device, seed, threads) + (["trust_code=true"] if trust_code else []))
     if resume is not None and out is not None and resume.resolve() != out.resolve():
@@ -116,7 +116,7 @@ def run(recipe: Path = typer.Argument(..., metavar="RECIPE", help="the recipe YA
         raise OptionError("--resume continues a run and --force replaces it", "give one of them")
     if dry_run:
         from distillcli.models.sources import trusting_code
-        from distillcli.plan import plan as make_plan
+        from distillcli.engine.plan import plan as make_plan
 
         with trusting_code(r.trust_code):
             plan = make_plan(r, resume or out or default_run_dir(r.name), force=force, resume=resume is not None)
@@ -163,7 +163,7 @@ def resume(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="a run di
     Example: distill resume runs/quickstart-20261201-120000
     """
     from distillcli.errors import RunDirError
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.recipe import load_recipe
 
     if not (run_dir / "recipe.yaml").is_file():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -11,19 +11,17 @@ from distillcli.cli.app import app
 from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt,
                                     ThreadsOpt, TrustOpt, guarded, progress_for, refuse_overwrite, renamed,
                                     step_options)
+from distillcli.cli.step_flags import step_flags
 from distillcli.facts import SensitivityFacts
 from distillcli.output import Output
+from distillcli.steps.options import SensitivityConfig
 
 
 @app.command()
 @guarded
+@step_flags(SensitivityConfig, "ratios", "importance", "ignore", "max_drop")
 def sensitivity(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt)"),
-                ratios: str = typer.Option("0.25,0.5,0.75", "--ratios", help="comma-separated fractions of a layer's "
-                                           "channels to remove"),
-                importance: str = typer.Option("l1", "--importance", help="l1 | l2 | bn_scale | taylor"),
-                ignore: Optional[list[str]] = typer.Option(None, "--ignore", help="layer pattern to skip (repeatable)"),
-                max_drop: float = typer.Option(1.0, "--max-drop", help="the most top-1 (percentage points) a layer "
-                                               "may lose at its suggested ratio"),
+                options: dict[str, Any] = ...,
                 budget: Optional[float] = renamed("--budget", "--max-drop"),
                 out: Path = typer.Option(Path("sensitivity"), "--out", help="folder for sensitivity.csv and .png"),
                 force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
@@ -37,20 +35,11 @@ def sensitivity(model: Path = typer.Argument(..., metavar="MODEL", help="a model
     from rich.table import Table
 
     from distillcli.compress.pruning import overrides_yaml
-    from distillcli.errors import OptionError
-    from distillcli.file_recipe import run_on_file
-    from distillcli.steps.sensitivity import SensitivityConfig
+    from distillcli.engine.file_recipe import run_on_file
 
-    max_drop = budget if budget is not None else max_drop
-    try:
-        fractions = [float(r) for r in ratios.split(",") if r.strip()]
-    except ValueError:
-        fractions = []
-    if not fractions or not all(0 < r < 1 for r in fractions):
-        raise OptionError(f"--ratios {ratios!r}: expected comma-separated fractions in (0, 1)",
-                          "e.g. --ratios 0.25,0.5,0.75")
-    cfg = step_options(SensitivityConfig, "sensitivity", ratios=fractions, importance=importance, ignore=ignore,
-                       max_drop=max_drop)
+    if budget is not None:
+        options["max_drop"] = budget
+    cfg = step_options(SensitivityConfig, "sensitivity", **options)
     refuse_overwrite(out / "sensitivity.csv", force)
     run = run_on_file(model, "sensitivity", cfg, progress_for(quiet, as_json), workdir=out.parent / f".{out.name}.work",
                       trust_code=trust_code, data=data, data_root=data_root, device=device, threads=threads,
@@ -59,16 +48,16 @@ def sensitivity(model: Path = typer.Argument(..., metavar="MODEL", help="a model
     info = _move_results(run.info, out)
     suggested = info.suggested_overrides
     table = Table(title=f"sensitivity of {model.name} (unpruned top-1 {info.baseline_top1:.2f} %)")
-    for col in ["layer", "channels", *[f"top-1 @{r:g}" for r in fractions], "suggested"]:
+    for col in ["layer", "channels", *[f"top-1 @{r:g}" for r in cfg.ratios], "suggested"]:
         table.add_column(col, justify="left" if col == "layer" else "right")
     for layer in suggested:
         rows = {r.ratio: r for r in info.rows if r.layer == layer}
-        table.add_row(layer, str(rows[fractions[0]].channels), *[f"{rows[r].top1:.2f}" for r in fractions],
+        table.add_row(layer, str(rows[cfg.ratios[0]].channels), *[f"{rows[r].top1:.2f}" for r in cfg.ratios],
                       f"{suggested[layer]:g}")
     o = Output(as_json, quiet)
     o.result({"model": str(model), **info.model_dump(mode="json", exclude={"step"})}, table)
     o.info(f"wrote {info.csv} and {info.plot}\n"
-           f"per-layer ratios within a {max_drop:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
+           f"per-layer ratios within a {cfg.max_drop:g}-point drop, for the prune step:\n{overrides_yaml(suggested)}")
 
 
 def _move_results(info: SensitivityFacts, out: Path) -> SensitivityFacts:

@@ -19,7 +19,7 @@ MAX_LR = 1e12  # absurd, but finite: tests make training diverge on purpose with
 class OptimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(1, ge=1, le=MAX_EPOCHS)
+    epochs: int = Field(1, ge=1, le=MAX_EPOCHS, description="passes over the training data (qat: of the fine-tune)")
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.1, gt=0, le=MAX_LR, description="peak learning rate")
     momentum: float = Field(0.9, ge=0, lt=1)

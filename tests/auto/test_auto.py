@@ -28,7 +28,7 @@ def _search(teacher: Path, out: Path, budget: str = "3 trials", **auto):
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory) -> Path:
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.progress import SilentProgress
     from distillcli.recipe import validate_raw
 
@@ -60,7 +60,7 @@ class SpyLoader:
 def searched(teacher, tmp_path_factory):
     """One search whose test split is watched: (out, summary, draws from the test split)."""
     import distillcli.auto.run as auto_run
-    import distillcli.pipeline as pipeline
+    import distillcli.engine.pipeline as pipeline
 
     draws: list[bool] = []
     final: list[bool] = []
@@ -113,7 +113,7 @@ def test_test_split_is_never_used_to_choose(searched):
 
 
 def test_best_yaml_validates_and_reruns_to_the_same_model(searched, tmp_path):
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.progress import SilentProgress
     from distillcli.recipe import load_recipe
 
@@ -138,11 +138,11 @@ def test_budget_in_trials_and_time_is_respected(teacher, tmp_path):
 def test_a_latency_ratio_divides_by_the_start_timed_beside_the_candidate(teacher, tmp_path, monkeypatch):
     """The machine's load drifts over a search: each trial's speed-up comes from its own run, where the
     starting model is timed in alternation with the candidate, not from one timing at the start."""
-    import distillcli.pipeline as pipeline
+    import distillcli.engine.measuring as measuring
 
     timed = []
-    interleaved = pipeline.interleaved_latency
-    monkeypatch.setattr(pipeline, "interleaved_latency", lambda *a, **kw: timed.append(a[3]) or interleaved(*a, **kw))
+    interleaved = measuring.interleaved_latency
+    monkeypatch.setattr(measuring, "interleaved_latency", lambda *a, **kw: timed.append(a[3]) or interleaved(*a, **kw))
     out = tmp_path / "lat"
     _, _, summary = _search(teacher, out, budget="1 trial", objective="latency", batch_size=4,
                             quantize=["none"], max_drop=100.0)

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from distillcli.cli import app
-from distillcli.templates import TEMPLATES
+from distillcli.cli.templates import TEMPLATES
 from tests.conftest import run_in_one_process
 
 ROOT = Path(__file__).resolve().parents[2]

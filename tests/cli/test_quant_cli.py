@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from distillcli.cli import app
-from distillcli.file_recipe import run_on_file
+from distillcli.engine.file_recipe import run_on_file
 from distillcli.progress import SilentProgress
 from distillcli.steps.evaluate import EvaluateConfig
 from tests.conftest import run_cli, save_tiny_model

@@ -13,7 +13,7 @@ from distillcli.errors import OptionError
 from distillcli.measure import evaluate
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
 from distillcli.steps import STEPS, StepContext

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import validate_raw
 from tests.conftest import tiny_recipe

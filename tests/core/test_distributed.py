@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
 from tests.conftest import run_cli, tiny_recipe

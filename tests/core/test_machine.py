@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from distillcli.errors import ModelFileError
-from distillcli.file_recipe import run_on_file
+from distillcli.engine.file_recipe import run_on_file
 from distillcli.machine import Machine, difference, file_note, this_machine
 from distillcli.modelfile import file_header, load_model, save_model
 from distillcli.models.build import build_model

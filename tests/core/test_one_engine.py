@@ -8,8 +8,8 @@ import json
 import pytest
 
 from distillcli.errors import RecipeError
-from distillcli.file_recipe import run_on_file
-from distillcli.pipeline import Pipeline
+from distillcli.engine.file_recipe import run_on_file
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
 from distillcli.record import RunRecord, metrics_schema

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distillcli.recipe_models import build_from_spec
+from distillcli.engine.models import build_from_spec
 from distillcli.data import load_data
 from distillcli.measure import evaluate
 from distillcli.recipe import load_recipe

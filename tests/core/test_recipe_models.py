@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from distillcli.modelfile import file_header, load_model, save_model
-from distillcli.recipe_models import build_from_spec, student_from_teacher
+from distillcli.engine.models import build_from_spec, student_from_teacher
 from distillcli.data import load_data
 from distillcli.recipe import validate_raw
 from tests.conftest import tiny_recipe

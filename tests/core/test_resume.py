@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from distillcli.errors import Interrupted, RunDirError, RunFailure
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
 from distillcli.record import comparable

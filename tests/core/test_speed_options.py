@@ -15,7 +15,7 @@ from distillcli.errors import OptionError
 from distillcli.losses import make_objective
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import validate_raw
 from distillcli.runtime import resolve_precision, resolve_round_to

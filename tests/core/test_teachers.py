@@ -17,7 +17,7 @@ from distillcli.modelfile import file_header, save_model
 from distillcli.models.build import build_model
 from distillcli.models.ensemble import TeacherEnsemble
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
 from distillcli.record import comparable

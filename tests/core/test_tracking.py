@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from distillcli.errors import OptionError
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
 from tests.conftest import tiny_recipe

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from distillcli.cli import app
 from distillcli.errors import RecipeError
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
 from tests.conftest import tiny_recipe

@@ -17,11 +17,11 @@ from distillcli.data.folder import resolve_workers
 from distillcli.data.loaders import PAD, FolderLoader
 from distillcli.errors import DataError
 from distillcli.modelfile import read_header
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
 from distillcli.models.sources import PretrainedInput
-from distillcli.recipe_models import pretrained_input_of
+from distillcli.engine.models import pretrained_input_of
 from tests.conftest import tiny_recipe
 
 

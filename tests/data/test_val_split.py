@@ -11,7 +11,7 @@ import torch
 from distillcli.data import DataBundle, DataConfig, load_data
 from distillcli.data.datasets import split_off
 from distillcli.errors import DataError, RecipeError
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
 from tests.conftest import tiny_recipe

@@ -8,7 +8,7 @@ import pytest
 
 from distillcli.errors import RecipeError
 from distillcli.losses.kd import KDTerm
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, recipe_schema, recipe_to_dict, validate_raw
 from distillcli.steps.distill import DistillConfig

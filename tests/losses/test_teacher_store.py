@@ -150,7 +150,7 @@ def resume_recipe() -> dict:
 
 
 def test_a_run_resumed_mid_epoch_with_the_store_equals_the_uninterrupted_one(tmp_path, monkeypatch):
-    from distillcli.pipeline import Pipeline
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.progress import SilentProgress
     from distillcli.recipe import load_recipe
     from tests.core.test_resume import Kill, kill_at

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
 from tests.conftest import tiny_recipe

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from distillcli.cli import app
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
 from distillcli.record import SCHEMA_VERSION, EpochRecord, RunRecord

@@ -16,7 +16,7 @@ from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.pipeline import Pipeline
+from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe
 from distillcli.steps import STEPS, StepContext

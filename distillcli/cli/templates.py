@@ -14,6 +14,11 @@ _CPU = """\
 # The schedules are CPU budgets (12-20 epochs); published accuracies take 100-200 epochs on a GPU:
 # raise `epochs` and run with --device cuda.
 """
+_RUN = """\
+name: $stem
+seed: 0
+device: auto                  # auto | cpu | cuda | cuda:N | mps
+"""
 _TAIL = """\
 report: {latency_batches: [1, 64]}  # latency measured at batch 1 and 64 after every step
 checkpoint: {every_epochs: 1}  # `distill resume RUN_DIR` continues from the last one
@@ -69,10 +74,7 @@ CIFAR = Template("CIFAR-10, the teacher trained first", _HEAD + """\
 # CIFAR-10: 50,000 training and 10,000 test images, 32x32, 10 classes. Its python version
 # (cifar-10-batches-py/, about 170 MB, from https://www.cs.toronto.edu/~kriz/cifar.html) goes into
 # data.root; or set `download: true` and the first run fetches it there.
-""" + _CPU + """\
-name: $stem
-seed: 0
-device: auto                  # auto | cpu | cuda | cuda:N | mps
+""" + _CPU + _RUN + """\
 data:
   name: cifar10               # or cifar100 (100 classes; cifar-100-python/ in root)
   root: data/cifar10          # the folder holding cifar-10-batches-py/
@@ -90,10 +92,7 @@ IMAGEFOLDER = Template("your images, a folder per class", _HEAD + """\
 # Your images, a folder per class, in a training and a validation split with the same class folders:
 #   photos/train/cat/001.jpg  photos/train/dog/002.png ...  photos/val/cat/...  photos/val/dog/...
 # (.jpg .jpeg .png .bmp .ppm .pgm .tif .webp). The number of classes is the number of folders.
-""" + _CPU + """\
-name: $stem
-seed: 0
-device: auto                  # auto | cpu | cuda | cuda:N | mps
+""" + _CPU + _RUN + """\
 data:
   name: imagefolder
   root: photos/               # the folder holding train/ and val/
@@ -114,10 +113,7 @@ CHECKPOINT = Template("a trained teacher's weights file, CIFAR-10", _HEAD + """\
 # saved into weights/ beside this file. Any state_dict file (.pth/.pt/.th, .safetensors) of the
 # named arch works the same way, as does a model file written by distill (it records its own arch).
 # CIFAR-10 goes into data.root as in `distill init --template cifar`.
-""" + _CPU + """\
-name: $stem
-seed: 0
-device: auto                  # auto | cpu | cuda | cuda:N | mps
+""" + _CPU + _RUN + """\
 data:
   name: cifar10
   root: data/cifar10          # the folder holding cifar-10-batches-py/
@@ -144,10 +140,7 @@ def _pretrained(zoo: str, weights: str, cache: str, teacher: str, student: str) 
 # starts from ImageNet weights: `{weights}` downloads them once into {cache} (needs internet that
 # first time), or give the path of a local checkpoint of the unmodified model (offline). Its
 # classifier is resized to your classes and fine-tuned first.
-""" + _CPU + """\
-name: $stem
-seed: 0
-device: auto                  # auto | cpu | cuda | cuda:N | mps
+""" + _CPU + _RUN + """\
 """ + _PHOTOS + f"""\
 teacher:
   arch: "{zoo}:{teacher}"  # any {zoo} model: `distill list models {zoo}:`

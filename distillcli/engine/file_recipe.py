@@ -78,8 +78,8 @@ def run_on_file(path: Path, kind: str, options: StepConfig, progress: Progress, 
                 workdir: Path | None = None, note_machine: bool = False, **recipe_options: Any) -> FileRun:
     """Run step ``kind`` on the model in ``path``; ``output``: where the resulting model goes;
     ``note_machine``: first say on stderr when this machine is not the one the file was made for."""
+    from distillcli.engine.pipeline import Pipeline
     from distillcli.machine import file_note, this_machine
-    from distillcli.pipeline import Pipeline
 
     if note_machine and (note := file_note(read_header(path), path.name, this_machine())):
         sys.stderr.write(note + "\n")

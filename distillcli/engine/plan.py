@@ -8,10 +8,10 @@ from typing import Any
 from torch import nn
 
 from distillcli.data import load_data
+from distillcli.engine.models import build_from_spec, build_teacher, pretrained_input_of, student_from_teacher
+from distillcli.engine.rundir import check_out_dir
 from distillcli.measure import count_macs, count_params
 from distillcli.recipe import RecipeBase, recipe_to_dict
-from distillcli.recipe_models import build_from_spec, build_teacher, pretrained_input_of, student_from_teacher
-from distillcli.rundir import check_out_dir
 from distillcli.runtime import Distributed, resolve_device
 
 

@@ -1,0 +1,98 @@
+"""The Optuna study as the search reads and writes it: its storage (study.journal), each finished
+trial as a ``Candidate``, the trials that count against a budget, and twins (trials that built the
+same pruned model as an earlier one, and take its outcome)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distillcli.auto.space import describe
+
+STUDY = "auto"
+OWN_ATTRS = {"choice", "run_dir", "resume_dir", "retry_of", "resumable"}  # a trial's own, never taken from a twin
+
+
+@dataclass
+class Candidate:
+    number: int
+    state: str  # complete | pruned | failed
+    choice: dict[str, Any]
+    attrs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"#{self.number}"
+
+    def get(self, key: str) -> Any:
+        return self.attrs.get(key)
+
+    @property
+    def description(self) -> str:
+        return describe(self.choice, self.get("mac_reduction"))
+
+    @property
+    def twin(self) -> int | None:
+        """The earlier trial that built the same pruned model (this one took its outcome)."""
+        return self.attrs.get("same_as")
+
+
+def open_study(out: Path, seed: int, reduction_factor: int) -> Any:
+    """The search's study in ``out``, created on the first run and continued on the next ones."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    # the accuracy constraint reaches TPE through trial.set_constraint (see Search._objective)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=reduction_factor)
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    return optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner,
+                               direction="minimize", load_if_exists=True)
+
+
+def twins(study: Any) -> dict[str, int]:
+    """Pruned models already judged: model key -> the first trial that built it (finished, or
+    stopped by successive halving; not one cut short by the budget or a kill)."""
+    from optuna.trial import TrialState
+
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        halved = t.state == TrialState.PRUNED and t.user_attrs.get("stopped") == "pruned"
+        judged = t.state == TrialState.COMPLETE or halved
+        if judged and "model_key" in t.user_attrs and "same_as" not in t.user_attrs:
+            out.setdefault(t.user_attrs["model_key"], t.number)
+    return out
+
+
+def same_as(trial: Any, number: int | None) -> float:
+    """A candidate whose pruned model an earlier trial built takes that trial's outcome."""
+    import optuna
+    from optuna.trial import TrialState
+
+    twin = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == number)
+    trial.set_user_attr("same_as", number)
+    for key, value in twin.user_attrs.items():  # its measures and model; this trial keeps its own choice and run
+        if key not in OWN_ATTRS:
+            trial.set_user_attr(key, value)
+    for key, value in twin.constraints.items():
+        trial.set_constraint(key, value)
+    if twin.state == TrialState.PRUNED:
+        raise optuna.TrialPruned(f"the same pruned model as trial {number}")
+    return float(twin.value)
+
+
+def trials_done(study: Any) -> int:
+    """Trials that count against a trial budget: finished, pruned or failed (not those cut short and queued again)."""
+    retried = set(study.user_attrs.get("retried", []))
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in retried)
+
+
+def finished(study: Any) -> list[Candidate]:
+    return [candidate(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+
+
+def candidate(t: Any) -> Candidate:
+    state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(t.state.name, "failed")
+    return Candidate(t.number, state, dict(t.user_attrs.get("choice") or t.params), dict(t.user_attrs))
