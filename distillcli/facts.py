@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillcli.machine import Target
-from distillcli.steps.options import Method
 
 Precision = Literal["fp32", "bf16", "fp16", "int8"]
+Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]  # how the quantize step stores the model
 
 
 class _Facts(BaseModel):

@@ -6,6 +6,7 @@ able to ask for gigabytes of images or a million loader processes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,6 +25,17 @@ CROP_FRACTION = 0.875  # evaluation from LARGE_IMAGE px: the centre crop's share
 Count = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
 # finite and bounded; a std's sign is checked where the dataset's channels are known (datasets.resolve_norm)
 Norm = list[Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False)]]
+
+
+@dataclass(frozen=True)
+class PretrainedInput:
+    """How a model's pretrained weights expect images: what the data transforms default to."""
+
+    mean: list[float]
+    std: list[float]
+    size: int  # square input side
+    interpolation: str = "bilinear"  # resizing: bilinear | bicubic | nearest
+    crop_fraction: float = CROP_FRACTION  # evaluation: the centre crop's share of the resized image
 
 
 class DataConfig(BaseModel):

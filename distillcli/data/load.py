@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from distillcli.data.bundle import DataBundle
-from distillcli.data.config import IMAGENET_MEAN, IMAGENET_STD, DataConfig
+from distillcli.data.config import IMAGENET_MEAN, IMAGENET_STD, DataConfig, PretrainedInput
 from distillcli.data.registry import DATASETS, unused_keys
 from distillcli.errors import OptionError
-from distillcli.models.sources import PretrainedInput
 
 
 def load_data(

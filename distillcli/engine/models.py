@@ -14,7 +14,8 @@ from distillcli.modelfile.header import is_model_payload
 from distillcli.models.build import build_model
 from distillcli.models.ensemble import ensemble_handle
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.models.sources import PretrainedInput, pretrained_input
+from distillcli.data.config import PretrainedInput
+from distillcli.models.sources import pretrained_input
 
 
 def _arch(spec, data: DataBundle) -> ArchSpec:

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from distillcli.data.config import IMAGENET_MEAN, IMAGENET_STD
+from distillcli.data.config import IMAGENET_MEAN, IMAGENET_STD, PretrainedInput
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.modelfile.foreign import load_foreign_state, read_weights
 from distillcli.models.build import backbone, build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
-from distillcli.models.sources import PretrainedInput, architecture_only, pretrained_input
+from distillcli.models.sources import architecture_only, pretrained_input
 
 
 def default_input(arch: str) -> PretrainedInput:

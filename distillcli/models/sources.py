@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from pydantic import ConfigDict, Field
 
+from distillcli.data.config import PretrainedInput
 from distillcli.errors import DistillError, OptionError, UnknownNameError
 from distillcli.models.registry import MODELS, ModelOptions
 from distillcli.registry import Entry, Registry, closest, matching
@@ -55,17 +56,6 @@ class SourceEntry(Entry):
     runs_user_code: bool = False  # building imports code the user names: only with their consent
     weight_options: tuple[str, ...] = ()  # options that only fetch weights (dropped where a file holds them)
     pretrained_input: str | None = None  # "module:function": name -> the PretrainedInput its weights expect, or None
-
-
-@dataclass(frozen=True)
-class PretrainedInput:
-    """How a model's pretrained weights expect images: what the data transforms default to."""
-
-    mean: list[float]
-    std: list[float]
-    size: int  # square input side
-    interpolation: str = "bilinear"  # resizing: bilinear | bicubic | nearest
-    crop_fraction: float = 0.875  # evaluation: the centre crop's share of the resized image
 
 
 SOURCES: Registry[SourceEntry] = Registry("model source", SourceEntry, [

@@ -9,9 +9,8 @@ from typing import Any
 
 from torch import nn
 
-from distillcli.data.config import INTERPOLATIONS
+from distillcli.data.config import INTERPOLATIONS, PretrainedInput
 from distillcli.errors import ModelFileError
-from distillcli.models.sources import PretrainedInput
 
 
 def build_timm(name: str, num_classes: int, in_channels: int = 3, pretrained: bool | str = False,

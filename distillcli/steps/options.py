@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from distillcli.compress.choices import IMPORTANCES, ImportanceName, Reduce
+from distillcli.facts import Method
 from distillcli.modelfile.formats import exportable
 from distillcli.losses.options import KDOptions, SelfDistillOptions
 from distillcli.losses.specs import LossTerm, loss_problems, parse_loss
@@ -150,7 +151,6 @@ class ShareConfig(StepConfig, OptimConfig, SelfDistillOptions):
                                                      "cluster size)")
 
 
-Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]
 # `compile` is the program's here (the QAT loop itself runs eager), so it is not a training option
 _TRAINING = (set(OptimConfig.model_fields) - {"compile"}) | set(SelfDistillOptions.model_fields)
 

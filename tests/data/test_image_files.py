@@ -20,7 +20,7 @@ from distillcli.modelfile import read_header
 from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import load_recipe, validate_raw
-from distillcli.models.sources import PretrainedInput
+from distillcli.data.config import PretrainedInput
 from distillcli.engine.models import pretrained_input_of
 from tests.conftest import tiny_recipe
 
