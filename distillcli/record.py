@@ -182,8 +182,9 @@ class DataInfo(_Record):
     input_shape: list[int]
     train_samples: int
     test_samples: int = Field(description="the test split (0: not looked at, measured_on: val)")
-    val_samples: int = Field(0, description="the validation split data.val_split holds out of the training data "
-                                            "(0: off)")
+    val_samples: int = Field(0, description="the validation split data.val_split holds out (0: off)")
+    val_from: Literal["train", "test"] = Field("train", description="the split it is held out of (test: the test "
+                                               "measures use the rest of the test split)")
     measured_on: Literal["test", "val"] = Field(
         "test", description="the split every step's measures were taken on: test, or val (a search comparing "
                             "candidates, which never looks at the test split)")
@@ -280,10 +281,9 @@ def best_epoch(curve: list[EpochRecord]) -> BestEpoch | None:
 
 # What legitimately differs between two runs of the same recipe and seed: times, the machine's
 # load, where the run lives and how it was started or resumed.
-RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "teacher_seconds", "latency_ms", "latency_iqr_ms", "first_call_s",
-                          "started",
-                          "finished", "resumed", "dir", "recipe_file", "load_average", "checkpoint_writes",
-                          "checkpoint_seconds", "teacher_cache"})
+RUN_SPECIFIC = frozenset({"seconds", "measure_seconds", "images_per_s", "teacher_seconds", "latency_ms", "latency_iqr_ms",
+                          "first_call_s", "started", "finished", "resumed", "dir", "recipe_file", "load_average",
+                          "checkpoint_writes", "checkpoint_seconds", "teacher_cache"})
 
 
 def comparable(metrics: Any) -> Any:

@@ -43,8 +43,12 @@ class AutoConfig(BaseModel):
     budget: str = Field("60m", description="wall-clock time (90m, 2h, 45s) or a number of trials (30 trials), "
                         "over every rerun of the search")
     batch_size: int = Field(64, ge=1, le=4096, description="latency: the batch size it is measured at")
-    val_split: float = Field(0.1, gt=0, le=0.5, description="share of the training data held out to compare "
-                             "candidates on (data.val_split, unless the data section sets it)")
+    val_split: float = Field(0.1, gt=0, le=0.5, description="share of the data held out to compare candidates on "
+                             "(data.val_split, unless the data section sets it)")
+    val_from: Literal["train", "test"] = Field(
+        "train", description="the split val_split is held out of (data.val_from, unless the data section sets it): "
+                             "test when the starting model trained on all the training data; the final measures "
+                             "then use the rest of the test split")
     max_epochs: int = Field(9, ge=1, le=1000, description="the longest KD fine-tune a candidate gets")
     reduction_factor: int = Field(3, ge=2, le=10, description="successive halving: a rung keeps 1 in this many "
                                   "candidates, and fine-tune lengths grow by this factor (1, 3, 9 ...)")

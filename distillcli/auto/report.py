@@ -69,7 +69,7 @@ def summary(result: SearchResult, test: dict[str, Any] | None, files: dict[str, 
     return {
         "objective": cfg.objective, "max_drop": cfg.max_drop, "budget": cfg.budget, "seconds": round(result.seconds, 1),
         "batch_size": cfg.batch_size if cfg.objective == "latency" else None,
-        "chosen_on": "val_split",  # candidates are compared on the share held out of the training data
+        "chosen_on": f"val_split of {result.base['data']['val_from']}",  # the share candidates are compared on
         "start": {"val_top1": result.reference.top1, "cost": result.reference.cost,
                   "warning": seen_warning(result.reference)},
         "trials": {s: states.count(s) for s in ("complete", "pruned", "failed")},

@@ -34,8 +34,9 @@ def seen_warning(ref: Reference) -> str | None:
     return (f"the starting model scores {ref.top1:.2f} % on the held-out split: it has most likely trained on "
             "those images (a model trained on the whole training set has), so a fine-tuned candidate loses that "
             "memorisation and its drop reads larger there than on the test split; the search will turn down "
-            "candidates that would pass. Start from a model trained with the same data.val_split, or compare "
-            "best.val with best.test in auto.json")
+            "candidates that would pass. Set auto.val_from: test (compare on a share of the test split, measure on the "
+            "rest), start from a model trained with the same data.val_split, or compare best.val with best.test in "
+            "auto.json")
 
 
 def step_cost(step: StepRecord, objective: str, batch: int) -> float | None:

@@ -75,6 +75,7 @@ class Search:
         data = base.setdefault("data", {})
         data.setdefault("name", DataConfig().name)  # a recipe without data: the default dataset, named
         data.setdefault("val_split", cfg.val_split)
+        data.setdefault("val_from", cfg.val_from)
         self.base, self.cfg, self.out, self.progress = base, cfg, out, progress
         self.resolved = {**base, "auto": cfg.model_dump(mode="json")}
         self.seconds_limit, self.trials_limit = cfg.limits()

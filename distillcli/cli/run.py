@@ -136,7 +136,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 
     lines = [f"plan for {plan['name']}: device {plan['device']}, data {plan['data']['name']} "
              f"({plan['data']['train_samples']} train / {plan['data']['test_samples']} test images"
-             + (f", {plan['data']['val_samples']} val held out of train by val_split" if plan['data']['val_samples']
+             + (f", {plan['data']['val_samples']} val held out of {plan['data']['val_from']} by val_split" if plan['data']['val_samples']
                 else "") + ")"]
     for role in ("teacher", "student"):
         m = plan["models"].get(role)

@@ -58,6 +58,10 @@ class DataConfig(BaseModel):
         None, description="hold out this share of the training samples (0 < share <= 0.5; class-stratified, fixed "
                           "by the seed) to choose on per epoch; the validation/test split then only measures "
                           "final models")
+    val_from: Literal["train", "test"] = Field(
+        "train", description="where val_split's share comes from: train (held out of the training data), or test "
+                             "(the same share of the test split for every seed, for a start model that saw all the "
+                             "training data; the test measures then use the rest)")
     augment: Literal["auto", "standard", "crop", "none"] = Field(
         "auto", description="standard: random crop + horizontal flip; crop: crop only; auto: the dataset's default. "
                             f"Images below {LARGE_IMAGE} px get a pad-4 crop, image files at {LARGE_IMAGE} px and "
@@ -90,6 +94,12 @@ class DataConfig(BaseModel):
                                                                                              "channels")
     train_size: Count | None = Field(None, description="synthetic only: training samples")
     val_size: Count | None = Field(None, description="synthetic only: validation samples")
+
+    @model_validator(mode="after")
+    def _val_from_needs_a_share(self) -> "DataConfig":
+        if self.val_from == "test" and self.val_split is None:
+            raise ValueError("val_from: test holds out data.val_split of the test split; set val_split, e.g. 0.5")
+        return self
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> "DataConfig":

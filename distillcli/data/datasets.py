@@ -7,6 +7,7 @@ A builder is ``builder(cfg, device, seed, channels_last) -> DataBundle``, declar
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -64,7 +65,7 @@ def split_off(labels: Tensor, share: float, seed: int) -> tuple[Tensor, Tensor]:
     n = labels.numel()
     total = int(share * n + 0.5)
     if total < 1:
-        raise DataError(f"data.val_split {share:g} of {n} training sample(s) holds out none",
+        raise DataError(f"data.val_split {share:g} of {n} sample(s) holds out none",
                         "raise data.val_split or use more training samples (data.train_subset)")
     counts = torch.bincount(labels).double()
     exact = counts * share
@@ -85,6 +86,31 @@ def split_off(labels: Tensor, share: float, seed: int) -> tuple[Tensor, Tensor]:
     return keep.nonzero().squeeze(1), held.sort().values
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """Positions kept in the training and test splits, and those the validation split takes from the
+    split ``source`` names (all None: no validation split)."""
+
+    train: Tensor | None = None
+    test: Tensor | None = None
+    val: Tensor | None = None
+    source: str = "train"
+
+
+TEST_SPLIT_SEED = 0  # val_from: test draws its share with this seed: one split for every run and search
+
+
+def held_out(cfg: DataConfig, seed: int, train_labels: Tensor, test_labels: Tensor) -> HeldOut:
+    """The validation split ``data.val_split`` asks for, from ``data.val_from``'s split."""
+    if cfg.val_split is None:
+        return HeldOut()
+    if cfg.val_from == "test":
+        keep, held = split_off(test_labels, cfg.val_split, TEST_SPLIT_SEED)
+        return HeldOut(test=keep, val=held, source="test")
+    keep, held = split_off(train_labels, cfg.val_split, seed)
+    return HeldOut(train=keep, val=held)
+
+
 def tensor_bundle(
     cfg: DataConfig,
     device: torch.device,
@@ -101,7 +127,8 @@ def tensor_bundle(
     """Bundle in-memory uint8 splits (images (N, C, H, W), int64 labels) into TensorLoaders.
 
     With ``data.val_split`` a share of the (subset) training samples becomes ``select``; both
-    loaders then yield the samples' indices in the training split.
+    loaders then yield the samples' indices in the training split (``val_from: test``: a share of
+    the test samples, which leave ``val``).
     """
     (train_x, train_y), (val_x, val_y) = train, val
     channels = train_x.shape[1]
@@ -109,17 +136,21 @@ def tensor_bundle(
     n_train, n_val = subset_size(cfg.train_subset, len(train_y)), subset_size(cfg.val_subset, len(val_y))
     train_x, train_y = train_x[:n_train], train_y[:n_train]
     where = {"seed": seed, "device": device, "channels_last": channels_last}
-    keep, select = None, None
-    if cfg.val_split is not None:
-        keep, held = split_off(train_y, cfg.val_split, seed)
-        select = TensorLoader(train_x[held], train_y[held], cfg.eval_batch_size, ids=held, **where)
-        train_x, train_y = train_x[keep], train_y[keep]
+    val_x, val_y = val_x[:n_val], val_y[:n_val]
+    split, select = held_out(cfg, seed, train_y, val_y), None
+    if split.val is not None:
+        x, y = (val_x, val_y) if split.source == "test" else (train_x, train_y)
+        select = TensorLoader(x[split.val], y[split.val], cfg.eval_batch_size, ids=split.val, **where)
+    if split.train is not None:
+        train_x, train_y = train_x[split.train], train_y[split.train]
+    if split.test is not None:
+        val_x, val_y = val_x[split.test], val_y[split.test]
     return DataBundle(
         name=cfg.name,
         train=TensorLoader(train_x, train_y, cfg.batch_size, shuffle=True,
-                           augment=resolve_augment(cfg, default_augment), ids=keep, replay=cfg.augment_replay,
-                           **where),
-        val=TensorLoader(val_x[:n_val], val_y[:n_val], cfg.eval_batch_size, **where),
+                           augment=resolve_augment(cfg, default_augment), ids=split.train,
+                           replay=cfg.augment_replay, **where),
+        val=TensorLoader(val_x, val_y, cfg.eval_batch_size, **where),
         select=select,
         num_classes=len(class_names),
         class_names=class_names,

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Subset
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import (CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD, LARGE_IMAGE, MAX_AUTO_WORKERS, SMALL_SPLIT,
                                     DataConfig)
-from distillcli.data.datasets import resolve_augment, resolve_norm, split_off, subset_size
+from distillcli.data.datasets import resolve_augment, resolve_norm, held_out, subset_size
 from distillcli.data.images import ResizedCropFlip, Transform, Unreadable, decode, eval_transform
 from distillcli.data.loaders import FolderLoader
 from distillcli.errors import DataError
@@ -130,15 +130,21 @@ def image_bundle(cfg: DataConfig, device: torch.device, seed: int, channels_last
         )
 
     train_data, select = _first(IndexedImages(train, None if per_image else evaluate), cfg.train_subset), None
+    test_data = _first(IndexedImages(val, evaluate), cfg.val_subset)
     train_indices = list(range(len(train_data)))
-    if cfg.val_split is not None:  # Subsets keep the index in train/, so both splits yield it
-        keep, held = split_off(torch.tensor(train.targets[: len(train_data)]), cfg.val_split, seed)
-        select = loader(Subset(IndexedImages(train, evaluate), held.tolist()), cfg.eval_batch_size, False)
-        train_data, train_indices = Subset(train_data, keep.tolist()), keep.tolist()
+    split = held_out(cfg, seed, torch.tensor(train.targets[: len(train_data)]),
+                     torch.tensor(val.targets[: len(test_data)]))  # type: ignore[arg-type]
+    if split.val is not None:  # Subsets keep the index in their split, so both loaders yield it
+        source = val if split.source == "test" else train
+        select = loader(Subset(IndexedImages(source, evaluate), split.val.tolist()), cfg.eval_batch_size, False)
+    if split.train is not None:
+        train_data, train_indices = Subset(train_data, split.train.tolist()), split.train.tolist()
+    if split.test is not None:
+        test_data = Subset(test_data, split.test.tolist())
     return DataBundle(
         name=cfg.name,
         train=loader(train_data, cfg.batch_size, True, train_indices),
-        val=loader(_first(IndexedImages(val, evaluate), cfg.val_subset), cfg.eval_batch_size, False),
+        val=loader(test_data, cfg.eval_batch_size, False),
         select=select,
         num_classes=len(train.classes),
         class_names=list(train.classes),

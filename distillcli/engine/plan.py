@@ -46,6 +46,7 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
     return {"name": r.name, "device": str(device), "run_dir": str(run_dir) if run_dir else None,
             "data": {"name": data.name, "train_samples": data.train.num_samples,
                      "test_samples": data.val.num_samples, "input_shape": list(data.input_shape),
-                     "val_samples": data.select.num_samples if data.select is not None else 0},
+                     "val_samples": data.select.num_samples if data.select is not None else 0,
+                     "val_from": r.data.val_from},
             "models": models, "steps": steps}
 

@@ -46,6 +46,7 @@ def new_record(recipe: RecipeBase, recipe_dict: dict[str, Any], data: DataBundle
                      input_shape=list(data.input_shape), train_samples=data.train.num_samples,
                      test_samples=0 if on_val_split else data.val.num_samples,
                      val_samples=data.select.num_samples if data.select is not None else 0,
+                     val_from=recipe.data.val_from,
                      measured_on="val" if on_val_split else "test")
     return RunRecord(run=info, data=about)
 

@@ -9,7 +9,7 @@ from typing import NamedTuple, Sequence
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
 from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, latency_note, measured_on, ms, pct,
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, held_from, latency_note, measured_on, ms, pct,
                                        points, size_ratio, speed_ratio, spread, training_note, within_noise)
 
 STYLE = """
@@ -177,7 +177,7 @@ def _header(record: RunRecord) -> str:
              ("seed", str(run.seed)), ("duration", duration(run.seconds)),
              ("started / finished", f"{run.started or '-'} / {run.finished or '-'}"),
              ("data", f"{data.name}: {data.num_classes} classes, {data.train_samples} train / "
-                      + (f"{data.val_samples} val (held out of the training data) / " if data.val_samples else "")
+                      + (f"{data.val_samples} val (held out of the {held_from(data)} data) / " if data.val_samples else "")
                       + f"{data.test_samples} test samples, input {'x'.join(map(str, data.input_shape))}"),
              ("versions", ", ".join(f"{k} {v}" for k, v in run.versions.items()) or "-"),
              ("machine", run.machine.describe() if run.machine else "-"),

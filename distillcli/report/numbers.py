@@ -75,10 +75,15 @@ def latency_note(run: RunInfo) -> str:
             f"{run.cpu_count or '?'} cores.")
 
 
+def held_from(data: DataInfo) -> str:
+    """The split the validation split is held out of, in words."""
+    return "training" if data.val_from == "train" else "test"
+
+
 def measured_on(data: DataInfo) -> str:
     """The split the steps' measures were taken on, with its size."""
     if data.measured_on == "val":
-        return f"the validation split ({data.val_samples} training images data.val_split holds out)"
+        return f"the validation split ({data.val_samples} {held_from(data)} images data.val_split holds out)"
     return f"the test split ({data.test_samples} images)"
 
 

@@ -104,7 +104,7 @@ def test_search_writes_table_chart_and_best(searched):
 def test_test_split_is_never_used_to_choose(searched):
     out, summary, draws = searched
     assert draws and all(draws), "the test split was read outside the final measurement"
-    assert summary["chosen_on"] == "val_split"
+    assert summary["chosen_on"] == "val_split of train"
     for metrics in (out / "trials").glob("*/metrics.json"):
         record = json.loads(metrics.read_text())
         assert record["data"]["measured_on"] == "val"

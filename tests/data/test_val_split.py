@@ -68,6 +68,21 @@ def test_imagefolder_holds_out_the_same_way(tmp_path) -> None:
     assert torch.bincount(select_labels).tolist() == [2, 2] and bundle.select.augment == "none"
 
 
+def test_val_from_test_compares_on_a_fixed_share_of_the_test_split_and_measures_on_the_rest() -> None:
+    def bundle(seed: int) -> DataBundle:
+        return load_data(DataConfig(name="synthetic", num_classes=4, image_size=8, train_size=64, val_size=40,
+                                    batch_size=32, val_split=0.5, val_from="test"), seed=seed)
+
+    a, b = bundle(0), bundle(7)
+    assert (a.train.num_samples, a.select.num_samples, a.val.num_samples) == (64, 20, 20)  # training untouched
+    select, _ = yielded(a.select)
+    assert torch.equal(select, yielded(b.select)[0])  # the same share for every seed
+    measured, chosen = ({tuple(image.flatten().tolist()) for x, _, _ in loader for image in x} for loader in (a.val, a.select))
+    assert not measured & chosen and len(measured | chosen) == 40  # disjoint halves of the 40 test images
+    with pytest.raises(RecipeError, match="val_from"):
+        validate_raw(tiny_recipe(data={"name": "synthetic", "val_from": "test"}))
+
+
 def test_training_chooses_on_the_held_out_split(tmp_path, write_recipe, one_thread) -> None:
     raw = tiny_recipe(teacher=None, steps=[{"train": {"epochs": 2, "lr": 0.05}}], report={"latency": False})
     raw["data"]["val_split"] = 0.2
