@@ -24,6 +24,7 @@ from bench_kd import IMAGENET
 from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import make_progress
 from distillcli.recipe import validate_raw
+from distillcli.record import RunRecord
 
 TERM_KEYS = {"T": "temperature"}
 
@@ -45,6 +46,16 @@ def recipe(args: argparse.Namespace, label: str, term: dict, seed: int, store: P
     teacher = {"arch": "resnet56", "checkpoint": args.teacher, "strip_prefix": "module.", **IMAGENET}
     return {"name": name, "seed": seed, "device": args.device, "data": data, "student": {"arch": "resnet20"},
             "teacher": teacher, "cache_dir": str(store), "steps": [{"distill": step}]}
+
+
+def search_run(raw: dict, run_dir: Path) -> RunRecord:
+    """The candidate's run, measured on the held-out share; a finished run is read back, an
+    interrupted one resumes where it stopped."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file() and json.loads(metrics.read_text())["run"]["status"] == "ok":
+        return RunRecord.model_validate_json(metrics.read_text())
+    return Pipeline(validate_raw(raw), make_progress(quiet=False), out=run_dir, resume=run_dir.exists(),
+                    measure_on_val_split=True).run().record
 
 
 def main() -> None:
@@ -69,10 +80,7 @@ def main() -> None:
         val = []
         for seed in range(args.seeds):
             raw = recipe(args, text, term, seed, runs_dir / "teacher_store")
-            run_dir = runs_dir / raw["name"]  # an interrupted search resumes where it stopped
-            result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=run_dir,
-                              resume=run_dir.exists(), measure_on_val_split=True).run()
-            step = result.record.steps[-1]
+            step = search_run(raw, runs_dir / raw["name"]).steps[-1]
             val.append(step.measures.top1)
             first = next(r for r in step.curve if r.val_top1 is not None)
             rows.append({"candidate": text, "term": term, "seed": seed, "val_top1": step.measures.top1,

@@ -130,12 +130,11 @@ def cache_fill(ctx: typer.Context, recipe: Path = typer.Argument(..., metavar="R
 
     Example: distill cache fill recipes/resnet56_resnet20_cifar10.yaml --device cuda
     """
-    from distillcli.data import load_data
     from distillcli.errors import OptionError
     from distillcli.losses.objectives import uses_teacher_features
     from distillcli.models.build import place
     from distillcli.recipe import load_recipe
-    from distillcli.engine.models import build_from_spec, pretrained_input_of
+    from distillcli.engine.models import build_teacher, recipe_data
     from distillcli.runtime import resolve_device, seed_everything
     from distillcli.steps import STEPS
     from distillcli.teacher_cache.fill import fill
@@ -149,7 +148,7 @@ def cache_fill(ctx: typer.Context, recipe: Path = typer.Argument(..., metavar="R
     seed_everything(r.seed)  # as a run does: a teacher without a checkpoint starts the same
     dev = resolve_device(r.device)
     out, progress = Output(as_json, quiet), progress_for(quiet, as_json)
-    data = load_data(r.data, device=dev, seed=r.seed, channels_last=r.channels_last, pretrained=pretrained_input_of(r))
+    data = recipe_data(r, dev)
     steps, notes = [], []
     for index, (kind, cfg) in enumerate(r.step_list()):
         if not STEPS.get(kind).keeps_teacher and cfg.model == "teacher":
@@ -162,7 +161,7 @@ def cache_fill(ctx: typer.Context, recipe: Path = typer.Argument(..., metavar="R
                           + (f" ({notes[0]})" if notes else ""),
                           "give the recipe a loaded teacher (teacher.checkpoint) and a distill step without "
                           "teacher_cache: off or feature terms")
-    teacher = place(build_from_spec(r.teacher, data).module, dev, channels_last=True)
+    teacher = place(build_teacher(r, data).module, dev, channels_last=True)  # type: ignore[union-attr]
     loader = data.train
     cache_dir = _root(Path(r.cache_dir) if r.cache_dir else None)
     store = open_store(teacher, "required", loader, data.num_classes, cache_dir, 1, progress.message)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import torch
+
+from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.modelfile import kind_suffixes, load_model
@@ -23,6 +26,13 @@ def _arch(spec, data: DataBundle) -> ArchSpec:
     std = spec.std if spec.std is not None else data.std
     return ArchSpec(name=spec.arch, num_classes=spec.num_classes or data.num_classes,
                     in_channels=data.input_shape[0], mean=list(mean), std=list(std), kwargs=dict(spec.args))
+
+
+def recipe_data(recipe, device: torch.device) -> DataBundle:
+    """The recipe's data as every engine entry point (a run, --dry-run, cache fill) loads it: photos
+    take their defaults from the recipe's pretrained model (``pretrained_input_of``)."""
+    return load_data(recipe.data, device=device, seed=recipe.seed, channels_last=recipe.channels_last,
+                     pretrained=pretrained_input_of(recipe))
 
 
 def pretrained_input_of(recipe) -> PretrainedInput | None:

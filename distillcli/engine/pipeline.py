@@ -19,11 +19,9 @@ from typing import Any
 
 import torch
 
-from distillcli.data import load_data
 from distillcli.engine.interrupt import InterruptHandler
 from distillcli.engine.measuring import Measuring
-from distillcli.engine.models import (build_from_spec, build_teacher, pretrained_input_of, source_file,
-                                      student_from_teacher)
+from distillcli.engine.models import build_from_spec, build_teacher, recipe_data, source_file, student_from_teacher
 from distillcli.engine.outputs import RunOutputs
 from distillcli.engine.run_state import RunState
 from distillcli.engine.rundir import check_out_dir, default_run_dir
@@ -110,8 +108,7 @@ class Pipeline:
             summary_writer_class()  # a missing tensorboard fails the run (every process) before anything is written
         self.dist.start(device)
         self.device = device
-        self.data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last,
-                              pretrained=pretrained_input_of(r))
+        self.data = recipe_data(r, device)
         if self.measure_on_val_split:
             selection = self.data.selection_only()
             if selection is None:

@@ -7,8 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from distillcli.data import load_data
-from distillcli.engine.models import build_from_spec, build_teacher, pretrained_input_of, student_from_teacher
+from distillcli.engine.models import build_from_spec, build_teacher, recipe_data, student_from_teacher
 from distillcli.engine.rundir import check_out_dir
 from distillcli.measure import count_macs, count_params
 from distillcli.recipe import RecipeBase, recipe_to_dict
@@ -20,7 +19,7 @@ def plan(r: RecipeBase, run_dir: Path | None, force: bool = False, resume: bool 
     if run_dir is not None:
         check_out_dir(run_dir, recipe_to_dict(r), force, resume)
     device = resolve_device(r.device, Distributed.from_env())
-    data = load_data(r.data, device=device, seed=r.seed, channels_last=r.channels_last, pretrained=pretrained_input_of(r))
+    data = recipe_data(r, device)
     teacher = build_teacher(r, data)
     student = (student_from_teacher(r.student, teacher, data) if r.student.from_ == "teacher" and teacher
                else build_from_spec(r.student, data))
