@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillcli.modelfile.foreign import load_foreign_weights
+from distillcli.models.weights import load_foreign_weights
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 

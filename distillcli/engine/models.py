@@ -11,8 +11,8 @@ from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.errors import ModelFileError, OptionError
 from distillcli.modelfile import kind_suffixes, load_model
-from distillcli.modelfile.eager import model_from_payload, safe_torch_load
-from distillcli.modelfile.foreign import load_foreign_state
+from distillcli.modelfile.eager import model_from_payload
+from distillcli.models.weights import load_foreign_state, safe_torch_load
 from distillcli.modelfile.header import is_model_payload
 from distillcli.models.build import build_model
 from distillcli.models.ensemble import ensemble_handle

@@ -1,6 +1,6 @@
 """Model files: save and load a model of any kind, safely. Each format is one entry of
 ``modelfile.formats.FORMATS`` (torch-free: its suffix, model format and modules); foreign checkpoints (a
-bare state_dict, safetensors) load through ``modelfile.foreign``. The rest is fetched on first use.
+bare state_dict, safetensors) load through ``models.weights``. The rest is fetched on first use.
 """
 
 from distillcli.lazy import lazy_exports

@@ -10,10 +10,7 @@ import copy
 import dataclasses
 import io
 import json
-import pickle
-import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +19,12 @@ from torch import nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import DistillError, ModelFileError
-from distillcli.modelfile.header import DAMAGED_HINT, ModelFile, check_format, check_model_path, recorded_model
+from distillcli.modelfile.header import DAMAGED_HINT, ModelFile, check_format, recorded_model
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.models.structure import apply_structure, capture_structure
 from distillcli.models.sources import architecture_only
+from distillcli.models.weights import load_state, safe_torch_load
 
 
 def save_eager(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
@@ -43,50 +41,6 @@ def save_eager(handle: ModelHandle, header: dict[str, Any], path: Path) -> None:
 
 def load_eager(path: Path) -> ModelFile:
     return model_from_payload(safe_torch_load(path), path)
-
-
-def safe_torch_load(path: str | Path) -> Any:
-    """torch.load that never runs code from the file and explains every failure."""
-    path = Path(path)
-    check_model_path(path)
-    _check_expansion(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        if not found:  # text or junk that happens to start like a pickle
-            raise ModelFileError(
-                f"refused to load {path}: it is corrupt, not a PyTorch file, or holds objects other than tensors "
-                f"and plain data ({(str(e).splitlines() or [''])[0][:120]})",
-                "re-create or re-download the file; a partial copy is the usual cause",
-            ) from None
-        raise ModelFileError(
-            f"refused to load {path}: it would import {found.group(1)}, and loading it could run code from the file",
-            "only load files from a source you trust; re-save the weights as a plain state_dict "
-            "(torch.save(model.state_dict(), path)) and load that instead",
-        ) from None
-    except Exception as e:  # empty, text, truncated or another format: torch.load fails in many ways
-        first = (str(e).splitlines() or [""])[0][:160]
-        first = first if isinstance(e, RuntimeError) and first else f"{type(e).__name__}: {first}".rstrip(": ")
-        raise ModelFileError(
-            f"cannot read {path}: the file is corrupt or not a PyTorch file ({first})",
-            "re-create or re-download the file; a partial copy is the usual cause",
-        ) from None
-
-
-def _check_expansion(path: Path) -> None:
-    """PyTorch writes uncompressed zip archives; a compressed one can expand a small file into
-    gigabytes of tensors (a zip bomb), so refuse archives that declare far more than they hold."""
-    try:
-        if not zipfile.is_zipfile(path):
-            return
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return  # torch.load reports it
-    if declared > 2 * path.stat().st_size + (16 << 20):
-        raise ModelFileError(f"refused to load {path}: its compressed contents expand to {declared / 2**30:.1f} GiB",
-                             "PyTorch writes uncompressed files; re-save it with torch.save")
 
 
 def model_from_payload(payload: Any, path: Path) -> ModelFile:
@@ -174,42 +128,3 @@ def _check_gather_indices(model: nn.Module, path: Path) -> None:
                                      DAMAGED_HINT)
 
 
-def _fillable(key: str, model: nn.Module) -> bool:
-    """Keys a foreign checkpoint may lack because they are derived, not learned."""
-    if key.endswith("num_batches_tracked"):
-        return True
-    owner, _, buffer = key.rpartition(".")
-    try:
-        module = model.get_submodule(owner)
-    except AttributeError:
-        return False
-    return buffer in getattr(module, "derived_buffers", ())
-
-
-def _describe(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, allow_fill: bool = False) -> None:
-    """load_state_dict with one message naming every missing, unexpected and wrong-shaped key."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not (allow_fill and _fillable(k, model))]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} (file {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_describe(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_describe(unexpected)}")
-        if shapes:
-            parts.append(f"wrong shapes: {_describe(shapes)}")
-        raise ModelFileError(
-            f"the weights in {source} do not fit the model: " + "; ".join(parts),
-            "check the architecture (arch, depth, width, num_classes); for a foreign checkpoint set "
-            "strip_prefix (e.g. 'module.') and key_map (e.g. {fc: linear}) so its names match",
-        )
-    merged = {k: state[k] if k in state else own[k] for k in own}
-    model.load_state_dict(merged, strict=True)

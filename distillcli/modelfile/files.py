@@ -45,7 +45,7 @@ def read_header(path: str | Path) -> dict[str, Any]:
         mf = load_model(path)
         handle = mf.handle
         return {**header_fields(handle.format, handle.precision, handle.info), "metrics": mf.metrics, "data": mf.data}
-    from distillcli.modelfile.eager import safe_torch_load
+    from distillcli.models.weights import safe_torch_load
 
     payload = safe_torch_load(path)
     check_format(payload, path)

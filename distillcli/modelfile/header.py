@@ -125,15 +125,6 @@ _ARCH_FIELDS = {"name", "num_classes", "in_channels", "mean", "std", "kwargs", "
 DAMAGED_HINT = "the file is damaged or was not written by distillcli; re-create it from the run or command that made it"
 
 
-def check_model_path(path: Path) -> None:
-    """Refuse a missing path or a folder before any loader opens it."""
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a directory, not a model file",
-                             "give the model file itself (runs write them to runs/<run>/models/NAME.pt)")
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}", "check the path (runs write models to runs/<run>/models/)")
-
-
 def validate_header(payload: dict[str, Any], path: Path) -> None:
     """Check the type and range of every recorded field, so that a damaged or crafted file is
     refused here, naming the field, instead of failing later inside model building."""

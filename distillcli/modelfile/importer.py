@@ -17,7 +17,7 @@ from torch import nn
 
 from distillcli.data.config import IMAGENET_MEAN, IMAGENET_STD, PretrainedInput
 from distillcli.errors import ModelFileError, OptionError
-from distillcli.modelfile.foreign import load_foreign_state, read_weights
+from distillcli.models.weights import load_foreign_state, read_weights
 from distillcli.models.build import backbone, build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.models.sources import architecture_only, pretrained_input

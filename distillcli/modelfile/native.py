@@ -28,7 +28,8 @@ from torch import Tensor
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import CompressionError, ModelFileError
-from distillcli.modelfile.header import ModelFile, check_format, check_model_path, header_fields, recorded_model
+from distillcli.models.weights import check_model_path
+from distillcli.modelfile.header import ModelFile, check_format, header_fields, recorded_model
 from distillcli.modelfile.program import ProgramModule, holds_int8, int8_kernels
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.quiet import quiet

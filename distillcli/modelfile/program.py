@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from distillcli.atomic_write import atomic_path
 from distillcli.errors import CompressionError, ModelFileError
-from distillcli.modelfile.header import ModelFile, check_format, check_model_path, recorded_model
+from distillcli.models.weights import check_model_path
+from distillcli.modelfile.header import ModelFile, check_format, recorded_model
 from distillcli.modelfile.pt2_check import HEADER_NAME, check_archive
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.quiet import quiet

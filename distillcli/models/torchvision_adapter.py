@@ -40,7 +40,7 @@ def build_torchvision(name: str, num_classes: int, in_channels: int = 3, weights
             "without internet",
         ) from exc
     if weights is not None and hub is None:
-        from distillcli.modelfile.foreign import load_foreign_weights
+        from distillcli.models.weights import load_foreign_weights
 
         load_foreign_weights(model, weights)
     _replace_head(model, num_classes)

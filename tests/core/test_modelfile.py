@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from distillcli.modelfile import file_header, load_model, save_model
-from distillcli.modelfile.foreign import load_foreign_weights
+from distillcli.models.weights import load_foreign_weights
 from distillcli.errors import ModelFileError
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
