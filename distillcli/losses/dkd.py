@@ -9,7 +9,7 @@ The paper's CIFAR-100 setting is alpha = 1, beta = 8, T = 4, with the DKD term w
 over the first 20 epochs (it is large early on and would swamp the cross-entropy). Its authors use
 beta = 2 for ResNet-56 -> ResNet-20, and here beta = 8 collapsed that pair to chance level on a
 15-epoch CIFAR-10 schedule while beta = 2 trained it (docs/benchmarks.md): 2 is the default.
-T is the step's temperature unless the term sets its own.
+T is the term's own temperature, else the step's, else 4.
 Hard labels come from a separate ``ce`` term (``loss: dkd`` adds one with weight 1, as the paper).
 """
 

@@ -39,16 +39,18 @@ class Outputs:
 @dataclass
 class TermContext:
     teacher: nn.Module | None
-    temperature: float  # the step-level KD options, used where a term leaves its own unset
+    temperature: float | None  # the step-level KD options, used where a term leaves its own unset
     alpha: float
     label_smoothing: float
     probe: Callable[[list[str], list[str]], tuple[dict[str, Tensor], dict[str, Tensor]]]
     """(student layer names, teacher layer names) -> their features on a dry forward."""
 
     def resolve(self, opts: BaseModel, key: str) -> float:
-        """The term's own ``temperature`` / ``alpha``, or the step's where the term leaves it unset."""
-        own = getattr(opts, key)
-        return getattr(self, key) if own is None else own
+        """The term's own ``temperature`` / ``alpha``, else the step's, else (temperature) its method's."""
+        for value in (getattr(opts, key), getattr(self, key)):
+            if value is not None:
+                return value
+        return type(opts).default_temperature  # type: ignore[attr-defined]
 
 
 class Term:

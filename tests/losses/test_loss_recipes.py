@@ -117,6 +117,24 @@ def test_a_loss_that_never_trains_the_classifier_is_refused():
     assert "no term trains the classifier" in text
 
 
+@pytest.mark.parametrize(("loss", "temperature"), [("kd", 4.0), ("dkd", 4.0), ("dist", 1.0)])
+def test_without_a_temperature_in_the_recipe_each_method_softens_by_its_own_default(loss, temperature):
+    from torch import nn
+
+    from distillcli.losses import make_objective
+
+    cfg = DistillConfig(loss=loss)
+    soft = [t for _, t in make_objective(cfg.loss, nn.Linear(2, 3), cfg).terms if hasattr(t, "temperature")]
+    assert [t.temperature for t in soft] == [temperature]
+
+
+def test_dist_defaults_are_the_setting_chosen_on_held_out_data():
+    from distillcli.losses.options import DISTOptions
+
+    options = DISTOptions()
+    assert (options.beta, options.gamma, options.temperature, DISTOptions.default_temperature) == (1.0, 1.0, None, 1.0)
+
+
 def test_dkd_defaults_to_the_beta_that_trains_the_shipped_pair():
     from distillcli.losses.options import DKDOptions
 
