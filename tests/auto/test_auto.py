@@ -60,11 +60,11 @@ class SpyLoader:
 def searched(teacher, tmp_path_factory):
     """One search whose test split is watched: (out, summary, draws from the test split)."""
     import distillcli.auto.run as auto_run
-    import distillcli.engine.pipeline as pipeline
+    import distillcli.engine.models as engine_models  # where every run loads its data (recipe_data)
 
     draws: list[bool] = []
     final: list[bool] = []
-    load, measure = pipeline.load_data, auto_run.measure_final
+    load, measure = engine_models.load_data, auto_run.measure_final
 
     def spied_load(*a, **kw):
         bundle = load(*a, **kw)
@@ -78,12 +78,12 @@ def searched(teacher, tmp_path_factory):
         finally:
             final.clear()
 
-    pipeline.load_data, auto_run.measure_final = spied_load, spied_measure
+    engine_models.load_data, auto_run.measure_final = spied_load, spied_measure
     try:
         out = tmp_path_factory.mktemp("auto") / "out"
         _, _, summary = _search(teacher, out)
     finally:
-        pipeline.load_data, auto_run.measure_final = load, measure
+        engine_models.load_data, auto_run.measure_final = load, measure
     return out, summary, draws
 
 
