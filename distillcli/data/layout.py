@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 from distillcli.data.config import DataConfig
-from distillcli.data.list_rows import read_lists
+from distillcli.data.list_rows import listing, read_lists
 from distillcli.errors import DataError
 
 # what torchvision's ImageFolder reads (torchvision.datasets.folder.IMG_EXTENSIONS)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-_SHOWN = 5  # names listed per finding
 
 
 def list_file_problems(cfg: DataConfig) -> list[str]:
@@ -46,14 +45,14 @@ def image_folder_problems(cfg: DataConfig) -> list[str]:
                 missing.append(f"no class folders in {split}/")
             empty = [name for name in classes[split] if not _has_image(folder / name)]
             if empty:
-                missing.append(f"class folders without images in {split}/: {_listing(empty)}")
+                missing.append(f"class folders without images in {split}/: {listing(empty, ', ')}")
     except OSError as e:
         return [f"data.root: {root!r} cannot be read ({e.strerror or e})"]
     if len(classes) == 2 and all(classes.values()) and classes["train"] != classes["val"]:
         for split, other in (("train", "val"), ("val", "train")):
             only = sorted(set(classes[split]) - set(classes[other]))
             if only:
-                missing.append(f"classes only in {split}/: {_listing(only)}")
+                missing.append(f"classes only in {split}/: {listing(only, ', ')}")
     if not missing:
         return []
     return [f"data.root: {root!r} is not an image folder ({'; '.join(missing)}); lay it out as "
@@ -67,7 +66,3 @@ def _has_image(folder: Path) -> bool:
             return True
     return False
 
-
-def _listing(names: list[str]) -> str:
-    more = len(names) - _SHOWN
-    return ", ".join(names[:_SHOWN]) + (f" and {more} more" if more > 0 else "")

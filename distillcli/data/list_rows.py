@@ -32,9 +32,10 @@ class ImageList:
         return [label for _, label in self.samples]
 
 
-def _listing(items: list[str]) -> str:
+def listing(items: list[str], sep: str = "; ") -> str:
+    """The first SHOWN items and how many more: what an error names."""
     more = len(items) - SHOWN
-    return "; ".join(items[:SHOWN]) + (f" and {more} more" if more > 0 else "")
+    return sep.join(items[:SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
 def _is_header(path: str) -> bool:
@@ -69,7 +70,7 @@ def read_list(path: Path) -> list[Row]:
         else:
             rows.append((fields[0], fields[1], number))
     if bad:
-        raise DataError(f"csv: {path}: {len(bad)} line(s) are not `path,label`: {_listing(bad)}", FORMAT_HINT)
+        raise DataError(f"csv: {path}: {len(bad)} line(s) are not `path,label`: {listing(bad)}", FORMAT_HINT)
     if not rows:
         raise DataError(f"csv: {path} lists no images", FORMAT_HINT)
     return rows
@@ -89,7 +90,7 @@ def label_index(train: list[Row], val: list[Row], where: Path) -> tuple[list[str
     names = sorted({label for _, label, _ in train})
     unknown = sorted({label for _, label, _ in val} - set(names))
     if unknown:
-        raise DataError(f"csv: the validation list has classes the training list lacks: {_listing(unknown)}",
+        raise DataError(f"csv: the validation list has classes the training list lacks: {listing(unknown)}",
                         "give every validation class training images too (or check the labels' spelling)")
     return names, {name: i for i, name in enumerate(names)}
 
@@ -109,6 +110,6 @@ def read_lists(cfg: DataConfig) -> list[ImageList]:
                     if not os.path.isfile(file)]
         splits.append(ImageList(samples, classes))
     if missing:
-        raise DataError(f"csv: {len(missing)} listed image file(s) not found under {root}: {_listing(missing)}",
+        raise DataError(f"csv: {len(missing)} listed image file(s) not found under {root}: {listing(missing)}",
                         "fix the paths (relative to data.root) or remove their lines from the list")
     return splits
