@@ -60,6 +60,14 @@ class CompressionError(DistillError):
     """A compression cannot be applied as asked (e.g. an op that cannot be quantized)."""
 
 
+class TargetUnreachable(CompressionError):
+    """A pruning target past what the layers allowed to shrink can give; ``reachable``: the most they give."""
+
+    def __init__(self, message: str, hint: str, reachable: float) -> None:
+        super().__init__(message, hint)
+        self.reachable = reachable
+
+
 class RunFailure(DistillError):
     """Something failed while running (not the user's input): exit code 1."""
 

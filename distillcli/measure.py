@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -136,24 +136,31 @@ def latency_stats(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...
     return statistics.median(times), q3 - q1
 
 
+def alternated_latency(models: Sequence[Callable[[Tensor], Tensor]], input_shape: tuple[int, ...], batch: int,
+                       device: torch.device | str = "cpu", repeats: int = 10, channels_last: bool = False,
+                       rounds: int = 3) -> list[tuple[float, float]]:
+    """(median, IQR) in ms of each model at ``batch``, timed in rounds (a, b, c, a, b, c ...), so that
+    load from other processes hits all alike: their ratios are what can be trusted."""
+    medians: list[list[float]] = [[] for _ in models]
+    spreads: list[list[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for i, model in enumerate(models):
+            median, iqr = latency_stats(model, input_shape, batch, device, repeats=max(2, repeats // rounds),
+                                        channels_last=channels_last)
+            medians[i].append(median)
+            spreads[i].append(iqr)
+    return [(statistics.median(m), statistics.median(s)) for m, s in zip(medians, spreads)]
+
+
 def interleaved_latency(before: Callable[[Tensor], Tensor], after: Callable[[Tensor], Tensor],
                         input_shape: tuple[int, ...], batches: Iterable[int], device: torch.device | str = "cpu",
                         repeats: int = 10, channels_last: bool = False,
                         rounds: int = 3) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
-    """(median, IQR) per batch size of two models timed in alternation (before, after, before ...),
-    so that load from other processes hits both alike: the ratio is what can be trusted."""
+    """(median, IQR) per batch size of two models timed in alternation (see ``alternated_latency``)."""
     out: tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]] = ({}, {})
     for b in batches:
-        medians: tuple[list[float], list[float]] = ([], [])
-        spreads: tuple[list[float], list[float]] = ([], [])
-        for _ in range(rounds):
-            for side, model in enumerate((before, after)):
-                median, iqr = latency_stats(model, input_shape, b, device, repeats=max(2, repeats // rounds),
-                                            channels_last=channels_last)
-                medians[side].append(median)
-                spreads[side].append(iqr)
-        for side in (0, 1):
-            out[side][str(b)] = (statistics.median(medians[side]), statistics.median(spreads[side]))
+        out[0][str(b)], out[1][str(b)] = alternated_latency((before, after), input_shape, b, device, repeats,
+                                                            channels_last, rounds)
     return out
 
 

@@ -12,6 +12,10 @@
 3. Each model file loaded by `distill eval --json` in a fresh process, the files alternated over
    ``--rounds`` rounds: top-1 on the val folder, parameters, MACs, file size and batch-1 / batch-64
    latency (median and range of the rounds: ratios between files of one run, never across machines).
+4. The same files timed at ``--latency-size`` px (224: the size these models meet in use), again in
+   fresh processes and alternated. Eager files take any input size; an int8 program is fixed to the
+   size it was made at, so the pruned model is quantized once more at that size (calibrated on the
+   val images resized to it) and that file is timed. Accuracy at that size is not a measure here.
 Prints a table, writes ``results.json``; the machine's ISA goes with every figure (`distill doctor`).
 """
 
@@ -88,8 +92,10 @@ def run_recipe(raw: dict[str, Any], out: Path, threads: int, *extra: str) -> Pat
     path = out / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))
     run = out / raw["name"]
-    subprocess.run([sys.executable, "-m", "distillcli", "run", str(path), "--out", str(run), "--force", "--quiet",
-                    "--threads", str(threads), *extra], check=True)
+    interrupted = (run / "checkpoints").is_dir() and not (run / "metrics.json").exists()
+    where = ["--resume", str(run)] if interrupted else ["--out", str(run), "--force"]  # go on where it stopped
+    subprocess.run([sys.executable, "-m", "distillcli", "run", str(path), *where, "--quiet", "--threads", str(threads),
+                    *extra], check=True)
     return run
 
 
@@ -99,14 +105,34 @@ def evaluate(path: Path, threads: int, *extra: str) -> dict[str, Any]:
     return json.loads(proc.stdout)["measures"]
 
 
-def measure(files: dict[str, tuple[Path, tuple[str, ...]]], threads: int, rounds: int) -> dict[str, Any]:
-    """Every file by `distill eval` in a fresh process, the files alternated round by round: the
-    accuracy and sizes of the first round, each batch size's latency as the median of the rounds and
-    their range (ratios between files hold within this run only)."""
+# Run in a fresh process, through the Python API with the data's image_size replaced: with an output
+# path, the model quantized to int8 at that size (calibrated on the resized images) and saved there;
+# without, the model measured at that size, printed as JSON.
+AT_SIZE = """
+import json, sys
+from distillcli import api
+path, size, threads, trust, int8_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+at = dict(image_size=size, threads=threads, trust_code=trust, device="cpu", latency=not int8_out, val_subset=64)
+run = api.quantize(path, {"method": "static"}, out=int8_out, **at) if int8_out else api.evaluate(path, **at)
+print(json.dumps(run.after.model_dump()))
+"""
+
+
+def at(path: Path, size: int, threads: int, trust: bool, int8_out: Path | None = None) -> Any:
+    """``path`` measured at ``size`` px in a fresh process; or, with ``int8_out``, made int8 at that size there."""
+    proc = subprocess.run([sys.executable, "-c", AT_SIZE, str(path), str(size), str(threads), "1" if trust else "0",
+                           str(int8_out or "")], capture_output=True, text=True, check=True)
+    return int8_out if int8_out else json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(files: dict[str, Any], rounds: int, run: Any) -> dict[str, Any]:
+    """Every file measured by ``run(file)`` in a fresh process, the files alternated round by round:
+    the accuracy and sizes of the first round, each batch size's latency as the median of the rounds
+    and their range (ratios between files hold within this run only)."""
     seen: dict[str, list[dict[str, Any]]] = {label: [] for label in files}
     for _ in range(rounds):
-        for label, (path, extra) in files.items():
-            seen[label].append(evaluate(path, threads, *extra))
+        for label, file in files.items():
+            seen[label].append(run(file))
     rows = {}
     for label, runs in seen.items():
         row = dict(runs[0])
@@ -128,6 +154,7 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=15)
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--latency-size", type=int, default=224, help="part 4: the input size of the second timing")
     parser.add_argument("--rounds", type=int, default=3, help="fresh-process measurements of every file, alternated")
     parser.add_argument("--skip-run", action="store_true", help="measure the files an earlier run left in --out")
     parser.add_argument("--skip-measure", action="store_true", help="only run the recipes (measure later, quietly)")
@@ -148,22 +175,38 @@ def main() -> None:
     if args.skip_measure:
         return
     files = {"teacher (timm resnet18)": (timm_run / "models" / "teacher.pt", ())}
+    made_from: dict[Path, Path] = {}  # an int8 file -> the float file it was quantized from
     for run, student, extra in ((timm_run, "timm mobilenetv3_small_100", ()), (py_run, "py: MyNet", ("--trust-code",))):
         labels = {"distill": f"student ({student}), KD", "prune": f"  {student} pruned 2x MACs + KD fine-tune",
                   "quantize": f"  {student} pruned + int8"}
+        before = None
         for step in json.loads((run / "metrics.json").read_text())["steps"]:
             if step["kind"] in labels and step["target"] == "student":
-                files[labels[step["kind"]]] = (run / step["model_file"], extra)
+                path = run / step["model_file"]
+                files[labels[step["kind"]]] = (path, extra)
+                if step["kind"] == "quantize" and before is not None:
+                    made_from[path] = before
+                before = path
     machine = json.loads(subprocess.run([sys.executable, "-m", "distillcli", "doctor", "--json"], capture_output=True,
                                         text=True, check=True).stdout)
-    rows = measure(files, args.threads, args.rounds)
-    print(f"{'file':42} {'top-1':>7} {'params':>9} {'MACs':>11} {'KiB':>8} {'b1 ms':>7} {'b64 ms':>7}")
+    rows = measure(files, args.rounds, lambda file: evaluate(file[0], args.threads, *file[1]))
+    size = args.latency_size
+    at_size = {}
+    for label, (path, extra) in files.items():
+        if path in made_from:  # an int8 program is fixed to its input size: quantized again at this size
+            path = at(made_from[path], size, args.threads, bool(extra),
+                      args.out / f"{path.parent.parent.name}-int8-{size}px.pt2")
+        at_size[label] = (path, extra)
+    big = measure(at_size, args.rounds, lambda file: at(file[0], size, args.threads, bool(file[1])))
+    head = f"{'file':42} {'top-1':>7} {'params':>9} {'MACs':>11} {'KiB':>8} {'b1 ms':>7} {'b64 ms':>7}"
+    print(head + f" {f'b1@{size}':>8} {f'b64@{size}':>9}")
     for label, m in rows.items():
-        lat = m.get("latency_ms") or {}
+        lat, lat_big = m.get("latency_ms") or {}, big[label].get("latency_ms") or {}
         print(f"{label:42} {m['top1']:7.2f} {m['params'] or 0:9d} {m['macs'] or 0:11d} "
-              f"{(m['file_bytes'] or 0) / 1024:8.0f} {lat.get('1', float('nan')):7.2f} {lat.get('64', float('nan')):7.2f}")
-    (args.out / "results.json").write_text(json.dumps({"machine": machine, "files": rows, "args": vars(args)},
-                                                      indent=2, default=str))
+              f"{(m['file_bytes'] or 0) / 1024:8.0f} {lat.get('1', float('nan')):7.2f} {lat.get('64', float('nan')):7.2f}"
+              f" {lat_big.get('1', float('nan')):8.2f} {lat_big.get('64', float('nan')):9.2f}")
+    (args.out / "results.json").write_text(json.dumps({"machine": machine, "files": rows, f"at_{size}px": big,
+                                                      "args": vars(args)}, indent=2, default=str))
 
 
 if __name__ == "__main__":

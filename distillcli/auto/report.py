@@ -15,8 +15,8 @@ from distillcli.auto.score import ratio_text, seen_warning
 from distillcli.auto.search import SearchResult
 from distillcli.report import plots
 
-COLUMNS = ["trial", "state", "candidate", "epochs", "val top-1 %", "drop pt", "cost", "vs start", "within drop",
-           "pareto", "chosen"]
+COLUMNS = ["trial", "state", "candidate", "epochs", "val top-1 %", "drop pt", "cost", "vs start",
+           "re-timed side by side", "within drop", "pareto", "chosen"]
 
 
 def _cost(objective: str, value: float | None) -> str:
@@ -39,13 +39,13 @@ def rows(result: SearchResult) -> list[list[str]]:
     objective, on_front = result.cfg.objective, front(result)
     out = []
     for c in result.candidates:
-        top1, drop, ratio = c.get("top1"), c.get("drop"), c.get("cost_ratio")
+        top1, drop, ratio, again = c.get("top1"), c.get("drop"), c.get("cost_ratio"), c.get("retimed_ratio")
         note = (c.get("error") if c.state == "failed" else f"same model as #{c.twin}" if c.twin is not None
                 else "budget spent" if c.get("stopped") == "budget" else None)
         out.append([c.label, c.state + (f" ({note})" if note else ""), c.description if c.choice else "-",
                     str(c.get("epochs") or 0), "-" if top1 is None else f"{top1:.2f}",
                     "-" if drop is None else f"{drop:.2f}", _cost(objective, c.get("cost")),
-                    ratio_text(objective, ratio) if ratio else "-",
+                    ratio_text(objective, ratio) if ratio else "-", ratio_text(objective, again) if again else "-",
                     "-" if c.state != "complete" else "yes" if c.get("feasible") else "no",
                     "yes" if c.number in on_front else "", "*" if result.chosen is c else ""])
     return out
@@ -76,7 +76,7 @@ def summary(result: SearchResult, test: dict[str, Any] | None, files: dict[str, 
         "best": None if c is None else {
             "trial": c.number, "candidate": c.description, "choice": c.choice, "run_dir": c.get("run_dir"),
             "val": {"top1": c.get("top1"), "drop": c.get("drop"), "cost": c.get("cost"),
-                    "cost_ratio": c.get("cost_ratio")},
+                    "cost_ratio": c.get("cost_ratio"), "retimed_ratio": c.get("retimed_ratio")},
             "test": test},
         "files": {k: str(v) for k, v in files.items()},
     }
@@ -110,7 +110,9 @@ def verdict(result: SearchResult, test: dict[str, Any] | None) -> str:
     ratio = test.get("cost_ratio")
     return (f"chosen: trial {c.number} ({c.description})\n"
             f"  validation split: top-1 {c.get('top1'):.2f} % ({-c.get('drop'):+.2f} pt), "
-            f"{ratio_text(objective, c.get('cost_ratio'))}\n"
+            f"{ratio_text(objective, c.get('cost_ratio'))}"
+            + (f" (timed again beside the next fastest: {ratio_text(objective, c.get('retimed_ratio'))})"
+               if c.get("retimed_ratio") else "") + "\n"
             f"  test split (measured once): top-1 {test['chosen']['top1']:.2f} % against {test['start']['top1']:.2f} % "
             f"({-test['drop']:+.2f} pt)" + (f", {ratio_text(objective, ratio)}" if ratio else ""))
 

@@ -28,12 +28,14 @@ import yaml
 
 from distillcli.atomic_write import write_text
 from distillcli.auto.config import AutoConfig
+from distillcli.auto.retime import RETIME_TOP, fastest, retime
 from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
-from distillcli.auto.study import Candidate, candidate, finished, open_study, same_as, trials_done, twins
+from distillcli.auto.study import (Candidate, candidate, enqueue, finished, open_study, same_as, trial_path,
+                                   trials_done, twins)
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.engine.rundir import recipe_differences
-from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure
+from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure, TargetUnreachable
 from distillcli.facts import LayerSensitivity, SensitivityFacts
 from distillcli.progress import Progress
 from distillcli.record import RunRecord
@@ -55,13 +57,6 @@ class SearchResult:
 
     def path(self, stored: str) -> Path:
         return trial_path(self.out, stored)
-
-
-def trial_path(out: Path, stored: str) -> Path:
-    """A path a trial recorded: relative to the search's folder, so that the search continues from
-    any working directory (searches before that recorded it relative to where they ran)."""
-    path = out / stored
-    return path if path.exists() or not Path(stored).exists() else Path(stored)
 
 
 class Search:
@@ -114,7 +109,7 @@ class Search:
             self.progress.message(f"continuing the search in {self.out} ({trials_done(study)} trials done, "
                                   f"{_minutes(spent)} spent)")
         self.reference = self._reference()
-        self._enqueue(study)
+        enqueue(study, seed_candidates(self.cfg), self.progress)
         left_s = None if self.seconds_limit is None else self.seconds_limit - spent - (time.perf_counter() - t0)
         left_n = None if self.trials_limit is None else self.trials_limit - trials_done(study)
         self.deadline = None if left_s is None else time.time() + left_s
@@ -126,31 +121,12 @@ class Search:
             self.progress.message("the budget is spent: no new trials (give a larger --time-budget or --trials to search on)")
         study.set_user_attr("seconds", spent + time.perf_counter() - t0)
         candidates = finished(study)
-        chosen = min((c for c in candidates if c.state == "complete" and c.get("feasible") and c.twin is None),
-                     key=lambda c: (c.get("cost_ratio"), -c.get("top1")), default=None)
+        best = fastest(candidates)
+        if self.cfg.objective == "latency" and len(best) > 1:
+            best = self._retime(best[:RETIME_TOP])
+        chosen = best[0] if best else None
         return SearchResult(self.out, self.cfg, self.base, self.reference, candidates, chosen,
                             float(study.user_attrs["seconds"]))
-
-    def _enqueue(self, study: Any) -> None:
-        """The first time: the single techniques to beat. Every time: trials a kill or Ctrl-C cut
-        short are marked failed and queued again, to resume their run directories."""
-        from optuna.trial import TrialState
-
-        if not study.user_attrs.get("seeded"):
-            for choice in seed_candidates(self.cfg):
-                study.enqueue_trial(choice)
-            study.set_user_attr("seeded", True)
-        retried = list(study.user_attrs.get("retried", []))  # a finished trial's own attributes are frozen
-        for t in study.get_trials(deepcopy=False):
-            cut = t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("resumable"))
-            if not cut or t.number in retried:
-                continue
-            if t.state == TrialState.RUNNING:  # its process was killed
-                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            retried.append(t.number)
-            study.set_user_attr("retried", retried)
-            study.enqueue_trial(t.params, user_attrs={"resume_dir": t.user_attrs.get("run_dir"), "retry_of": t.number})
-            self.progress.message(f"trial {t.number} was cut short: queued again, to resume {t.user_attrs.get('run_dir')}")
 
     def _reference(self) -> Reference:
         """The starting model on the validation split (and, for channel pruning, its sensitivity)."""
@@ -191,6 +167,20 @@ class Search:
             self.progress.message(f"warning: {warning}")
         return ref
 
+    def _retime(self, top: list[Candidate]) -> list[Candidate]:
+        """``top`` timed again side by side with the starting model (see auto/retime.py), fastest first."""
+        start = self.out / "reference" / "models" / "teacher.pt"
+        if not start.is_file():  # a reference run that kept no model file
+            return top
+        ratios = retime(start, [trial_path(self.out, c.get("model_file")) for c in top], self.cfg.batch_size,
+                        str(self.base.get("device", "auto")), self.cfg.latency_repeats,
+                        bool(self.base.get("channels_last", True)))
+        for c, ratio in zip(top, ratios):
+            c.attrs["retimed_ratio"] = ratio
+        self.progress.message("the fastest candidates timed again side by side: " + ", ".join(
+            f"{c.label} {ratio_text('latency', r)}" for c, r in zip(top, ratios)))
+        return sorted(top, key=lambda c: (c.get("retimed_ratio"), -c.get("top1")))
+
     def _report(self) -> dict[str, Any]:
         return {"latency": self.cfg.objective == "latency", "latency_batches": [self.cfg.batch_size],
                 "latency_repeats": self.cfg.latency_repeats}
@@ -216,7 +206,7 @@ class Search:
         observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline,
                                  twins(trial.study), {k: choice.get(k) for k in ("epochs", "quantize")})
         try:
-            record = run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
+            record = self._run(trial, choice, run_dir, observer, resume)
         except Interrupted:
             if observer.stopped is None:  # Ctrl-C: resumable on the next run
                 trial.set_user_attr("resumable", True)
@@ -249,6 +239,21 @@ class Search:
         trial.set_user_attr("model_file", os.path.relpath(run_dir / final.model_file, self.out)
                             if final.model_file else None)
         return score(top1, ratio, ref, cfg.max_drop)
+
+    def _run(self, trial: Any, choice: dict[str, Any], run_dir: Path, observer: TrialObserver,
+             resume: bool) -> RunRecord:
+        """The trial's run. A sensitivity-guided target past what the layers it leaves free can give is
+        lowered to the most they give (the prune step stops before any training when it cannot reach it)."""
+        try:
+            return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
+        except TargetUnreachable as e:
+            if choice.get("guide") != "sensitivity":
+                raise
+            trial.set_user_attr("clamped_from", choice["mac_reduction"])
+            choice["mac_reduction"] = math.floor(e.reachable * 1000) / 1000  # the step rounds to 3 decimals
+            trial.set_user_attr("choice", choice)
+            self.progress.message(f"  its guided layers allow at most {e.reachable:.2f}x fewer MACs: clamped to that")
+            return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, False)
 
     def _after_trial(self, study: Any, trial: Any) -> None:
         """Progress: what the trial gave, trials done, the best so far, the budget left."""

@@ -47,12 +47,15 @@ def suggest(trial: Any, cfg: AutoConfig, guided: bool) -> dict[str, Any]:
 
 
 def seed_candidates(cfg: AutoConfig) -> list[dict[str, Any]]:
-    """Tried first: the single techniques a search has to beat (int8 alone; channel pruning 2x + KD)."""
+    """Tried first: the single techniques a search has to beat (int8 alone; channel pruning 2x + KD)
+    and their combination (2x + KD + int8), which TPE would otherwise meet only by chance."""
     if cfg.objective == "size":
         return []
-    out = [{"mac_reduction": 1.0, "quantize": "static"}] if "static" in cfg.quantize else []
+    int8 = "static" in cfg.quantize
+    out = [{"mac_reduction": 1.0, "quantize": "static"}] if int8 else []
     if cfg.max_mac_reduction >= 2:
-        out.append({"mac_reduction": 2.0, "guide": "layer", "quantize": "none", "epochs": rungs(cfg)[-1]})
+        pruned = {"mac_reduction": 2.0, "guide": "layer", "epochs": rungs(cfg)[-1]}
+        out += [{**pruned, "quantize": q} for q in ("none", "static") if q in cfg.quantize]
     return out
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from distillcli.auto.space import describe
+from distillcli.progress import Progress
 
 STUDY = "auto"
 OWN_ATTRS = {"choice", "run_dir", "resume_dir", "retry_of", "resumable"}  # a trial's own, never taken from a twin
@@ -38,6 +39,13 @@ class Candidate:
         return self.attrs.get("same_as")
 
 
+def trial_path(out: Path, stored: str) -> Path:
+    """A path a trial recorded: relative to the search's folder, so that the search continues from
+    any working directory (searches before that recorded it relative to where they ran)."""
+    path = out / stored
+    return path if path.exists() or not Path(stored).exists() else Path(stored)
+
+
 def open_study(out: Path, seed: int, reduction_factor: int) -> Any:
     """The search's study in ``out``, created on the first run and continued on the next ones."""
     import optuna
@@ -50,6 +58,28 @@ def open_study(out: Path, seed: int, reduction_factor: int) -> Any:
     storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
     return optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner,
                                direction="minimize", load_if_exists=True)
+
+
+def enqueue(study: Any, seeds: list[dict[str, Any]], progress: Progress) -> None:
+    """The first time: ``seeds``, the candidates to beat. Every time: trials a kill or Ctrl-C cut
+    short are marked failed and queued again, to resume their run directories."""
+    from optuna.trial import TrialState
+
+    if not study.user_attrs.get("seeded"):
+        for choice in seeds:
+            study.enqueue_trial(choice)
+        study.set_user_attr("seeded", True)
+    retried = list(study.user_attrs.get("retried", []))  # a finished trial's own attributes are frozen
+    for t in study.get_trials(deepcopy=False):
+        cut = t.state == TrialState.RUNNING or (t.state == TrialState.FAIL and t.user_attrs.get("resumable"))
+        if not cut or t.number in retried:
+            continue
+        if t.state == TrialState.RUNNING:  # its process was killed
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        retried.append(t.number)
+        study.set_user_attr("retried", retried)
+        study.enqueue_trial(t.params, user_attrs={"resume_dir": t.user_attrs.get("run_dir"), "retry_of": t.number})
+        progress.message(f"trial {t.number} was cut short: queued again, to resume {t.user_attrs.get('run_dir')}")
 
 
 def twins(study: Any) -> dict[str, int]:

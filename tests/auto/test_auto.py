@@ -259,3 +259,55 @@ def test_a_start_that_trained_on_the_held_out_split_is_warned_about():
     assert seen_warning(Reference(93.4, 1.0)) is None
     warning = seen_warning(Reference(99.98, 1.0))
     assert warning is not None and "99.98 %" in warning and "data.val_split" in warning
+
+
+def test_the_search_first_tries_int8_pruning_and_both_together():
+    from distillcli.auto.config import AutoConfig
+    from distillcli.auto.space import seed_candidates
+
+    seeds = seed_candidates(AutoConfig(objective="latency", quantize=["none", "static"], max_epochs=3))
+    assert [(s["mac_reduction"], s["quantize"]) for s in seeds] == [(1.0, "static"), (2.0, "none"), (2.0, "static")]
+    assert all(s["epochs"] == 3 for s in seeds[1:])
+
+
+def test_a_guided_target_past_what_its_free_layers_give_is_clamped(teacher, tmp_path, monkeypatch):
+    """Sensitivity guidance keeps sensitive layers whole; a MAC target that the other layers cannot give
+    alone is lowered to the most they give, and the trial runs, instead of failing."""
+    import distillcli.auto.search as search
+
+    ask = {"mac_reduction": 3.5, "guide": "sensitivity", "layer_budget": 0.5, "quantize": "none", "epochs": 1}
+    monkeypatch.setattr(search, "seed_candidates", lambda cfg: [ask])
+    monkeypatch.setattr(search, "guided_overrides", lambda rows, top1, budget: {r.layer: 0.0 for r in rows[:-1]})
+    result, _, _ = _search(teacher, tmp_path / "out", budget="1 trial", max_mac_reduction=4.0)
+    (trial,) = result.candidates
+    assert trial.state == "complete", trial.attrs
+    assert trial.get("clamped_from") == 3.5
+    reached = trial.get("mac_reduction")
+    assert 1.0 < reached < 3.5 and trial.choice["mac_reduction"] == pytest.approx(reached, rel=0.01)
+
+
+def test_the_fastest_candidates_are_timed_again_side_by_side_before_the_choice(teacher, tmp_path, monkeypatch):
+    """Each trial timed itself minutes apart from the others: the choice on latency follows one timing of
+    the top candidates and the starting model in alternation, in one process."""
+    import distillcli.auto.retime as retime
+    import distillcli.auto.search as search
+    import distillcli.measure as measure
+
+    import optuna
+
+    asks = [{"mac_reduction": m, "guide": "layer", "quantize": "none", "epochs": 1} for m in (1.5, 1.9)]
+    monkeypatch.setattr(search, "seed_candidates", lambda cfg: asks)
+    monkeypatch.setattr(optuna.pruners, "SuccessiveHalvingPruner", lambda **kw: optuna.pruners.NopPruner())
+    timed: list[int] = []
+    alternated = measure.alternated_latency
+    monkeypatch.setattr(measure, "alternated_latency",
+                        lambda models, *a, **kw: timed.append(len(models)) or alternated(models, *a, **kw))
+    out = tmp_path / "out"
+    result, _, summary = _search(teacher, out, budget="2 trials", objective="latency", batch_size=4,
+                                 quantize=["none"], max_drop=100.0)
+    assert retime.RETIME_TOP >= 2 and timed[-1] == 3  # the start and both candidates, in one alternation
+    again = {c.number: c.get("retimed_ratio") for c in result.candidates}
+    assert all(r is not None and r > 0 for r in again.values())
+    assert summary["best"]["trial"] == min(again, key=again.get)
+    assert summary["best"]["val"]["retimed_ratio"] == pytest.approx(again[summary["best"]["trial"]])
+    assert "re-timed side by side" in (out / "candidates.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from distillcli.errors import CompressionError
+from distillcli.errors import TargetUnreachable
 
 
 def search_ratio(reduction: Callable[[float], float], target: float, high: float,
@@ -17,9 +17,9 @@ def search_ratio(reduction: Callable[[float], float], target: float, high: float
     """
     best = reduction(high)
     if best < target:
-        raise CompressionError(
+        raise TargetUnreachable(
             f"cannot reach a {target:g}x reduction: removing {high:.0%} of the channels gives {best:.2f}x",
-            "ask for less (target_mac_reduction), raise max_layer_ratio, or ignore/override fewer layers")
+            "ask for less (target_mac_reduction), raise max_layer_ratio, or ignore/override fewer layers", best)
     low = 0.0
     for _ in range(max_iter):
         if high - low <= tolerance:
