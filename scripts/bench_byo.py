@@ -84,7 +84,7 @@ def recipe(name: str, root: Path, args: argparse.Namespace, teacher: dict[str, A
         {"quantize": {"method": "static"}},
     ]
     return {"name": name, "seed": 0, "device": "cpu",
-            "data": {"name": "imagefolder", "root": str(root), "image_size": args.size, "batch_size": 64},
+            "data": {"name": "imagefolder", "root": str(root.resolve()), "image_size": args.size, "batch_size": 64},
             "teacher": teacher, "student": {"arch": student}, "steps": steps}
 
 
