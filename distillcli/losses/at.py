@@ -24,7 +24,10 @@ def attention_map(feature: Tensor, p: float) -> Tensor:
 
 class AttentionTransfer(Term):
     def __init__(self, opts: ATOptions, ctx: TermContext) -> None:
-        self.teacher_layers, self.student_layers = list(opts.teacher_layers), list(opts.student_layers)
+        if opts.teacher_layers == "stages":
+            self.student_layers, self.teacher_layers = ctx.stages()
+        else:
+            self.teacher_layers, self.student_layers = list(opts.teacher_layers), list(opts.student_layers)
         s_feats, t_feats = ctx.probe(self.student_layers, self.teacher_layers)
         for s_name, t_name in zip(self.student_layers, self.teacher_layers):
             if s_feats[s_name].dim() != 4 or t_feats[t_name].dim() != 4:

@@ -45,6 +45,29 @@ def find_layer(model: nn.Module, name: str, role: str) -> nn.Module:
                       "name a layer as the model's named_modules() lists it (e.g. net.layer3)")
 
 
+def feature_stages(model: nn.Module, role: str) -> dict[int, str]:
+    """The model's feature stages as it declares them (timm's ``feature_info``: a module and how many
+    times smaller than the input its output is), by that reduction, under whichever submodule holds
+    them; the first entry (the stem) left out, and of two stages at one reduction, the deeper."""
+    for prefix, module in unwrap(model).named_modules():
+        info = getattr(module, "feature_info", None)
+        if isinstance(info, list) and len(info) > 1 and all(isinstance(i, dict) and {"module", "reduction"} <= i.keys()
+                                                            for i in info):
+            return {int(i["reduction"]): ".".join(filter(None, (prefix, i["module"]))) for i in info[1:]}
+    raise OptionError(f"the {role} declares no feature stages (timm models do, as feature_info), so `stages` "
+                      "cannot choose its layers", "name the layers instead, e.g. [net.layer2, net.layer3]")
+
+
+def paired_stages(student: nn.Module, teacher: nn.Module) -> tuple[list[str], list[str]]:
+    """(student layers, teacher layers): the stages of each at every reduction both have, shallow to deep."""
+    s, t = feature_stages(student, "student"), feature_stages(teacher, "teacher")
+    common = sorted(s.keys() & t.keys())
+    if not common:
+        raise OptionError(f"the student's stages (reductions {sorted(s)}) and the teacher's ({sorted(t)}) share no "
+                          "reduction of the input size", "name the layers to pair instead")
+    return [s[r] for r in common], [t[r] for r in common]
+
+
 class FeatureTap:
     """``with FeatureTap(model, names, role) as feats: model(x)`` fills ``feats[name]`` with each
     named module's output; the hooks are removed on exit, even if the forward fails."""

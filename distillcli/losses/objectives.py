@@ -13,7 +13,7 @@ from torch import nn
 
 from distillcli.errors import OptionError
 from distillcli.losses.combined import CombinedObjective
-from distillcli.losses.features import probe
+from distillcli.losses.features import paired_stages, probe
 from distillcli.losses.options import KDOptions
 from distillcli.losses.specs import LossTerm, loss_problems, parse_loss
 from distillcli.losses.terms import Objective, Term, TermContext
@@ -47,7 +47,12 @@ def make_objective(loss: str | Sequence[LossTerm], teacher: nn.Module | None = N
                               "pass student= and input_shape= to make_objective")
         return probe(student, s_names, "student", input_shape), probe(teacher, t_names, "teacher", input_shape)
 
-    ctx = TermContext(teacher, kd.temperature, kd.alpha, label_smoothing, look)
+    def stages() -> tuple[list[str], list[str]]:
+        if student is None or teacher is None:
+            raise OptionError("`stages` needs the student and the teacher", "pass student= to make_objective")
+        return paired_stages(student, teacher)
+
+    ctx = TermContext(teacher, kd.temperature, kd.alpha, label_smoothing, look, stages)
     built: list[tuple[float, Term]] = [(getattr(t.options, "weight"), t.entry.load()(t.options, ctx)) for t in terms]
     reads_logits = any(e.teacher_logits for e in entries)
     return CombinedObjective(built, student if student is not None else nn.Identity(),

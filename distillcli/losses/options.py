@@ -90,20 +90,24 @@ class FitNetOptions(BaseModel):
     student_layer: str = Field(min_length=1, max_length=300, description="student module guided, e.g. net.layer3")
 
 
-_Names = list[str]
+_Names = Annotated[list[str], Field(min_length=1, max_length=16)]
 
 
 class ATOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weight: float = Field(1000.0, ge=0, le=1e6, description="beta: multiplies half the summed map distances")
-    teacher_layers: _Names = Field(min_length=1, max_length=16, description="teacher modules, e.g. [net.layer2, net.layer3]")
-    student_layers: _Names = Field(min_length=1, max_length=16, description="student modules, paired in order")
+    teacher_layers: _Names | Literal["stages"] = Field(
+        description="teacher modules, e.g. [net.layer2, net.layer3]; or `stages`: the feature stages the model "
+        "declares (timm's feature_info), paired with the student's by reduction of the input size")
+    student_layers: _Names | Literal["stages"] = Field(description="student modules, paired in order; or `stages`")
     p: float = Field(2.0, ge=1, le=8, description="exponent of |feature| in the attention map")
 
     @model_validator(mode="after")
     def _paired(self) -> "ATOptions":
-        if len(self.teacher_layers) != len(self.student_layers):
+        if (self.teacher_layers == "stages") != (self.student_layers == "stages"):
+            raise ValueError("at: give `stages` for both teacher_layers and student_layers, or name both")
+        if self.teacher_layers != "stages" and len(self.teacher_layers) != len(self.student_layers):
             raise ValueError(f"at pairs layers in order: {len(self.teacher_layers)} teacher_layers but "
                              f"{len(self.student_layers)} student_layers; give as many of each")
         return self

@@ -44,6 +44,8 @@ class TermContext:
     label_smoothing: float
     probe: Callable[[list[str], list[str]], tuple[dict[str, Tensor], dict[str, Tensor]]]
     """(student layer names, teacher layer names) -> their features on a dry forward."""
+    stages: Callable[[], tuple[list[str], list[str]]]
+    """(student layers, teacher layers): the models' declared feature stages, paired by reduction."""
 
     def resolve(self, opts: BaseModel, key: str) -> float:
         """The term's own ``temperature`` / ``alpha``, else the step's, else (temperature) its method's."""

@@ -101,3 +101,28 @@ def test_ddp_style_wrapper_is_unwrapped():
 def test_at_layer_lists_must_pair():
     with pytest.raises(ValueError, match="2 teacher_layers but 1 student_layers"):
         ATOptions(teacher_layers=["a", "b"], student_layers=["a"])
+
+
+def test_stages_pair_the_feature_stages_timm_models_declare_by_reduction():
+    """`stages`: attention transfer between two timm models without naming a layer: each model's
+    declared stages after the stem (feature_info), paired where they shrink the input alike."""
+    import timm
+
+    teacher, student = timm.create_model("resnet18", num_classes=4), timm.create_model("mobilenetv3_small_100",
+                                                                                      num_classes=4)
+    spec = terms({"kd": {}}, {"at": {"teacher_layers": "stages", "student_layers": "stages"}})
+    objective = make_objective(spec, teacher, student=student, input_shape=(3, 32, 32))
+    (at,) = [term for _, term in objective.terms if isinstance(term, AttentionTransfer)]
+    assert at.teacher_layers == ["layer1", "layer2", "layer3", "layer4"]
+    assert at.student_layers == ["blocks.0", "blocks.1", "blocks.3", "blocks.5"]
+    loss, _ = objective(student, torch.randn(2, 3, 32, 32), torch.tensor([0, 1]), torch.arange(2))
+    assert torch.isfinite(loss) and loss.item() > 0
+
+
+def test_stages_on_a_model_that_declares_none_says_to_name_the_layers():
+    spec = terms({"at": {"teacher_layers": "stages", "student_layers": "stages"}})
+    with pytest.raises(OptionError, match="the student declares no feature stages") as info:
+        make_objective(spec, net(6), student=net(4), input_shape=(3, 8, 8))
+    assert "name the layers instead" in info.value.hint
+    with pytest.raises(ValueError, match="give `stages` for both"):
+        ATOptions(teacher_layers="stages", student_layers=["a"])

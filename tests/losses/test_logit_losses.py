@@ -13,7 +13,7 @@ from distillcli.losses.terms import Outputs, TermContext
 
 
 def _ctx(temperature: float = 4.0) -> TermContext:
-    return TermContext(None, temperature, 0.9, 0.0, probe=lambda s, t: ({}, {}))
+    return TermContext(None, temperature, 0.9, 0.0, probe=lambda s, t: ({}, {}), stages=lambda: ([], []))
 
 
 def _softmax(row: list[float], t: float) -> list[float]:

@@ -60,15 +60,19 @@ def test_quantization_aware_training(arch: str, args: dict, tmp_path: Path) -> N
     assert step.info.int8_layers > 0 and step.curve, step.info
 
 
-def test_distillation_across_sources_with_a_feature_term(tmp_path: Path) -> None:
-    """A timm teacher, a torchvision student, KD plus attention transfer on their named layers."""
+@pytest.mark.parametrize("student, at", [
+    ("torchvision:mobilenet_v3_small", {"teacher_layers": ["net.layer4"], "student_layers": ["net.features.12"]}),
+    ("timm:mobilenetv3_small_100", {"teacher_layers": "stages", "student_layers": "stages"}),
+])
+def test_distillation_across_sources_with_a_feature_term(tmp_path: Path, student: str, at: dict) -> None:
+    """A timm teacher, a torchvision or timm student, KD plus attention transfer on named layers or
+    on the stages both timm models declare."""
     raw = {"name": "x", "device": "cpu",
            "data": {"name": "synthetic", "num_classes": 4, "image_size": 32, "train_size": 32, "val_size": 32,
                     "batch_size": 16},
-           "teacher": {"arch": "timm:resnet18"}, "student": {"arch": "torchvision:mobilenet_v3_small"},
+           "teacher": {"arch": "timm:resnet18"}, "student": {"arch": student},
            "steps": [{"train": {"model": "teacher", "epochs": 1, "lr": 0.05}},
-                     {"distill": {"epochs": 1, "lr": 0.05, "loss": [
-                         {"kd": {}}, {"at": {"teacher_layers": ["net.layer4"], "student_layers": ["net.features.12"]}}]}}],
+                     {"distill": {"epochs": 1, "lr": 0.05, "loss": [{"kd": {}}, {"at": at}]}}],
            "report": {"latency": False}}
     step = api.run(raw, out=tmp_path / "run").record.steps[1]
     assert step.kind == "distill" and step.measures.top1 is not None
