@@ -242,17 +242,16 @@ class Search:
 
     def _run(self, trial: Any, choice: dict[str, Any], run_dir: Path, observer: TrialObserver,
              resume: bool) -> RunRecord:
-        """The trial's run. A sensitivity-guided target past what the layers it leaves free can give is
-        lowered to the most they give (the prune step stops before any training when it cannot reach it)."""
+        """The trial's run. A MAC target past what pruning can give (the sensitivity guide keeps
+        layers whole; max_layer_ratio caps the rest) is lowered to the most it gives: the prune step
+        finds that out before any training, and the trial runs again at that target."""
         try:
             return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
         except TargetUnreachable as e:
-            if choice.get("guide") != "sensitivity":
-                raise
             trial.set_user_attr("clamped_from", choice["mac_reduction"])
             choice["mac_reduction"] = math.floor(e.reachable * 1000) / 1000  # the step rounds to 3 decimals
             trial.set_user_attr("choice", choice)
-            self.progress.message(f"  its guided layers allow at most {e.reachable:.2f}x fewer MACs: clamped to that")
+            self.progress.message(f"  pruning gives at most {e.reachable:.2f}x fewer MACs here: clamped to that")
             return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, False)
 
     def _after_trial(self, study: Any, trial: Any) -> None:
@@ -273,8 +272,7 @@ class Search:
             what = f"is the same pruned model as trial {c.twin}: {what}"
         done = finished(study)
         states = {s: sum(x.state == s for x in done) for s in ("complete", "pruned", "failed")}
-        best = min((x for x in done if x.state == "complete" and x.get("feasible")),
-                   key=lambda x: x.get("cost_ratio"), default=None)
+        best = next(iter(fastest(done)), None)
         best_text = (f"best so far #{best.number}: {ratio_text(self.cfg.objective, best.get('cost_ratio'))}, "
                      f"{-best.get('drop'):+.2f} pt" if best else "no candidate within the drop yet")
         if self.seconds_limit is not None:

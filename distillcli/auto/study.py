@@ -78,7 +78,10 @@ def enqueue(study: Any, seeds: list[dict[str, Any]], progress: Progress) -> None
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         retried.append(t.number)
         study.set_user_attr("retried", retried)
-        study.enqueue_trial(t.params, user_attrs={"resume_dir": t.user_attrs.get("run_dir"), "retry_of": t.number})
+        params = dict(t.params)
+        if "clamped_from" in t.user_attrs:  # its run is at the clamped target: resume that one
+            params["mac_reduction"] = t.user_attrs["choice"]["mac_reduction"]
+        study.enqueue_trial(params, user_attrs={"resume_dir": t.user_attrs.get("run_dir"), "retry_of": t.number})
         progress.message(f"trial {t.number} was cut short: queued again, to resume {t.user_attrs.get('run_dir')}")
 
 
