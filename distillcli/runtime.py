@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from distillcli.errors import OptionError
+from distillcli.machine import this_machine
 
 def seed_everything(seed: int) -> None:
     """Seed every random generator a run touches."""
@@ -47,9 +48,13 @@ Precision = Literal["fp32", "bf16", "fp16"]
 # precision auto = fp32 everywhere: bf16 autocast has not been shown to keep accuracy here (this CPU has
 # no AMX, where bf16 may even be slower), and the GPU comparison (scripts/gpu_check.sh) has not been run.
 AUTO_PRECISION: dict[str, Precision] = {"cpu": "fp32", "cuda": "fp32", "mps": "fp32"}
-# round_to auto: 8 on the CPU (ResNet-56 pruned 2x trains at 1.19x the dense speed with 8, 0.88x
-# unrounded); 8 on CUDA too, the multiple tensor cores want for bf16/fp16.
-AUTO_ROUND_TO: dict[str, int] = {"cpu": 8, "cuda": 8, "mps": 8}
+# round_to auto on the CPU: the channel multiple its fp32 convolutions run fast at, per vector ISA
+# (Machine.level), measured by scripts/bench_conv_widths.py (docs/benchmarks.md, "Channel multiples
+# per ISA"). Other CPUs (ARM, pre-AVX2 x86) are not measured and get 8, as CUDA does: the multiple
+# tensor cores want for bf16/fp16.
+CPU_ROUND_TO: dict[str, int] = {"AVX-512": 16, "AVX2": 8}
+AUTO_ROUND_TO: dict[str, int] = {"cuda": 8, "mps": 8}
+ROUND_TO_UNMEASURED = 8
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
@@ -70,9 +75,16 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
                       "(fp16 needs CUDA; bf16 needs the CPU or CUDA)", "use precision: auto or fp32")
 
 
+def auto_round_to(device: torch.device) -> int:
+    """The channel multiple ``device`` runs fast at; on the CPU, this machine's ISA's (caps applied)."""
+    if device.type == "cpu":
+        return CPU_ROUND_TO.get(this_machine().level, ROUND_TO_UNMEASURED)
+    return AUTO_ROUND_TO.get(device.type, ROUND_TO_UNMEASURED)
+
+
 def resolve_round_to(value: int | str | None, device: torch.device) -> int | None:
     """Channel-count rounding for pruning: ``auto`` is the device's fast multiple; an int or None as given."""
-    return AUTO_ROUND_TO.get(device.type, 8) if value == "auto" else value  # type: ignore[return-value]
+    return auto_round_to(device) if value == "auto" else value  # type: ignore[return-value]
 
 
 def machine_load() -> float | None:

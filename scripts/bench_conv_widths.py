@@ -1,13 +1,22 @@
-"""Benchmark: how fast one 3x3 convolution runs per MAC at the channel widths pruning leaves.
+"""Benchmark: which channel multiple the CPU's fp32 convolutions want, the table behind pruning's
+``round_to: auto``.
 
     python scripts/bench_conv_widths.py [--threads 2] [--out bench_results/conv_widths.json]
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python scripts/bench_conv_widths.py \
+        --out bench_results/conv_widths_avx2.json      # what an AVX2 machine does, on this one
 
 A pruned layer is only as much faster as its MACs say if the kernel runs the thinner shape as
-efficiently as the dense one. This times a single fp32 3x3 convolution (stride 1, padding 1,
-as many outputs as inputs, batch 64, no bias) at ResNet-56's dense widths and the widths
-``distill prune --sparsity 0.5`` leaves them with (round_to 8 and 16), in channels_last and
-NCHW, the two layouts alternating per round (each a median of ``distillcli.measure.latency_stats``),
-and prints GMAC/s (median over rounds, with the range), with the allocator setting ``distill`` uses. The widths are (channels, spatial size): CIFAR ResNet stages 1-3 are 32x32, 16x16, 8x8.
+efficiently as the dense one. This times a single fp32 3x3 convolution (stride 1, padding 1, as
+many outputs as inputs, batch 64, no bias, channels_last as recipes run) at every width from 8 to
+96 channels in steps of 4, at 32x32 and 16x16 (CIFAR ResNet stages 1-2), round after round with
+the allocator setting ``distill`` uses, and prints GMAC/s (median over rounds, with the range).
+
+The multiple: a width off the 2m grid (24 for m = 8: a multiple of 8, not of 16) is compared with
+the mean GMAC/s of its two neighbours on that grid (16 and 32). Widths on the m grid are "fast"
+when they keep at least ``--keep`` (0.9) of that, the median over widths and sizes; the multiple
+printed is the smallest m from 4, 8, 16 whose grid and every coarser one are fast, i.e. rounding
+finer than it costs speed and rounding coarser gains nothing. The JSON records the machine
+(distillcli.machine), so each table names the ISA it was measured on.
 """
 
 from __future__ import annotations
@@ -21,49 +30,78 @@ import torch
 from torch import nn
 
 from distillcli.allocator import keep_freed_memory
+from distillcli.machine import this_machine
 from distillcli.measure import latency_stats
 
-SHAPES = [(16, 32), (8, 32), (32, 16), (24, 16), (16, 16), (64, 8), (40, 8), (32, 8)]  # per stage: dense, auto (8), 16
-LAYOUTS = {"channels_last": torch.channels_last, "NCHW": torch.contiguous_format}
+WIDTHS = range(8, 100, 4)
+SIZES = (32, 16)
+MULTIPLES = (4, 8, 16)
 
 
-def call_ms(channels: int, size: int, layout: torch.memory_format) -> float:
-    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=layout)
-    return latency_stats(conv, (channels, size, size), 64, channels_last=layout is torch.channels_last)[0]
+def gmac_s(channels: int, size: int, ms: float) -> float:
+    return 64 * channels * channels * 9 * size * size / (ms / 1000) / 1e9
+
+
+def call_ms(channels: int, size: int) -> float:
+    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    return latency_stats(conv, (channels, size, size), 64, channels_last=True)[0]
+
+
+def off_grid_ratios(speed: dict[int, float], m: int) -> list[float]:
+    """GMAC/s of each width on the m grid but off the 2m grid, over the mean of its two 2m neighbours."""
+    return [speed[w] / ((speed[w - m] + speed[w + m]) / 2)
+            for w in speed if w % m == 0 and w % (2 * m) and w - m in speed and w + m in speed]
+
+
+def fast_multiple(ratios: dict[int, float], keep: float) -> int:
+    """The smallest multiple whose grid, and every coarser one measured, keeps ``keep`` of the speed."""
+    for m in MULTIPLES:
+        if all(ratios[k] >= keep for k in MULTIPLES if k >= m):
+            return m
+    return 2 * MULTIPLES[-1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--keep", type=float, default=0.9, help="share of the coarser grid's speed a grid must keep")
     parser.add_argument("--out", type=Path, default=Path("bench_results/conv_widths.json"))
     args = parser.parse_args()
     keep_freed_memory()  # as `distill` runs
     torch.set_num_threads(args.threads)
-    samples: dict[tuple[int, int, str], list[float]] = {(c, s, name): [] for c, s in SHAPES for name in LAYOUTS}
+    shapes = [(c, s) for s in SIZES for c in WIDTHS if s == 16 or c <= 64]
+    samples: dict[tuple[int, int], list[float]] = {shape: [] for shape in shapes}
     for _ in range(args.rounds):
-        for c, s in SHAPES:
-            for name, layout in LAYOUTS.items():
-                samples[(c, s, name)].append(call_ms(c, s, layout))
-    rows = []
-    for (c, s, name), ms in samples.items():
-        gmacs = [64 * c * c * 9 * s * s / (m / 1000) / 1e9 for m in ms]
-        rows.append({"channels": c, "size": s, "layout": name, "ms": statistics.median(ms),
-                     "gmac_s": statistics.median(gmacs), "gmac_s_range": [min(gmacs), max(gmacs)]})
-    print(f"one 3x3 conv, batch 64, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
-    print("| channels | size | " + " | ".join(f"{n} ms | {n} GMAC/s (range)" for n in LAYOUTS) + " |")
-    print("|---|---|" + "---|---|" * len(LAYOUTS))
-    for c, s in SHAPES:
+        for c, s in shapes:
+            samples[(c, s)].append(call_ms(c, s))
+    speed = {shape: statistics.median(gmac_s(*shape, ms) for ms in times) for shape, times in samples.items()}
+    ratios = {m: statistics.median(r for s in SIZES for r in off_grid_ratios(
+        {c: v for (c, size), v in speed.items() if size == s}, m)) for m in MULTIPLES}
+    chosen = fast_multiple(ratios, args.keep)
+    machine = this_machine()
+    print(f"one 3x3 conv, fp32, batch 64, channels_last, {args.threads} threads, {machine.isa_text()} "
+          f"(ATen {machine.isa}), oneDNN {machine.onednn}\n")
+    print("| channels | " + " | ".join(f"{s}x{s} GMAC/s (range)" for s in SIZES) + " |")
+    print("|---|" + "---|" * len(SIZES))
+    for c in WIDTHS:
         cells = []
-        for name in LAYOUTS:
-            r = next(r for r in rows if (r["channels"], r["size"], r["layout"]) == (c, s, name))
-            low, high = r["gmac_s_range"]
-            cells.append(f"{r['ms']:.2f} | {r['gmac_s']:.0f} ({low:.0f}-{high:.0f})")
-        print(f"| {c} | {s}x{s} | " + " | ".join(cells) + " |")
+        for s in SIZES:
+            g = [gmac_s(c, s, ms) for ms in samples.get((c, s), [])]
+            cells.append(f"{statistics.median(g):.0f} ({min(g):.0f}-{max(g):.0f})" if g else "-")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    print("\n| grid | GMAC/s of its off-grid widths over their coarser neighbours (median) |\n|---|---|")
+    for m, r in ratios.items():
+        print(f"| {m} | {r:.2f} |")
+    print(f"\nfast multiple on this machine: {chosen} (keeping >= {args.keep:g} of the coarser grid's speed)")
+    rows = [{"channels": c, "size": s, "ms": statistics.median(samples[(c, s)]), "gmac_s": speed[(c, s)],
+             "gmac_s_range": [min(gmac_s(c, s, ms) for ms in samples[(c, s)]),
+                              max(gmac_s(c, s, ms) for ms in samples[(c, s)])]} for c, s in shapes]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__,
-                                    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "rows": rows}, indent=2))
-    print(f"\nwrote {args.out}")
+    args.out.write_text(json.dumps({"threads": args.threads, "rounds": args.rounds, "machine": machine.to_dict(),
+                                    "off_grid_ratio": ratios, "keep": args.keep, "fast_multiple": chosen,
+                                    "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

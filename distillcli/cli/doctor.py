@@ -61,7 +61,8 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
         ("int8 ONNX (export --int8)", f"onnxruntime, reduce_range {'on' if plan.reduce_range else 'off'}",
          "7-bit weights without VNNI, as onnxruntime advises"),
         ("pruning round_to: auto", ", ".join(f"{n} on {d}" for d, n in round_to.items()),
-         "channel counts kept a multiple of this (one value per device, not yet per ISA)"),
+         "channel counts kept a multiple of this: the multiple this ISA's fp32 convolutions run fast at "
+         "(scripts/bench_conv_widths.py)"),
         ("bf16", bf16, "quantize --method bf16, precision: bf16"),
         ("fp16", fp16, "quantize --method fp16 stores fp16 weights and computes in fp32 on the CPU"),
         ("CUDA", gpu, "training and evaluation on the GPU (--device cuda)"),

@@ -18,6 +18,8 @@ from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import validate_raw
+from distillcli import runtime
+from distillcli.machine import Machine
 from distillcli.runtime import resolve_precision, resolve_round_to
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
@@ -51,23 +53,39 @@ def test_precision_defaults_and_what_each_device_refuses() -> None:
         OptimConfig(precision="fp8")
 
 
-def test_round_to_auto_is_8_on_the_cpu_and_the_default() -> None:
+def machine(level: str) -> Machine:
+    """A machine of another ISA, as this_machine() would read it there."""
+    if level == "arm64":
+        return Machine(arch="aarch64", isa="default", features=("asimd",), cores=4, torch="2")
+    features = {"AVX2": ("avx2",), "AVX-512": ("avx2", "avx512f", "avx512_vnni")}[level]
+    return Machine(arch="x86_64", isa="avx512" if level == "AVX-512" else "avx2", features=features, cores=4,
+                   torch="2")
+
+
+@pytest.mark.parametrize("level, multiple", [("AVX-512", 16), ("AVX2", 8), ("arm64", 8)])
+def test_round_to_auto_follows_the_cpu_isa(monkeypatch, level: str, multiple: int) -> None:
+    monkeypatch.setattr(runtime, "this_machine", lambda: machine(level))
     assert PruneConfig(sparsity=0.5).round_to == "auto"
-    assert resolve_round_to("auto", CPU) == 8
+    assert resolve_round_to("auto", CPU) == multiple
+    assert resolve_round_to("auto", torch.device("cuda")) == 8  # not read from the CPU
     assert resolve_round_to(None, CPU) is None and resolve_round_to(4, CPU) == 4
     with pytest.raises(ValidationError, match="whole number from 1 to 4096, auto or null"):
         PruneConfig(sparsity=0.5, round_to="eight")
 
 
-def test_channel_pruning_rounds_to_8_by_default() -> None:
+@pytest.mark.parametrize("level", ["AVX-512", "AVX2"])
+def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(monkeypatch, level: str) -> None:
+    monkeypatch.setattr(runtime, "this_machine", lambda: machine(level))
     torch.manual_seed(0)
-    spec = ArchSpec("resnet8", 4, 3, [0.5] * 3, [0.25] * 3)
+    spec = ArchSpec("resnet20", 4, 3, [0.5] * 3, [0.25] * 3)  # 16, 32, 64 channels
     ctx = StepContext(device=CPU, data=tiny_synthetic())
     info = STEPS.get("prune").run(ModelHandle(build_model(spec), spec), ctx,
-                                  PruneConfig(channel_ratio=0.3, latency=False)).info
-    assert info.round_to == 8
-    kept = [after for _, after in info.channels.values()]
-    assert all(n % 8 == 0 for n in kept) and any(n < before for before, n in info.channels.values())
+                                  PruneConfig(channel_ratio=0.5, latency=False)).info
+    multiple = 16 if level == "AVX-512" else 8
+    assert info.round_to == multiple
+    kept = {before: after for before, after in info.channels.values()}
+    assert kept[64] == 32 and kept[32] == 16
+    assert kept[16] == 8  # 16 channels with multiple 16: halved to 8, not left whole
 
 
 def test_bf16_distillation_trains_and_records_precision_and_teacher_share(tmp_path) -> None:
