@@ -63,6 +63,15 @@ ROWS: dict[str, tuple[dict | None, str]] = {
 }
 
 
+TERM_KEYS = {"T": "temperature"}
+
+
+def parse_candidate(text: str) -> dict[str, float]:
+    """``"beta=1 gamma=1 T=4"`` -> ``{"beta": 1.0, "gamma": 1.0, "temperature": 4.0}``."""
+    pairs = (part.split("=", 1) for part in text.split())
+    return {TERM_KEYS.get(k, k): float(v) for k, v in pairs}
+
+
 def _teacher(args: argparse.Namespace) -> dict:
     """The published ResNet-56 (a DataParallel state dict, ImageNet mean/std), or a distill model file."""
     if args.teacher_file:
@@ -83,6 +92,8 @@ def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_
     if objective is None:
         return {**raw, "steps": [{"train": opt}]}
     objective = dict(objective)
+    if args.kd and "temperature" in objective:  # the KD rows' T and alpha, e.g. as a search chose them
+        objective.update(parse_candidate(args.kd))
     if objective.get("loss") == "dkd":  # the authors' setting for ResNet-56 -> ResNet-20 is beta = 2 (8 diverged
         # here at lr 0.1); their warm-up is 20 of 240 epochs: keep that share
         objective["loss"] = [{"ce": {}}, {"dkd": {"beta": 2.0, "warmup_epochs": max(1, round(args.epochs * 20 / 240))}}]
@@ -252,6 +263,7 @@ def main() -> None:
                    "(part 2 compares fp32 loops)")
     p.add_argument("--batches", type=int, default=40, help="batches per throughput measurement")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--kd", default=None, help='the KD rows\' settings instead of T=4 alpha=0.9, e.g. "T=2 alpha=0.5"')
     p.add_argument("--rows", nargs="*", choices=list(ROWS), help="only these rows of part 1 (default: all)")
     p.add_argument("--torchdistill-python", default=None, help="python of an environment with torchdistill 1.1.5: "
                    "also time the same KD job run by torchdistill (part 3)")

@@ -20,20 +20,11 @@ import json
 import statistics
 from pathlib import Path
 
-from bench_kd import IMAGENET
+from bench_kd import IMAGENET, parse_candidate
 from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import make_progress
 from distillcli.recipe import validate_raw
 from distillcli.record import RunRecord
-
-TERM_KEYS = {"T": "temperature"}
-
-
-def parse_candidate(text: str) -> dict[str, float]:
-    """``"beta=1 gamma=1 T=4"`` -> ``{"beta": 1.0, "gamma": 1.0, "temperature": 4.0}``."""
-    pairs = (part.split("=", 1) for part in text.split())
-    return {TERM_KEYS.get(k, k): float(v) for k, v in pairs}
-
 
 def recipe(args: argparse.Namespace, label: str, term: dict, seed: int, store: Path) -> dict:
     data = {"name": "cifar10", "root": args.data_root, "batch_size": 128, "val_split": args.val_split}

@@ -42,10 +42,12 @@ from torch import nn
 from distillcli.data import load_data
 from distillcli.data.config import DataConfig
 from distillcli.facts import PruneFacts
+from distillcli.machine import this_machine
 from distillcli.measure import evaluate
 from distillcli.models.build import place
 from distillcli.models.handle import ModelHandle
 from distillcli.progress import make_progress
+from distillcli.runtime import resolve_round_to
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
 
@@ -163,8 +165,9 @@ def part_c(quick: bool, round_tos: list[str]) -> list[dict[str, Any]]:
             eager, compiled = [("dense", dense, {})], [("dense .pt2", _program(dense, export_file, load_model), COMPILED)]
             for rt in round_tos:  # every variant timed in the same rounds as the dense files
                 pruned = Path(tmp) / f"{name}-pruned-{rt}.pt"
+                rt = f"auto ({resolve_round_to('auto', torch.device('cpu'))})" if rt == "auto" else rt
                 subprocess.run([sys.executable, "-m", "distillcli", "prune", str(dense), "--sparsity", "0.5", "--out",
-                                str(pruned), "--device", "cpu", "--round-to", rt, "--quiet"], check=True)
+                                str(pruned), "--device", "cpu", "--round-to", rt.split()[0], "--quiet"], check=True)
                 eager.append((rt, pruned, {}))
                 compiled.append((rt, _program(pruned, export_file, load_model), COMPILED))
             timings = time_files(eager + compiled, 64, 3 if quick else 9, 5, torch.get_num_threads(),
@@ -238,7 +241,9 @@ def main() -> None:
         args.parts = args.parts if args.parts != "abc" else "ac"
     if args.threads:
         torch.set_num_threads(args.threads)
-    result: dict[str, Any] = {"threads": torch.get_num_threads(), "round_to": args.round_to, "torch": torch.__version__}
+    result: dict[str, Any] = {"threads": torch.get_num_threads(), "round_to": args.round_to, "torch": torch.__version__,
+                              "machine": this_machine().to_dict()}
+    print(f"machine: {this_machine().describe()}", flush=True)
     if "a" in args.parts:
         print("part a: inference and training speed (random init, synthetic 32x32 inputs, channels_last)", flush=True)
         synthetic = load_data(DataConfig(name="synthetic", num_classes=10, image_size=32, train_size=64, val_size=64),

@@ -56,7 +56,7 @@ class AutoConfig(BaseModel):
     max_mac_reduction: float = Field(4.0, gt=1, le=100, description="latency/macs: the most channel pruning tried "
                                      "(times fewer MACs)")
     round_to: int | None = Field(None, ge=1, le=4096, description="channel pruning keeps channel counts a multiple "
-                                 "of this (e.g. 8 for fast kernels)")
+                                 "of this (default: the prune step's auto, this machine's fast multiple)")
     quantize: list[QuantMethod] = Field(default_factory=lambda: ["none", "static", "qat", "bf16", "fp16"],
                                         min_length=1, description="latency: the precisions tried after pruning")
     sensitivity: bool = Field(True, description="latency/macs: also try per-layer pruning amounts guided by a "

@@ -21,7 +21,7 @@ def _search(teacher: Path, out: Path, budget: str = "3 trials", **auto):
     data = tiny_recipe()["data"]
     raw = {"name": "tiny", "seed": 0, "device": "cpu", "data": data, "teacher": {"checkpoint": str(teacher)},
            "auto": {"objective": "macs", "budget": budget, "max_epochs": 3, "max_drop": 5.0,
-                    "sensitivity_ratios": [0.5], **auto}}
+                    "sensitivity_ratios": [0.5], "round_to": 8, **auto}}  # auto's multiple differs per CPU
     base, cfg = split_auto_recipe(raw, "test")
     return run_auto(base, cfg, out, SilentProgress())
 
