@@ -63,7 +63,7 @@ student: {arch: resnet8, args: {width: 0.5}}
 steps:
   - train: {model: teacher, epochs: 3, lr: 0.1, warmup_epochs: 1}
   - distill: {epochs: 3, lr: 0.1, temperature: 4, alpha: 0.9}
-  # - prune: {method: channel, target_mac_reduction: 2, round_to: 8, finetune: {epochs: 3}}
+  # - prune: {method: channel, target_mac_reduction: 2, finetune: {epochs: 3}}  # round_to: auto, this CPU's multiple
   # - quantize: {method: static}
   - evaluate: {}
 report: {latency_batches: [1, 64]}

@@ -175,9 +175,9 @@ def test_kept_channels_rounding() -> None:
     assert kept_channels(64, 0.45, round_to=8) == 32  # 35.2 -> nearest multiple
     assert kept_channels(12, 0.1, round_to=8) == 8  # never above the layer, never zero
     assert kept_channels(6, 0.5, round_to=8) == 6  # narrower than round_to: untouched
-    # a multiple above 8 halves (to 8 at least) for layers narrower than four times it
-    assert kept_channels(16, 0.5, round_to=16) == 8 and kept_channels(48, 0.5, round_to=16) == 24
-    assert kept_channels(64, 0.3, round_to=16) == 48 and kept_channels(64, 0.4, round_to=16) == 32
+    # a multiple above 8 halves (to 8 at least) for layers narrower than eight times it
+    assert kept_channels(16, 0.5, round_to=16) == 8 and kept_channels(64, 0.4, round_to=16) == 40
+    assert kept_channels(128, 0.45, round_to=16) == 64  # wide enough for 16 (with 8: 72)
     assert kept_channels(8, 0.5, round_to=16) == 8  # never halved below 8
     assert kept_channels(3, 0.99) == 1
 
