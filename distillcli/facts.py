@@ -67,6 +67,16 @@ class _Quantization(_Facts):
     reduce_range: bool | None = Field(None, description="int8: 7-bit activations (CPUs without VNNI)")
     quantizer: Literal["x86_inductor", "arm_inductor"] | None = None
     compiled: bool | None = Field(None, description="measured as a compiled program")
+    max_drop: float | None = Field(None, description="int8: the top-1 drop (points) on the control images that "
+                                   "the layers kept in float were chosen for")
+    control: str | None = Field(None, description="max_drop: the images it was measured on")
+    control_images: int | None = None
+    control_top1_float: float | None = Field(None, description="max_drop: the float model's top-1 on them")
+    control_top1: float | None = Field(None, description="max_drop: the int8 model's top-1 on them (uncompiled)")
+    fallback: list[str] | None = Field(None, description="max_drop: the layers the search kept in float (also in "
+                                       "skipped), worst int8 error first")
+    control_trials: list[tuple[int, float]] | None = Field(None, description="max_drop: (layers in float, "
+                                                           "control top-1) of each quantization tried")
 
 
 class QuantizeFacts(_Quantization):

@@ -75,7 +75,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for c, s in shapes:
             samples[(c, s)].append(call_ms(c, s))
-    speed = {shape: statistics.median(gmac_s(*shape, ms) for ms in times) for shape, times in samples.items()}
+    rates = {shape: [gmac_s(*shape, ms) for ms in times] for shape, times in samples.items()}
+    speed = {shape: statistics.median(r) for shape, r in rates.items()}
     ratios = {m: statistics.median(r for s in SIZES for r in off_grid_ratios(
         {c: v for (c, size), v in speed.items() if size == s}, m)) for m in MULTIPLES}
     chosen = fast_multiple(ratios, args.keep)
@@ -87,7 +88,7 @@ def main() -> None:
     for c in WIDTHS:
         cells = []
         for s in SIZES:
-            g = [gmac_s(c, s, ms) for ms in samples.get((c, s), [])]
+            g = rates.get((c, s))
             cells.append(f"{statistics.median(g):.0f} ({min(g):.0f}-{max(g):.0f})" if g else "-")
         print(f"| {c} | " + " | ".join(cells) + " |")
     print("\n| grid | GMAC/s of its off-grid widths over their coarser neighbours (median) |\n|---|---|")
@@ -95,8 +96,7 @@ def main() -> None:
         print(f"| {m} | {r:.2f} |")
     print(f"\nfast multiple on this machine: {chosen} (keeping >= {args.keep:g} of the coarser grid's speed)")
     rows = [{"channels": c, "size": s, "ms": statistics.median(samples[(c, s)]), "gmac_s": speed[(c, s)],
-             "gmac_s_range": [min(gmac_s(c, s, ms) for ms in samples[(c, s)]),
-                              max(gmac_s(c, s, ms) for ms in samples[(c, s)])]} for c, s in shapes]
+             "gmac_s_range": [min(rates[(c, s)]), max(rates[(c, s)])]} for c, s in shapes]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"threads": args.threads, "rounds": args.rounds, "machine": machine.to_dict(),
                                     "off_grid_ratio": ratios, "keep": args.keep, "fast_multiple": chosen,

@@ -130,6 +130,11 @@ def _quantize_summary(info: QuantizeFacts, before: dict[str, Any], after: dict[s
         if info.skipped:
             text += f", kept in float: {', '.join(info.skipped)}"
         text += f"; tuned for {info.target_machine}{', reduce_range' if info.reduce_range else ''}"
+    if info.max_drop is not None:
+        tried = len(info.control_trials or [])
+        text += (f"\nmax_drop {info.max_drop:g}: top-1 {info.control_top1:.2f} against float {info.control_top1_float:.2f} "
+                 f"on {info.control_images} {info.control} ({tried} quantization{'s' if tried > 1 else ''} tried"
+                 f"{'; kept in float by the search: ' + ', '.join(info.fallback) if info.fallback else ''})")
     if before.get("file_bytes") and after.get("file_bytes"):
         text += (f"\nfile {human_bytes(before['file_bytes'])} -> {human_bytes(after['file_bytes'])} "
                  f"({size_ratio(before['file_bytes'], after['file_bytes'])})")
@@ -142,7 +147,7 @@ def _quantize_summary(info: QuantizeFacts, before: dict[str, Any], after: dict[s
 
 @app.command()
 @guarded
-@step_flags(QuantizeConfig, "method", "calibration_batches", "skip", "epochs", "lr", "compile", "target")
+@step_flags(QuantizeConfig, "method", "calibration_batches", "skip", "max_drop", "epochs", "lr", "compile", "target")
 def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float model file written by distill (.pt)"),
              options: dict[str, Any] = ...,
              out: Optional[Path] = typer.Option(None, "--out", help="output file", show_default="MODEL-<method>.pt2"),

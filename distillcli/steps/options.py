@@ -166,6 +166,10 @@ class QuantizeConfig(StepConfig, OptimConfig, SelfDistillOptions):
                                                                          "the ranges")
     skip: list[str] = Field(default_factory=list, max_length=10_000, description="int8: layers (wildcards on "
                             "module names, e.g. 'net.conv1' or 'net.layer3.*') kept in float")
+    max_drop: float | None = Field(None, ge=0, le=100, description=(
+        "static, dynamic: keep in float the fewest layers (those int8 hurts most) that bring top-1 within this "
+        "many points of the float model, measured on the data.val_split share (else training batches that did "
+        "not calibrate), never on the test split"))
     compile: bool | None = Field(None, description="compile the program (torch.compile) before it is measured; "
                                                    "default: for int8 only, which is slow uncompiled")
     target: Literal["auto", "avx2", "avx512", "vnni", "amx", "arm64"] = Field("auto", description=(
@@ -185,6 +189,8 @@ class QuantizeConfig(StepConfig, OptimConfig, SelfDistillOptions):
             raise ValueError("calibration_batches applies to method static only")
         if self.method in ("bf16", "fp16") and self.skip:
             raise ValueError("skip applies to the int8 methods only")
+        if self.method not in ("static", "dynamic") and self.max_drop is not None:
+            raise ValueError("max_drop applies to methods static and dynamic (post-training int8) only")
         return self
 
 

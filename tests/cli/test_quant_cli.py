@@ -80,3 +80,11 @@ def test_export_onnx_then_eval(model_file, tmp_path) -> None:
     assert onnx.model.format == "onnx" and set(onnx.after.latency_ms) == {"1", "64"}
     eager = run_on_file(model_file, "evaluate", EvaluateConfig(), SilentProgress(), device="cpu", latency=False)
     assert onnx.after.top1 == eager.after.top1
+
+
+def test_quantize_max_drop_says_what_it_measured(model_file, tmp_path) -> None:
+    result = invoke("quantize", model_file, "--calibration-batches", "2", "--no-compile", "--no-latency",
+                    "--device", "cpu", "--max-drop", "100", "--out", tmp_path / "q.pt2")
+    assert result.exit_code == 0, result.output
+    assert "max_drop 100: top-1 " in result.stdout and "training images that did not calibrate" in result.stdout
+    assert "(1 quantization tried)" in result.stdout
