@@ -9,7 +9,7 @@ from typing import NamedTuple, Sequence
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
 from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, held_from, latency_note, measured_on, ms, pct,
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, step_facts, held_from, latency_note, measured_on, ms, pct,
                                        points, size_ratio, speed_ratio, spread, training_note, within_noise)
 
 STYLE = """
@@ -169,6 +169,17 @@ def steps_table(record: RunRecord) -> str:
     return text
 
 
+def _what_steps_did(record: RunRecord) -> str:
+    """Per step, what it recorded about itself (int8 target, layers kept in float, channel
+    multiple ...) and its warnings."""
+    parts = []
+    for s in record.steps:
+        pairs = step_facts(s) + [("warning", w) for w in s.warnings]
+        if pairs:
+            parts.append(f"<h3>step {s.index}: {escape(s.kind)}</h3>\n{facts(pairs)}")
+    return "\n".join(parts) or note("No step recorded facts.")
+
+
 def _header(record: RunRecord) -> str:
     run, data = record.run, record.data
     status = f'<span class="status {escape(run.status)}">{escape(run.status)}</span>'
@@ -261,6 +272,7 @@ def render_html(record: RunRecord, recipe_yaml: str | None) -> str:
     recipe = f"<pre>{escape(recipe_yaml)}</pre>" if recipe_yaml is not None else note("recipe.yaml was not found.")
     body = [_header(record),
             section("steps", "Steps", steps_table(record)),
+            section("step-facts", "What each step did", _what_steps_did(record)),
             section("pareto", "Accuracy against cost", _pareto(record)),
             section("curves", "Training curves", _curves(record)),
             section("per-class", "Per-class accuracy of the final model", _per_class(record)),

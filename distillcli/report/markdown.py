@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from distillcli.record import Measures, RunRecord, StepRecord
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, latency_note, measured_on, spread,
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, step_facts, latency_note, measured_on, spread,
                                        training_note, within_noise)
 
 
@@ -29,22 +27,6 @@ def human_bytes(n: int | None) -> str:
         if n >= size:
             return f"{n / size:.2f} {unit}"
     return f"{n} B"
-
-
-def _fact(value: Any) -> str | None:
-    """A fact as report text: a scalar, or a list of scalars (layer names, ratios) joined, the first
-    twelve; None for nested ones (per-layer tables stay in metrics.json)."""
-    if not isinstance(value, (list, dict, tuple)):
-        return _plain(value)
-    if isinstance(value, list) and value and all(isinstance(v, (str, int, float)) for v in value):
-        more = f" (+{len(value) - 12} more)" if len(value) > 12 else ""
-        return ", ".join(_plain(v) for v in value[:12]) + more
-    return None
-
-
-def _plain(v: object) -> str:
-    """Numbers rounded for people (0.28212890625 -> 0.2821)."""
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _speedup(base: Measures, m: Measures, batch: str) -> str:
@@ -124,8 +106,7 @@ def render(record: RunRecord) -> str:
         lines += ["", "Teacher outputs: " + "; ".join(cache) + "."]
     for s in record.steps:
         if s.info is not None or s.warnings:
-            facts = s.info.model_dump(exclude={"step"}, exclude_none=True) if s.info is not None else {}
             lines += ["", f"## step {s.index}: {s.kind}", ""]
-            lines += [f"- {k}: {_fact(v)}" for k, v in facts.items() if _fact(v) is not None]
+            lines += [f"- {k}: {v}" for k, v in step_facts(s)]
             lines += [f"- warning: {w}" for w in s.warnings]
     return "\n".join(lines) + "\n"

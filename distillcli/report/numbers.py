@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from distillcli.record import WIDE_SPREAD, DataInfo, EpochRecord, Measures, RunInfo, StepRecord, teacher_share
 
@@ -119,3 +119,25 @@ def training_note(curve: Sequence[EpochRecord]) -> str:
     if share is not None:
         parts.append(f"teacher {100 * share:.0f} % of the time")
     return ", ".join(parts)
+
+
+def _plain(v: object) -> str:
+    """Numbers rounded for people (0.28212890625 -> 0.2821)."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _fact(value: Any) -> str | None:
+    """A fact as text: a scalar, or a list of scalars (layer names, ratios) joined, the first twelve;
+    None for nested ones (per-layer tables stay in metrics.json)."""
+    if not isinstance(value, (list, dict, tuple)):
+        return _plain(value)
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float)) for v in value):
+        more = f" (+{len(value) - 12} more)" if len(value) > 12 else ""
+        return ", ".join(_plain(v) for v in value[:12]) + more
+    return None
+
+
+def step_facts(s: StepRecord) -> list[tuple[str, str]]:
+    """What a step recorded about itself (its ``info``), as (name, text) pairs for the reports."""
+    facts = s.info.model_dump(exclude={"step"}, exclude_none=True) if s.info is not None else {}
+    return [(k, text) for k, v in facts.items() if (text := _fact(v)) is not None]

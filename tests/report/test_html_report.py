@@ -21,7 +21,7 @@ from distillcli.report.numbers import ms, points, size_ratio, speed_ratio
 from distillcli.report.plots import pareto_front
 from tests.conftest import tiny_synthetic
 
-SECTIONS = {"summary", "steps", "pareto", "curves", "per-class", "confusion", "environment", "recipe"}
+SECTIONS = {"summary", "steps", "step-facts", "pareto", "curves", "per-class", "confusion", "environment", "recipe"}
 
 
 class Page(HTMLParser):

@@ -27,7 +27,7 @@ def _v3_record() -> dict:
              "channels": {"net.conv1": [16, 8]}, "params_before": 1000, "params_after": 600, "macs_before": 5000,
              "macs_after": 2500, "mac_reduction": 2.0, "sparsity": 0.4, "retired_key": "dropped on reading"}
     quantize = {"method": "static", "calibration_images": 64, "int8_layers": 4, "int8_weight_share": 0.98,
-                "skipped": [], "target": "avx2", "target_machine": "x86_64 AVX2 (no VNNI)", "reduce_range": True,
+                "skipped": ["net.conv1", "net.fc"], "target": "avx2", "target_machine": "x86_64 AVX2 (no VNNI)", "reduce_range": True,
                 "quantizer": "x86_inductor", "compiled": False}
     steps = [("train", {"warning": WARNING}), ("prune", prune), ("quantize", quantize), ("evaluate", {})]
     return {"schema": "distillcli.metrics", "schema_version": 3,
@@ -61,6 +61,12 @@ def test_report_renders_a_version_3_run_with_its_facts_and_warning(tmp_path) -> 
     assert f"## step 0: train\n\n- warning: {WARNING}" in md
     assert "## step 1: prune" in md and "- mac_reduction: 2\n" in md and "- target_machine: x86_64 AVX2" in md
     assert "## step 3" not in md  # evaluate records no facts
+    assert "- skipped: net.conv1, net.fc\n" in md and "- ratios: 0.3\n" in md  # lists of names / numbers
+    assert "- channels:" not in md  # per-layer tables stay in metrics.json
+    html = (tmp_path / "report.html").read_text()
+    facts = html[html.index('id="step-facts"'):html.index('id="pareto"')]
+    assert "<h3>step 2: quantize</h3>" in facts and "<th>skipped</th><td>net.conv1, net.fc</td>" in facts
+    assert f"<th>warning</th><td>{WARNING}</td>" in facts and "step 3" not in facts
 
 
 def test_facts_are_checked_against_the_step_kind() -> None:
