@@ -37,6 +37,7 @@ class PruneFacts(_Facts):
     speedup_b64: float | None = Field(None, description="latency before / after at batch 64")
     importance: str | None = Field(None, description="channel: the channel score")
     round_to: int | None = Field(None, description="channel: channel counts kept a multiple of this (None: any)")
+    round_to_for: str | None = Field(None, description="channel, round_to auto: the machine whose fast multiple it is")
     ratio: float | None = Field(None, description="channel: the channel ratio of the last round")
     ratios: list[float] = Field(default_factory=list, description="channel: the ratio of each round")
     target_mac_reduction: float | None = Field(None, description="channel: the MAC reduction asked for")

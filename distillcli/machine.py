@@ -23,6 +23,10 @@ Target = Literal["avx2", "avx512", "vnni", "amx", "arm64"]
 TARGETS: tuple[Target, ...] = ("avx2", "avx512", "vnni", "amx", "arm64")
 TARGET_TEXT: dict[str, str] = {"avx2": "x86_64 AVX2 (no VNNI)", "avx512": "x86_64 AVX-512 (no VNNI)",
                                "vnni": "x86_64 with VNNI", "amx": "x86_64 AVX-512 + VNNI + AMX", "arm64": "arm64"}
+# The vector ISA level (Machine.level's names) each target stands for where fp32 speed is concerned:
+# VNNI and AMX CPUs are AVX-512 ones (AVX-VNNI laptops, AVX2 level, run AVX-512's multiples as fast)
+TARGET_LEVEL: dict[str, str] = {"avx2": "AVX2", "avx512": "AVX-512", "vnni": "AVX-512", "amx": "AVX-512",
+                                "arm64": "NEON"}
 ARM = ("aarch64", "arm64")
 X86_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 ARM_FLAGS = ("asimd", "asimddp", "sve", "sve2", "i8mm")

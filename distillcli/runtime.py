@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from distillcli.errors import OptionError
-from distillcli.machine import this_machine
+from distillcli.machine import TARGET_LEVEL, TARGET_TEXT, this_machine
 
 def seed_everything(seed: int) -> None:
     """Seed every random generator a run touches."""
@@ -75,16 +75,28 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
                       "(fp16 needs CUDA; bf16 needs the CPU or CUDA)", "use precision: auto or fp32")
 
 
-def auto_round_to(device: torch.device) -> int:
-    """The channel multiple ``device`` runs fast at; on the CPU, this machine's ISA's (caps applied)."""
-    if device.type == "cpu":
+def auto_round_to(device: torch.device, target: str = "auto") -> int:
+    """The channel multiple the model's machine runs fast at: ``target``'s (a machine.TARGETS name,
+    or cuda), else ``device``'s; on the CPU, this machine's ISA's (caps applied)."""
+    if target in TARGET_LEVEL:
+        return CPU_ROUND_TO.get(TARGET_LEVEL[target], ROUND_TO_UNMEASURED)
+    kind = target if target != "auto" else device.type
+    if kind == "cpu":
         return CPU_ROUND_TO.get(this_machine().level, ROUND_TO_UNMEASURED)
-    return AUTO_ROUND_TO.get(device.type, ROUND_TO_UNMEASURED)
+    return AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED)
 
 
-def resolve_round_to(value: int | str | None, device: torch.device) -> int | None:
-    """Channel-count rounding for pruning: ``auto`` is the device's fast multiple; an int or None as given."""
-    return auto_round_to(device) if value == "auto" else value  # type: ignore[return-value]
+def round_to_machine(device: torch.device, target: str = "auto") -> str:
+    """The machine whose fast multiple ``auto_round_to(device, target)`` is, in words."""
+    if target != "auto":
+        return TARGET_TEXT.get(target, target)
+    return this_machine().isa_text() if device.type == "cpu" else device.type
+
+
+def resolve_round_to(value: int | str | None, device: torch.device, target: str = "auto") -> int | None:
+    """Channel-count rounding for pruning: ``auto`` is the fast multiple of the machine the model
+    will run on (``target``; auto: ``device``); an int or None as given."""
+    return auto_round_to(device, target) if value == "auto" else value  # type: ignore[return-value]
 
 
 def machine_load() -> float | None:

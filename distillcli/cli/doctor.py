@@ -77,4 +77,5 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
         table.add_row(*row)
     out = Output(as_json, quiet)
     out.result(result, table)
-    out.info("int8 for another machine: distill quantize MODEL --target avx2|avx512|vnni|amx|arm64")
+    out.info("int8 for another machine: distill quantize MODEL --target avx2|avx512|vnni|amx|arm64\n"
+             "pruning for another machine: distill prune MODEL ... --target avx2|avx512|vnni|amx|arm64|cuda")

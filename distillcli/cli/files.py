@@ -12,7 +12,8 @@ import typer
 
 from distillcli.cli.app import app
 from distillcli.cli.options import (DataOpt, DataRootOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, SubsetOpt, ThreadsOpt,
-                                    TrustOpt, guarded, progress_for, refuse_overwrite, step_options)
+                                    TrustOpt, ValFromOpt, ValSplitOpt, guarded, progress_for, refuse_overwrite,
+                                    step_options)
 from distillcli.cli.step_flags import step_flags
 from distillcli.facts import ExportFacts, PruneFacts, QuantizeFacts
 from distillcli.output import Output, measures_table
@@ -85,7 +86,7 @@ def _prune_summary(info: PruneFacts) -> str:
 @app.command()
 @guarded
 @step_flags(PruneConfig, "sparsity", "channel_ratio", "target_mac_reduction", "method", "importance", "scope",
-            "round_to", "ignore", "schedule", "iterations", "finetune.epochs", lr="finetune.lr",
+            "round_to", "target", "ignore", "schedule", "iterations", "finetune.epochs", lr="finetune.lr",
             distill="finetune.distill")
 def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt)"),
           options: dict[str, Any] = ...,
@@ -152,7 +153,8 @@ def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float mo
              options: dict[str, Any] = ...,
              out: Optional[Path] = typer.Option(None, "--out", help="output file", show_default="MODEL-<method>.pt2"),
              force: bool = ForceOpt, data: Optional[str] = DataOpt, data_root: Optional[str] = DataRootOpt,
-             subset: Optional[int] = SubsetOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
+             subset: Optional[int] = SubsetOpt, val_split: Optional[float] = ValSplitOpt,
+             val_from: Optional[str] = ValFromOpt, device: str = DeviceOpt, threads: Optional[int] = ThreadsOpt,
              no_latency: bool = typer.Option(False, "--no-latency", metavar="", help="skip the latency measurements"),
              quiet: bool = QuietOpt, as_json: bool = JsonOpt, trust_code: bool = TrustOpt) -> None:
     """Quantize a saved model to int8 (static, dynamic, QAT) or bf16 / fp16 weights, as a .pt2 program.
@@ -167,7 +169,8 @@ def quantize(model: Path = typer.Argument(..., metavar="MODEL", help="a float mo
     target = (out or model.with_name(f"{model.stem}-{cfg.method}")).with_suffix(".pt2")
     refuse_overwrite(target, force)
     run = api.quantize(model, cfg, progress=progress_for(quiet, as_json), out=target, trust_code=trust_code, data=data,
-                      data_root=data_root, device=device, latency=not no_latency, threads=threads, val_subset=subset)
+                      data_root=data_root, device=device, latency=not no_latency, threads=threads, val_subset=subset,
+                      val_split=val_split, val_from=val_from)
     before, after = (run.before.model_dump() if run.before else {}), run.after.model_dump()
     info = run.info
     assert isinstance(info, QuantizeFacts)

@@ -24,6 +24,10 @@ ForceOpt = typer.Option(False, "--force", metavar="", help="overwrite the output
 ThreadsOpt = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads (fewer when other work shares the "
                           "cores)")
 SubsetOpt = typer.Option(None, "--subset", min=1, help="evaluate on the first N validation samples only")
+ValSplitOpt = typer.Option(None, "--val-split", min=0.0, max=0.5, help="hold out this share of --val-from's split "
+                           "for choices (max_drop's control images), as data.val_split does")
+ValFromOpt = typer.Option(None, "--val-from", help="train | test: the split --val-split holds out of (test: when "
+                          "the model trained on all the training images; results then use the rest of the test split)")
 TrustOpt = typer.Option(False, "--trust-code", metavar="", help="allow a model built by your own code (arch: py:...) to import and "
                         "run that code (asked every time; never saved)")
 SetOpt = typer.Option(None, "--set", help="override a recipe key: --set steps.0.epochs=1 (repeatable)")

@@ -44,10 +44,13 @@ def holds_run(path: Path) -> bool:
 
 
 def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """What differs from the saved resolved recipe ``old``. Every option the saving distillcli had
+    is in it, so a key only ``new`` has is an option added since, at its default (which keeps the
+    old behaviour): a run started before an upgrade resumes after it."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
-        for key in list(old) + [k for k in new if k not in old]:
-            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+        for key in old:
+            out += _differences(old[key], new.get(key), f"{where}.{key}" if where else str(key))
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{where}[{i}]")]

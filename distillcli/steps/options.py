@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 
 from distillcli.compress.choices import IMPORTANCES, ImportanceName, Reduce
 from distillcli.facts import Method
+from distillcli.machine import TARGETS
 from distillcli.modelfile.formats import exportable
 from distillcli.losses.options import KDOptions, SelfDistillOptions
 from distillcli.losses.specs import LossTerm, loss_problems, parse_loss
@@ -60,6 +61,10 @@ class FinetuneConfig(OptimConfig, SelfDistillOptions):
     lr: float = Field(0.01, gt=0, le=1e12, description="peak learning rate (lower than from-scratch training)")
 
 
+QuantizeTarget = Literal[("auto", *TARGETS)]  # type: ignore[valid-type]
+PruneTarget = Literal[("auto", *TARGETS, "cuda")]  # type: ignore[valid-type]
+
+
 class PruneConfig(StepConfig):
     method: Literal["channel", "unstructured"] = Field(
         "channel", description="channel: remove whole channels/filters (smaller and faster); "
@@ -82,8 +87,10 @@ class PruneConfig(StepConfig):
                               "pruned; 'stem' is the first convolution; the classifier's outputs are always kept")
     round_to: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] | None = Field(
         "auto", description="channel: keep channel counts a multiple of this (halved, down to 8, for layers narrower "
-                            "than eight times it); auto: the fast multiple of the machine that prunes (CPU: 16 with AVX-512, "
+                            "than eight times it); auto: the fast multiple of the machine that prunes, or of `target` (CPU: 16 with AVX-512, "
                             "8 with AVX2, measured per ISA; CUDA and others: 8); null or 1: no rounding")
+    target: PruneTarget = Field("auto", description="channel, round_to auto: the machine the model will run on "
+                                "(auto: the one that prunes): avx2 8; avx512, vnni, amx 16; arm64, cuda 8")
     schedule: Literal["oneshot", "iterative", "gradual"] = Field(
         "oneshot", description="oneshot; iterative: `iterations` prune + fine-tune rounds; gradual (unstructured): "
                                "AGP cubic ramp during the fine-tune")
@@ -127,6 +134,9 @@ class PruneConfig(StepConfig):
                                  + ", ".join(e.name for e in IMPORTANCES.entries() if e.per_weight))
             if isinstance(self.round_to, int):
                 raise ValueError("round_to applies to channel pruning only")
+        if self.target != "auto" and (self.method != "channel" or self.round_to != "auto"):
+            raise ValueError("target chooses round_to: auto's channel multiple for another machine: it applies to "
+                             "channel pruning with round_to: auto (remove round_to, or target)")
         if self.schedule == "gradual":
             if self.method != "unstructured":
                 raise ValueError("schedule gradual is for method: unstructured; use schedule: iterative for channels")
@@ -172,7 +182,7 @@ class QuantizeConfig(StepConfig, OptimConfig, SelfDistillOptions):
         "not calibrate), never on the test split"))
     compile: bool | None = Field(None, description="compile the program (torch.compile) before it is measured; "
                                                    "default: for int8 only, which is slow uncompiled")
-    target: Literal["auto", "avx2", "avx512", "vnni", "amx", "arm64"] = Field("auto", description=(
+    target: QuantizeTarget = Field("auto", description=(
         "int8: the machine that will run the model (auto: this one). avx2, avx512 (no VNNI): 7-bit activations "
         "(reduce_range), whose products cannot saturate; vnni, amx: full 8-bit; arm64: torchao's ARM quantizer"))
     # QAT: the OptimConfig fields plus distillation from the float model (alpha 0: labels only)

@@ -88,3 +88,14 @@ def test_quantize_max_drop_says_what_it_measured(model_file, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "max_drop 100: top-1 " in result.stdout and "training images that did not calibrate" in result.stdout
     assert "(1 quantization tried)" in result.stdout
+
+
+def test_quantize_max_drop_on_a_held_out_share(model_file, tmp_path) -> None:
+    result = invoke("quantize", model_file, "--calibration-batches", "2", "--no-compile", "--no-latency",
+                    "--device", "cpu", "--max-drop", "100", "--val-split", "0.25", "--out", tmp_path / "q.pt2",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)["info"]
+    assert info["control"] == "held out by data.val_split" and info["control_images"] > 0
+    bad = invoke("quantize", model_file, "--val-split", "0.25", "--val-from", "elsewhere", "--out", tmp_path / "b.pt2")
+    assert bad.exit_code == 2 and "val_from" in bad.stderr and "Traceback" not in bad.output

@@ -102,3 +102,12 @@ def test_max_drop_uses_the_held_out_share_when_there_is_one() -> None:
     out = STEPS.get("quantize").run(model, ctx, QuantizeConfig(calibration_batches=2, compile=False, max_drop=50))
     assert out.info.control == "held out by data.val_split" and out.info.control_images == 32
     assert out.info.fallback == [] and out.info.control_trials == [(0, out.info.control_top1)]
+
+
+def test_dynamic_int8_is_controlled_on_training_images_from_the_first_batch() -> None:
+    data = tiny_synthetic()
+    model = _trained(data)
+    ctx = StepContext(device=torch.device("cpu"), data=data)
+    info = STEPS.get("quantize").run(model, ctx, QuantizeConfig(method="dynamic", compile=False, max_drop=100)).info
+    assert info.control == "training images" and info.control_images == 128  # no calibration to keep apart
+    assert info.int8_layers == 1 and info.fallback == []  # the classifier, the one Linear layer

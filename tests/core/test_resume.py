@@ -193,6 +193,29 @@ def test_existing_run_directory_is_refused_unless_resume_or_force(tmp_path, writ
     assert "seed: 3" in (tmp_path / "run" / "recipe.yaml").read_text()
 
 
+def test_a_run_saved_before_an_option_existed_resumes_after_the_upgrade(tmp_path, write_recipe) -> None:
+    """A distillcli upgrade between the start and the resume adds options at their defaults: no
+    refusal. An option the saved run had and this version lacks is still a difference."""
+    import yaml
+
+    from distillcli.engine.rundir import check_out_dir
+    from distillcli.recipe import recipe_to_dict
+
+    path = write_recipe(tiny_recipe(steps=[{"evaluate": {}}], report={"latency": False}))
+    run(path, tmp_path / "run")
+    saved_file = tmp_path / "run" / "recipe.yaml"
+    saved = yaml.safe_load(saved_file.read_text())
+    del saved["data"]["augment_replay"], saved["report"]["latency_repeats"]  # as an older version wrote it
+    saved_file.write_text(yaml.safe_dump(saved))
+    now = recipe_to_dict(load_recipe(saved_file))
+    assert now["data"]["augment_replay"] is None and "latency_repeats" in now["report"]
+    check_out_dir(tmp_path / "run", now, force=False, resume=True)
+    saved["data"]["retired_option"] = 1
+    saved_file.write_text(yaml.safe_dump(saved))
+    with pytest.raises(RunDirError, match=r"data.retired_option: 1 -> None"):
+        check_out_dir(tmp_path / "run", now, force=False, resume=True)
+
+
 def test_failure_before_the_first_step_leaves_no_run_directory(tmp_path, write_recipe) -> None:
     from distillcli.errors import DataError
 

@@ -19,7 +19,7 @@ from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import validate_raw
 from distillcli import runtime
-from distillcli.machine import Machine
+from distillcli.machine import TARGET_LEVEL, TARGET_TEXT, Machine
 from distillcli.runtime import resolve_precision, resolve_round_to
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
@@ -73,16 +73,36 @@ def test_round_to_auto_follows_the_cpu_isa(monkeypatch, level: str, multiple: in
         PruneConfig(sparsity=0.5, round_to="eight")
 
 
-@pytest.mark.parametrize("level", ["AVX-512", "AVX2"])
-def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(monkeypatch, level: str) -> None:
+@pytest.mark.parametrize("here, target, multiple", [
+    ("AVX2", "avx512", 16), ("AVX2", "amx", 16), ("AVX2", "vnni", 16), ("AVX-512", "avx2", 8),
+    ("AVX-512", "arm64", 8), ("AVX-512", "cuda", 8), ("AVX2", "auto", 8), ("AVX-512", "auto", 16)])
+def test_round_to_auto_for_the_machine_that_will_run_the_model(monkeypatch, here: str, target: str,
+                                                                multiple: int) -> None:
+    monkeypatch.setattr(runtime, "this_machine", lambda: machine(here))
+    assert resolve_round_to("auto", CPU, target) == multiple
+    assert resolve_round_to(4, CPU, target) == 4 and resolve_round_to(None, CPU, target) is None
+
+
+@pytest.mark.parametrize("options", [{"round_to": 8}, {"method": "unstructured"}])
+def test_prune_target_applies_to_round_to_auto_only(options: dict) -> None:
+    with pytest.raises(ValidationError, match="target chooses round_to: auto's channel multiple"):
+        PruneConfig(sparsity=0.5, target="avx512", **options)
+    with pytest.raises(ValidationError, match="target"):
+        PruneConfig(sparsity=0.5, target="avx1024")
+
+
+@pytest.mark.parametrize("level, target", [("AVX-512", "auto"), ("AVX2", "auto"), ("AVX2", "avx512")])
+def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(monkeypatch, level: str,
+                                                                              target: str) -> None:
     monkeypatch.setattr(runtime, "this_machine", lambda: machine(level))
     torch.manual_seed(0)
     spec = ArchSpec("resnet20", 4, 3, [0.5] * 3, [0.25] * 3)  # 16, 32, 64 channels
     ctx = StepContext(device=CPU, data=tiny_synthetic())
     info = STEPS.get("prune").run(ModelHandle(build_model(spec), spec), ctx,
-                                  PruneConfig(channel_ratio=0.5, latency=False)).info
-    multiple = 16 if level == "AVX-512" else 8
+                                  PruneConfig(channel_ratio=0.5, latency=False, target=target)).info
+    multiple = 16 if "AVX-512" in (level, TARGET_LEVEL.get(target)) else 8
     assert info.round_to == multiple
+    assert info.round_to_for == (TARGET_TEXT[target] if target != "auto" else machine(level).isa_text())
     kept = {before: after for before, after in info.channels.values()}
     assert kept[64] == 32 and kept[32] == 16
     assert kept[16] == 8  # 16 channels with multiple 16: halved to 8, not left whole
