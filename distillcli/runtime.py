@@ -75,28 +75,23 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
                       "(fp16 needs CUDA; bf16 needs the CPU or CUDA)", "use precision: auto or fp32")
 
 
-def auto_round_to(device: torch.device, target: str = "auto") -> int:
-    """The channel multiple the model's machine runs fast at: ``target``'s (a machine.TARGETS name,
-    or cuda), else ``device``'s; on the CPU, this machine's ISA's (caps applied)."""
+def auto_round_to(device: torch.device, target: str = "auto") -> tuple[int, str]:
+    """The channel multiple the model's machine runs fast at, and that machine in words:
+    ``target``'s (a machine.TARGETS name, or cuda), else ``device``'s; on the CPU, this machine's
+    ISA's (caps applied)."""
     if target in TARGET_LEVEL:
-        return CPU_ROUND_TO.get(TARGET_LEVEL[target], ROUND_TO_UNMEASURED)
+        return CPU_ROUND_TO.get(TARGET_LEVEL[target], ROUND_TO_UNMEASURED), TARGET_TEXT[target]
     kind = target if target != "auto" else device.type
     if kind == "cpu":
-        return CPU_ROUND_TO.get(this_machine().level, ROUND_TO_UNMEASURED)
-    return AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED)
-
-
-def round_to_machine(device: torch.device, target: str = "auto") -> str:
-    """The machine whose fast multiple ``auto_round_to(device, target)`` is, in words."""
-    if target != "auto":
-        return TARGET_TEXT.get(target, target)
-    return this_machine().isa_text() if device.type == "cpu" else device.type
+        machine = this_machine()
+        return CPU_ROUND_TO.get(machine.level, ROUND_TO_UNMEASURED), machine.isa_text()
+    return AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED), kind
 
 
 def resolve_round_to(value: int | str | None, device: torch.device, target: str = "auto") -> int | None:
     """Channel-count rounding for pruning: ``auto`` is the fast multiple of the machine the model
     will run on (``target``; auto: ``device``); an int or None as given."""
-    return auto_round_to(device, target) if value == "auto" else value  # type: ignore[return-value]
+    return auto_round_to(device, target)[0] if value == "auto" else value  # type: ignore[return-value]
 
 
 def machine_load() -> float | None:

@@ -5,11 +5,11 @@
 
 Runs the search (--max-drop 0.5, --objective latency at batch 64; candidates compared on a fixed
 half of the test split, the published model having trained on all the training images), then,
-each through the engine as a plain recipe measured on the other half of the test split: the fp32 model, int8 alone, channel
-pruning 2x + KD alone, that model quantized to int8 (`combo`: a reference point that nothing
-selected, for what a search with a clean held-out split could find), and the chosen recipe
-re-run from best.yaml. Prints a table (speed-up
-against fp32 at batch 64 timed in the same process, top-1 on the test set) and writes it to
+each through the engine as a plain recipe measured on the other half of the test split: the
+fp32 model, int8 alone, channel pruning 2x + KD alone, that model quantized to int8 (`combo`: a
+reference point that nothing selected), and the chosen recipe re-run from best.yaml. Prints a
+table (speed-up against fp32 at batch 64 timed in the same process, top-1 on the reporting half)
+and writes it to
 OUT/bench.json and OUT/bench.md. Then (part `files`) the files a user ships, each loaded in its
 own fresh process and timed in turn against the starting model's file, with their test top-1
 there: the figures to quote. `--parts` runs some parts now and keeps the others' rows from

@@ -9,8 +9,9 @@ from typing import NamedTuple, Sequence
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
 from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, step_facts, held_from, latency_note, measured_on, ms, pct,
-                                       points, size_ratio, speed_ratio, spread, training_note, within_noise)
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, held_from, latency_note, measured_on, ms,
+                                       pct, points, size_ratio, speed_ratio, spread, step_facts, training_note,
+                                       within_noise)
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d1d1f;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from distillcli.record import Measures, RunRecord, StepRecord
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, step_facts, latency_note, measured_on, spread,
+from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, latency_note, measured_on, spread, step_facts,
                                        training_note, within_noise)
 
 

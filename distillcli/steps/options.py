@@ -87,7 +87,8 @@ class PruneConfig(StepConfig):
                               "pruned; 'stem' is the first convolution; the classifier's outputs are always kept")
     round_to: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] | None = Field(
         "auto", description="channel: keep channel counts a multiple of this (halved, down to 8, for layers narrower "
-                            "than eight times it); auto: the fast multiple of the machine that prunes, or of `target` (CPU: 16 with AVX-512, "
+                            "than eight times it); auto: the fast multiple of the machine that prunes, or of `target` "
+                            "(CPU: 16 with AVX-512, "
                             "8 with AVX2, measured per ISA; CUDA and others: 8); null or 1: no rounding")
     target: PruneTarget = Field("auto", description="channel, round_to auto: the machine the model will run on "
                                 "(auto: the one that prunes): avx2 8; avx512, vnni, amx 16; arm64, cuda 8")
