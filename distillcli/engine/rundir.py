@@ -43,17 +43,17 @@ def holds_run(path: Path) -> bool:
     return (path / "recipe.yaml").is_file() or (path / "checkpoints").is_dir()
 
 
-def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+def differences(old: Any, new: Any, where: str = "") -> list[str]:
     """What differs from the saved resolved recipe ``old``. Every option the saving distillcli had
     is in it, so a key only ``new`` has is an option added since, at its default (which keeps the
     old behaviour): a run started before an upgrade resumes after it."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
         for key in old:
-            out += _differences(old[key], new.get(key), f"{where}.{key}" if where else str(key))
+            out += differences(old[key], new.get(key), f"{where}.{key}" if where else str(key))
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{where}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{where}[{i}]")]
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
 
@@ -63,7 +63,7 @@ def recipe_differences(path: Path, recipe: dict[str, Any], name: str = "recipe.y
         saved = yaml.safe_load((path / name).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return [f"{name}: missing or unreadable"]
-    return _differences(saved, recipe)
+    return differences(saved, recipe)
 
 
 def check_out_dir(path: Path, recipe: dict[str, Any], force: bool, resume: bool) -> None:

@@ -16,7 +16,7 @@ import yaml
 from distillcli.atomic_write import remove_stale_temps, write_text
 from distillcli.data.bundle import DataBundle
 from distillcli.engine.run_state import RunState
-from distillcli.engine.rundir import clear_run
+from distillcli.engine.rundir import clear_run, differences
 from distillcli.errors import RunDirError
 from distillcli.machine import this_machine
 from distillcli.modelfile import versions
@@ -77,7 +77,7 @@ def restore(saved: dict[str, Any], run_dir: Path, recipe_dict: dict[str, Any], s
     """Continue from a checkpoint: the record (``now``: where this leg runs), the models and random
     state at the start of the step that was running; (the record, that step): it re-runs and
     replays its finished loops."""
-    if saved.get("recipe") != recipe_dict:
+    if not isinstance(saved.get("recipe"), dict) or differences(saved["recipe"], recipe_dict):
         raise RunDirError(f"the checkpoint in {run_dir} was written by another recipe than its recipe.yaml "
                           "(edited since?)", "restore recipe.yaml, or start the run again with --force")
     remove_stale_temps(run_dir)

@@ -193,23 +193,30 @@ def test_existing_run_directory_is_refused_unless_resume_or_force(tmp_path, writ
     assert "seed: 3" in (tmp_path / "run" / "recipe.yaml").read_text()
 
 
-def test_a_run_saved_before_an_option_existed_resumes_after_the_upgrade(tmp_path, write_recipe) -> None:
-    """A distillcli upgrade between the start and the resume adds options at their defaults: no
-    refusal. An option the saved run had and this version lacks is still a difference."""
+def test_a_run_saved_before_an_option_existed_resumes_after_the_upgrade(tmp_path, write_recipe, monkeypatch) -> None:
+    """A distillcli upgrade between a kill and the resume adds options at their defaults: the run
+    resumes from its checkpoint. An option the saved run had and this version lacks is still a difference."""
     import yaml
 
     from distillcli.engine.rundir import check_out_dir
     from distillcli.recipe import recipe_to_dict
 
-    path = write_recipe(tiny_recipe(steps=[{"evaluate": {}}], report={"latency": False}))
-    run(path, tmp_path / "run")
-    saved_file = tmp_path / "run" / "recipe.yaml"
-    saved = yaml.safe_load(saved_file.read_text())
-    del saved["data"]["augment_replay"], saved["report"]["latency_repeats"]  # as an older version wrote it
+    path = write_recipe(tiny_recipe(report={"latency": False}, checkpoint={"every_epochs": 1}))
+    with monkeypatch.context() as m:
+        kill_at(m, "distill", 2, 1)
+        with pytest.raises(Kill):
+            run(path, tmp_path / "run")
+    saved_file, state_file = tmp_path / "run" / "recipe.yaml", tmp_path / "run" / "checkpoints" / "state.pt"
+    saved, state = yaml.safe_load(saved_file.read_text()), torch.load(state_file, weights_only=True)
+    for old in (saved, state["recipe"]):  # as an older version wrote them
+        del old["data"]["augment_replay"], old["report"]["latency_repeats"]
     saved_file.write_text(yaml.safe_dump(saved))
+    torch.save(state, state_file)
     now = recipe_to_dict(load_recipe(saved_file))
     assert now["data"]["augment_replay"] is None and "latency_repeats" in now["report"]
-    check_out_dir(tmp_path / "run", now, force=False, resume=True)
+    record = Pipeline(load_recipe(saved_file), SilentProgress(), out=tmp_path / "run", resume=True).run().record
+    assert record.run.status == "ok" and len(record.run.resumed) == 1
+    assert [r.epoch for r in record.steps[1].curve] == [1, 2, 3]  # the distill step went on from its checkpoint
     saved["data"]["retired_option"] = 1
     saved_file.write_text(yaml.safe_dump(saved))
     with pytest.raises(RunDirError, match=r"data.retired_option: 1 -> None"):
