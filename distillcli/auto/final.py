@@ -9,7 +9,7 @@ from typing import Any
 
 from distillcli.atomic_write import atomic_path
 from distillcli.auto.score import step_cost
-from distillcli.auto.search import SearchResult
+from distillcli.auto.search import CANDIDATE_RECIPE, SearchResult
 from distillcli.engine.rundir import link_model
 from distillcli.record import StepRecord
 
@@ -42,12 +42,14 @@ def measure_final(result: SearchResult, model_file: Path) -> dict[str, Any]:
 
 
 def publish_best(result: SearchResult) -> tuple[Path, Path]:
-    """best.yaml (the chosen trial's resolved recipe, verbatim) and best.<suffix> (its model)."""
+    """best.yaml (the chosen trial's resolved recipe, verbatim; its whole one when its run started
+    from another trial's model) and best.<suffix> (its model)."""
     assert result.chosen is not None
     run_dir, model = result.path(result.chosen.get("run_dir")), result.path(result.chosen.get("model_file"))
+    whole = run_dir / CANDIDATE_RECIPE
     recipe = result.out / "best.yaml"
     with atomic_path(recipe) as tmp:
-        shutil.copyfile(run_dir / "recipe.yaml", tmp)
+        shutil.copyfile(whole if whole.is_file() else run_dir / "recipe.yaml", tmp)
     target = result.out / f"best{model.suffix}"
     link_model(model, target)
     return recipe, target

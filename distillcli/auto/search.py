@@ -31,14 +31,17 @@ from distillcli.auto.config import AutoConfig
 from distillcli.auto.retime import RETIME_TOP, fastest, retime
 from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
-from distillcli.auto.study import (Candidate, candidate, enqueue, finished, open_study, same_as, trial_path,
-                                   trials_done, twins)
+from distillcli.auto.study import (Candidate, candidate, enqueue, finished, float_twins, open_study,
+                                   precision_factor, same_as, trial_path, trials_done, twins)
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.engine.rundir import recipe_differences
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure, TargetUnreachable
 from distillcli.facts import LayerSensitivity, SensitivityFacts
 from distillcli.progress import Progress
 from distillcli.record import RunRecord
+
+
+CANDIDATE_RECIPE = "candidate.yaml"  # a trial's whole recipe, where its run started from another trial's model
 
 
 class TrialFailed(Exception):
@@ -199,12 +202,17 @@ class Search:
         choice = suggest(trial, cfg, guided=bool(self.sensitivity))
         resume_dir = trial.user_attrs.get("resume_dir")
         run_dir = trial_path(self.out, resume_dir) if resume_dir else self.out / "trials" / f"{trial.number:03d}"
-        resume = bool(resume_dir) and (run_dir / "checkpoints" / "state.pt").is_file()
+        # a run that started from a twin's model is short: it starts again (and finds its twin again)
+        resume = (bool(resume_dir) and (run_dir / "checkpoints" / "state.pt").is_file()
+                  and not (run_dir / CANDIDATE_RECIPE).is_file())
         trial.set_user_attr("run_dir", os.path.relpath(run_dir, self.out))
         trial.set_user_attr("choice", choice)
         self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else ""))
+        factor = precision_factor(trial.study, choice["quantize"])
+        trial.set_user_attr("rung_cost_factor", factor)
         observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline,
-                                 twins(trial.study), {k: choice.get(k) for k in ("epochs", "quantize")})
+                                 twins(trial.study), {k: choice.get(k) for k in ("epochs", "quantize")},
+                                 float_twins(trial.study, self.out), factor)
         try:
             record = self._run(trial, choice, run_dir, observer, resume)
         except Interrupted:
@@ -235,24 +243,55 @@ class Search:
         trial.set_user_attr("cost_ratio", ratio)
         trial.set_user_attr("feasible", ref.top1 - top1 <= cfg.max_drop)
         trial.set_constraint("drop", ref.top1 - top1 - cfg.max_drop)  # <= 0: within the allowed drop
-        trial.set_user_attr("epochs", sum(len(s.curve) for s in record.steps))
+        trial.set_user_attr("epochs", sum(len(s.curve) for s in record.steps)
+                            + (observer.float_twin.epochs if observer.float_twin else 0))
         trial.set_user_attr("model_file", os.path.relpath(run_dir / final.model_file, self.out)
                             if final.model_file else None)
+        tuned = next((s for s in reversed(record.steps) if s.kind == "distill" and s.model_file), None)
+        if tuned is not None:  # the fine-tuned float model, for a candidate that differs only in precision
+            trial.set_user_attr("float_model", os.path.relpath(run_dir / tuned.model_file, self.out))
         return score(top1, ratio, ref, cfg.max_drop)
 
     def _run(self, trial: Any, choice: dict[str, Any], run_dir: Path, observer: TrialObserver,
              resume: bool) -> RunRecord:
         """The trial's run. A MAC target past what pruning can give (the sensitivity guide keeps
         layers whole; max_layer_ratio caps the rest) is lowered to the most it gives: the prune step
-        finds that out before any training, and the trial runs again at that target."""
+        finds that out before any training, and the trial runs again at that target. A candidate
+        whose fine-tuned model an earlier trial built runs its precision step on that model."""
         try:
-            return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
-        except TargetUnreachable as e:
-            trial.set_user_attr("clamped_from", choice["mac_reduction"])
-            choice["mac_reduction"] = math.floor(e.reachable * 1000) / 1000  # the step rounds to 3 decimals
-            trial.set_user_attr("choice", choice)
-            self.progress.message(f"  pruning gives at most {e.reachable:.2f}x fewer MACs here: clamped to that")
-            return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, False)
+            try:
+                return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, resume)
+            except TargetUnreachable as e:
+                trial.set_user_attr("clamped_from", choice["mac_reduction"])
+                choice["mac_reduction"] = math.floor(e.reachable * 1000) / 1000  # the step rounds to 3 decimals
+                trial.set_user_attr("choice", choice)
+                self.progress.message(f"  pruning gives at most {e.reachable:.2f}x fewer MACs here: clamped to that")
+                return run_trial(self.trial_recipe(choice, run_dir.name), run_dir, observer, False)
+        except Interrupted:
+            if observer.stopped != "reuse":
+                raise
+        return self._precision_on_twin(trial, choice, run_dir, observer)
+
+    def _precision_on_twin(self, trial: Any, choice: dict[str, Any], run_dir: Path,
+                           observer: TrialObserver) -> RunRecord:
+        """The candidate's precision step, started from its float twin's fine-tuned model. Its
+        whole recipe (prune + KD + precision) is kept beside the run as candidate.yaml: what best.yaml
+        holds when this candidate is chosen."""
+        from distillcli.recipe import recipe_to_dict, validate_raw
+
+        twin = observer.float_twin
+        assert twin is not None
+        whole = self.trial_recipe(choice, run_dir.name)
+        recipe = {**whole, "student": {"checkpoint": str(twin.model_file)},
+                  "steps": [s for s in whole["steps"] if "quantize" in s]}
+        trial.set_user_attr("from_trial", twin.number)
+        self.progress.message(f"  trial {twin.number} built the same fine-tuned model: its precision step starts "
+                              "from that model")
+        observer.stopped = None
+        record = run_trial(recipe, run_dir, observer, False)
+        write_text(run_dir / CANDIDATE_RECIPE,
+                   yaml.safe_dump(recipe_to_dict(validate_raw(whole, source=f"trial {run_dir.name}")), sort_keys=False))
+        return record
 
     def _after_trial(self, study: Any, trial: Any) -> None:
         """Progress: what the trial gave, trials done, the best so far, the budget left."""
@@ -270,6 +309,8 @@ class Search:
             what = f"failed: {c.get('error')}"
         if c.twin is not None:
             what = f"is the same pruned model as trial {c.twin}: {what}"
+        elif c.get("from_trial") is not None:
+            what = f"(its precision step on trial {c.get('from_trial')}'s fine-tuned model): {what}"
         done = finished(study)
         states = {s: sum(x.state == s for x in done) for s in ("complete", "pruned", "failed")}
         best = next(iter(fastest(done)), None)

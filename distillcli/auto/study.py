@@ -1,6 +1,8 @@
 """The Optuna study as the search reads and writes it: its storage (study.journal), each finished
-trial as a ``Candidate``, the trials that count against a budget, and twins (trials that built the
-same pruned model as an earlier one, and take its outcome)."""
+trial as a ``Candidate``, the trials that count against a budget, twins (trials that built the
+same pruned model as an earlier one, and take its outcome), float twins (finished trials whose
+fine-tuned model a candidate of another precision starts from) and what each precision did to
+the starting model's cost."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distillcli.auto.space import describe
+from distillcli.auto.space import NO_PRUNING, describe
+from distillcli.auto.trial import FloatTwin
 from distillcli.progress import Progress
 
 STUDY = "auto"
@@ -97,6 +100,33 @@ def twins(study: Any) -> dict[str, int]:
         if judged and "model_key" in t.user_attrs and "same_as" not in t.user_attrs:
             out.setdefault(t.user_attrs["model_key"], t.number)
     return out
+
+
+def float_twins(study: Any, out: Path) -> dict[str, FloatTwin]:
+    """Fine-tuned float models already built: float key (kept channels, fine-tune length) -> the
+    first finished trial whose model file is still there."""
+    from optuna.trial import TrialState
+
+    found: dict[str, FloatTwin] = {}
+    for t in study.get_trials(deepcopy=False):
+        key, model = t.user_attrs.get("float_key"), t.user_attrs.get("float_model")
+        if t.state == TrialState.COMPLETE and key and model and key not in found:
+            path = trial_path(out, model)
+            if path.is_file():
+                found[key] = FloatTwin(t.number, path, int(t.user_attrs.get("epochs") or 0))
+    return found
+
+
+def precision_factor(study: Any, quantize: str) -> float:
+    """What ``quantize`` did to the starting model's cost (the cost ratio of its finished trial
+    without pruning; QAT deploys the same int8 program as static), 1.0 when no such trial finished."""
+    if quantize == "none":
+        return 1.0
+    ratios: dict[str, float] = {}
+    for c in finished(study):
+        if c.state == "complete" and c.choice.get("mac_reduction", 1.0) < NO_PRUNING and c.get("cost_ratio"):
+            ratios.setdefault(c.choice.get("quantize"), float(c.get("cost_ratio")))
+    return ratios.get(quantize) or (ratios.get("static") if quantize == "qat" else None) or 1.0
 
 
 def same_as(trial: Any, number: int | None) -> float:

@@ -311,3 +311,64 @@ def test_the_fastest_candidates_are_timed_again_side_by_side_before_the_choice(t
     assert summary["best"]["trial"] == min(again, key=again.get)
     assert summary["best"]["val"]["retimed_ratio"] == pytest.approx(again[summary["best"]["trial"]])
     assert "re-timed side by side" in (out / "candidates.md").read_text()
+
+
+def test_the_seeded_combination_quantizes_its_twins_fine_tuned_model(teacher, tmp_path):
+    """The shipped seeds: int8 alone, channel 2x + KD, then 2x + KD + int8. The third builds the
+    second's fine-tuned model: it trains nothing, runs int8 on that model file, is judged on its
+    int8 cost, and its best.yaml-to-be holds the whole recipe."""
+    out = tmp_path / "out"
+    result, _, _ = _search(teacher, out, objective="latency", quantize=["none", "static"], batch_size=16,
+                           latency_repeats=1, budget="3 trials")
+    int8, tuned, combo = result.candidates
+    assert [c.state for c in result.candidates] == ["complete"] * 3, [c.attrs for c in result.candidates]
+    assert combo.get("from_trial") == 1 and tuned.get("from_trial") is None and combo.twin is None
+    assert combo.get("rung_cost_factor") == pytest.approx(int8.get("cost_ratio"))
+    assert tuned.get("rung_cost_factor") == 1.0
+    assert combo.get("epochs") == tuned.get("epochs") == 3  # the twin's epochs, none of its own
+    assert combo.get("float_key") == tuned.get("float_key") and combo.get("model_key") != tuned.get("model_key")
+    record = json.loads((out / combo.get("run_dir") / "metrics.json").read_text())
+    assert [s["kind"] for s in record["steps"]] == ["quantize"] and record["run"]["status"] == "ok"
+    assert combo.get("model_file").endswith(".pt2") and combo.get("cost") != tuned.get("cost")
+    whole = yaml.safe_load((out / combo.get("run_dir") / "candidate.yaml").read_text())
+    assert [next(iter(s)) for s in whole["steps"]] == ["prune", "distill", "quantize"]
+    assert whole["student"]["from"] == "teacher"
+    table = (out / "candidates.md").read_text()
+    assert "| #2 | complete (precision on #1's model) |" in table
+
+
+def test_a_candidate_bound_for_int8_is_ranked_at_a_rung_by_its_estimated_int8_cost():
+    """Successive halving compares candidates after each fine-tune epoch, before any precision step:
+    a candidate bound for int8 reports its float cost times what int8 did to the starting model."""
+    from distillcli.auto.score import Reference
+    from distillcli.auto.trial import TrialObserver
+    from distillcli.record import EpochRecord, Measures, StepRecord
+
+    class Trial:
+        def __init__(self) -> None:
+            self.reports: list[tuple[float, int]] = []
+            self.user_attrs: dict = {}
+
+        def report(self, value: float, step: int) -> None:
+            self.reports.append((value, step))
+
+        def set_user_attr(self, key: str, value) -> None:
+            self.user_attrs[key] = value
+
+        def should_prune(self) -> bool:
+            return False
+
+    def tracked(factor: float) -> Trial:
+        trial = Trial()
+        observer = TrialObserver(trial, Reference(top1=90.0, cost=10.0), "latency", 16, 1.0, None,
+                                 rest={"epochs": 2, "quantize": "static"}, cost_factor=factor)
+        float_step = StepRecord(index=0, kind="distill", target="student", measures=Measures(latency_ms={"16": 6.0}))
+        observer.step(float_step, [float_step])
+        observer.epoch(EpochRecord(epoch=1, lr=0.01, train_loss=1.0, train_top1=80.0, val_top1=89.5))
+        int8_step = StepRecord(index=1, kind="quantize", target="student", measures=Measures(latency_ms={"16": 2.5}))
+        observer.step(int8_step, [float_step, int8_step])
+        observer.epoch(EpochRecord(epoch=2, lr=0.01, train_loss=1.0, train_top1=80.0, val_top1=89.5))  # QAT: after its step, the measured cost
+        return trial
+
+    assert [v for v, _ in tracked(0.4).reports] == pytest.approx([0.24, 0.25])
+    assert [v for v, _ in tracked(1.0).reports] == pytest.approx([0.6, 0.25])
