@@ -17,16 +17,26 @@ import platform
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Target = Literal["avx2", "avx512", "vnni", "amx", "arm64"]
-TARGETS: tuple[Target, ...] = ("avx2", "avx512", "vnni", "amx", "arm64")
-TARGET_TEXT: dict[str, str] = {"avx2": "x86_64 AVX2 (no VNNI)", "avx512": "x86_64 AVX-512 (no VNNI)",
-                               "vnni": "x86_64 with VNNI", "amx": "x86_64 AVX-512 + VNNI + AMX", "arm64": "arm64"}
-# The vector ISA level (Machine.level's names) each target stands for where fp32 speed is concerned:
-# VNNI and AMX CPUs are AVX-512 ones (AVX-VNNI laptops, AVX2 level, run AVX-512's multiples as fast)
-TARGET_LEVEL: dict[str, str] = {"avx2": "AVX2", "avx512": "AVX-512", "vnni": "AVX-512", "amx": "AVX-512",
-                                "arm64": "NEON"}
+
+
+@dataclass(frozen=True)
+class TargetCPU:
+    """A machine a model can be tuned for: ``text`` names it; ``level`` is the vector ISA level
+    (Machine.level's names) it stands for where fp32 speed is concerned: VNNI and AMX CPUs are
+    AVX-512 ones (AVX-VNNI laptops, AVX2 level, run AVX-512's multiples as fast)."""
+
+    text: str
+    level: str
+
+
+TARGET_CPUS: dict[Target, TargetCPU] = {
+    "avx2": TargetCPU("x86_64 AVX2 (no VNNI)", "AVX2"), "avx512": TargetCPU("x86_64 AVX-512 (no VNNI)", "AVX-512"),
+    "vnni": TargetCPU("x86_64 with VNNI", "AVX-512"), "amx": TargetCPU("x86_64 AVX-512 + VNNI + AMX", "AVX-512"),
+    "arm64": TargetCPU("arm64", "NEON")}
+TARGETS: tuple[Target, ...] = get_args(Target)
 ARM = ("aarch64", "arm64")
 X86_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
 ARM_FLAGS = ("asimd", "asimddp", "sve", "sve2", "i8mm")
@@ -132,10 +142,10 @@ def file_note(header: dict[str, Any], name: str, now: Machine) -> str | None:
     """The one-line note `distill eval` prints when ``now`` differs from the machine a model file
     was tuned for (int8: its recorded target) or, for any file, the machine that wrote it."""
     target = (header.get("info") or {}).get("target")
-    if target in TARGET_TEXT:
+    if target in TARGET_CPUS:
         if target == now.target:
             return None
-        made = f"tuned for {TARGET_TEXT[target]}"
+        made = f"tuned for {TARGET_CPUS[target].text}"
     else:
         try:
             before = Machine.from_dict(header.get("machine"))

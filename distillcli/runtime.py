@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from distillcli.errors import OptionError
-from distillcli.machine import TARGET_LEVEL, TARGET_TEXT, this_machine
+from distillcli.machine import TARGET_CPUS, this_machine
 
 def seed_everything(seed: int) -> None:
     """Seed every random generator a run touches."""
@@ -79,8 +79,9 @@ def auto_round_to(device: torch.device, target: str = "auto") -> tuple[int, str]
     """The channel multiple the model's machine runs fast at, and that machine in words:
     ``target``'s (a machine.TARGETS name, or cuda), else ``device``'s; on the CPU, this machine's
     ISA's (caps applied)."""
-    if target in TARGET_LEVEL:
-        return CPU_ROUND_TO.get(TARGET_LEVEL[target], ROUND_TO_UNMEASURED), TARGET_TEXT[target]
+    if target in TARGET_CPUS:
+        cpu = TARGET_CPUS[target]
+        return CPU_ROUND_TO.get(cpu.level, ROUND_TO_UNMEASURED), cpu.text
     kind = target if target != "auto" else device.type
     if kind == "cpu":
         machine = this_machine()

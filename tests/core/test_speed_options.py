@@ -19,7 +19,7 @@ from distillcli.engine.pipeline import Pipeline
 from distillcli.progress import SilentProgress
 from distillcli.recipe import validate_raw
 from distillcli import runtime
-from distillcli.machine import TARGET_LEVEL, TARGET_TEXT, Machine
+from distillcli.machine import TARGET_CPUS, Machine
 from distillcli.runtime import resolve_precision, resolve_round_to
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
@@ -100,9 +100,9 @@ def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(mo
     ctx = StepContext(device=CPU, data=tiny_synthetic())
     info = STEPS.get("prune").run(ModelHandle(build_model(spec), spec), ctx,
                                   PruneConfig(channel_ratio=0.5, latency=False, target=target)).info
-    multiple = 16 if "AVX-512" in (level, TARGET_LEVEL.get(target)) else 8
+    multiple = 16 if "AVX-512" in (level, getattr(TARGET_CPUS.get(target), "level", None)) else 8
     assert info.round_to == multiple
-    assert info.round_to_for == (TARGET_TEXT[target] if target != "auto" else machine(level).isa_text())
+    assert info.round_to_for == (TARGET_CPUS[target].text if target != "auto" else machine(level).isa_text())
     kept = {before: after for before, after in info.channels.values()}
     assert kept[64] == 32 and kept[32] == 16
     assert kept[16] == 8  # 16 channels with multiple 16: halved to 8, not left whole

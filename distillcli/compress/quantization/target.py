@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from distillcli.machine import TARGET_TEXT, Target
+from distillcli.machine import TARGET_CPUS, Target
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Int8Plan:
 
     def info(self) -> dict[str, Any]:
         """What the quantize step records: the target, the setting, the quantizer."""
-        return {"target": self.target, "target_machine": TARGET_TEXT[self.target], "reduce_range": self.reduce_range,
+        return {"target": self.target, "target_machine": TARGET_CPUS[self.target].text, "reduce_range": self.reduce_range,
                 "quantizer": self.quantizer}
 
 
