@@ -57,8 +57,8 @@ ROWS: dict[str, tuple[dict | None, str]] = {
     "KD, warm store": ({"temperature": 4, "alpha": 0.9, "teacher_cache": "required"}, "read from the store"),
     "DIST": ({"loss": "dist", "teacher_cache": "auto"}, "read from the store"),
     "AT + KD": ({"temperature": 4, "alpha": 0.9, "teacher_cache": "auto",
-                 "loss": [{"kd": {}}, {"at": {"teacher_layers": ["net.layer1", "net.layer2", "net.layer3"],
-                                              "student_layers": ["net.layer1", "net.layer2", "net.layer3"]}}]},
+                 # the stages both share: ResNet-56 and ResNet-20 layer1-3; a VGG's ReLUs before its pools
+                 "loss": [{"kd": {}}, {"at": {"teacher_layers": "stages", "student_layers": "stages"}}]},
                 "run every batch (features)"),
 }
 

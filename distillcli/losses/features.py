@@ -45,22 +45,91 @@ def find_layer(model: nn.Module, name: str, role: str) -> nn.Module:
                       "name a layer as the model's named_modules() lists it (e.g. net.layer3)")
 
 
-def feature_stages(model: nn.Module, role: str) -> dict[int, str]:
-    """The model's feature stages as it declares them (timm's ``feature_info``: a module and how many
-    times smaller than the input its output is), by that reduction, under whichever submodule holds
-    them; the first entry (the stem) left out, and of two stages at one reduction, the deeper."""
+def feature_stages(model: nn.Module, role: str, input_shape: tuple[int, ...]) -> dict[int, str]:
+    """The model's feature stages by how many times smaller than the input their output is. As it
+    declares them (timm's ``feature_info``, under whichever submodule holds it; the first entry, the
+    stem, left out), else as a dry forward shows them: at each reduction, the module that finishes
+    last with a feature map that size (a ResNet's layerN; in a VGG the ReLU before each max-pool).
+    Of two declared stages at one reduction, the deeper."""
     for prefix, module in unwrap(model).named_modules():
         info = getattr(module, "feature_info", None)
         if isinstance(info, list) and len(info) > 1 and all(isinstance(i, dict) and {"module", "reduction"} <= i.keys()
                                                             for i in info):
             return {int(i["reduction"]): ".".join(filter(None, (prefix, i["module"]))) for i in info[1:]}
-    raise OptionError(f"the {role} declares no feature stages (timm models do, as feature_info), so `stages` "
-                      "cannot choose its layers", "name the layers instead, e.g. [net.layer2, net.layer3]")
+    found = _observed_stages(unwrap(model), input_shape)
+    if not found:
+        raise OptionError(f"the {role} gives no feature maps (N, C, H, W) after a convolution, so `stages` "
+                          "cannot choose its layers", "name the layers instead, e.g. [net.layer2, net.layer3]")
+    return found
 
 
-def paired_stages(student: nn.Module, teacher: nn.Module) -> tuple[list[str], list[str]]:
+_POOLS = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+          nn.modules.pooling._AdaptiveMaxPoolNd)
+
+
+def _observed_stages(model: nn.Module, input_shape: tuple[int, ...]) -> dict[int, str]:
+    """Reduction -> the last module to finish with a feature map of that size on a dry forward,
+    from the first convolution on. Left out: global pooling's 1x1 maps and pools that resize a map
+    up (torchvision's VGG), modules called twice (a shared ReLU), and the parts of a block that
+    halves the map with a strided convolution (an inverted residual's expansion, a bottleneck's
+    first 1x1): the stage's output is the block's input. Inside a block that halves it by pooling,
+    the map just before the pool is the stage's."""
+    sizes: dict[str, list[Any]] = {}  # name -> [input size, output size, calls]
+    finished: list[str] = []
+    seen_conv = False
+
+    def size(x: Any) -> tuple[int, int] | None:
+        x = x[0] if isinstance(x, (tuple, list)) and x else x
+        return tuple(x.shape[-2:]) if isinstance(x, Tensor) and x.dim() == 4 else None  # type: ignore[return-value]
+
+    def before(name: str) -> Any:
+        def hook(_: nn.Module, args: Any) -> None:
+            sizes.setdefault(name, [size(args), None, 0])
+        return hook
+
+    def after(name: str, module: nn.Module) -> Any:
+        def hook(_: nn.Module, args: Any, output: Any) -> None:
+            nonlocal seen_conv
+            seen_conv = seen_conv or isinstance(module, nn.modules.conv._ConvNd)
+            entry = sizes[name]
+            entry[1], entry[2] = size(output), entry[2] + 1
+            grew = entry[0] is not None and entry[1] is not None and entry[1][0] > entry[0][0]  # resized up
+            if seen_conv and entry[1] is not None and entry[1][0] * entry[1][1] > 1 and not grew:
+                finished.append(name)
+        return hook
+
+    modules = {name: m for name, m in model.named_modules() if name}
+    handles = [h for name, m in modules.items()
+               for h in (m.register_forward_pre_hook(before(name)), m.register_forward_hook(after(name, m)))]
+    param = next(iter(model.parameters()), None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, *input_shape, device=param.device if param is not None else "cpu"))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+    def halves(name: str) -> bool:
+        (i, o) = sizes[name][:2] if name in sizes else (None, None)
+        return i is not None and o is not None and o[0] < i[0] <= 2 * o[0]
+
+    inside: list[str] = []  # blocks that halve the map with a convolution: their parts are not stages
+    for name in modules:
+        leaves = [n for n in modules if (n == name or n.startswith(name + ".")) and not any(modules[n].children())
+                  and halves(n)]
+        if halves(name) and leaves and not all(isinstance(modules[n], _POOLS) for n in leaves):
+            inside.append(name + ".")
+    height = input_shape[-2]
+    return {max(1, round(height / sizes[name][1][0])): name for name in finished
+            if sizes[name][2] == 1 and not any(name.startswith(block) for block in inside)}
+
+
+def paired_stages(student: nn.Module, teacher: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[str], list[str]]:
     """(student layers, teacher layers): the stages of each at every reduction both have, shallow to deep."""
-    s, t = feature_stages(student, "student"), feature_stages(teacher, "teacher")
+    s, t = feature_stages(student, "student", input_shape), feature_stages(teacher, "teacher", input_shape)
     common = sorted(s.keys() & t.keys())
     if not common:
         raise OptionError(f"the student's stages (reductions {sorted(s)}) and the teacher's ({sorted(t)}) share no "

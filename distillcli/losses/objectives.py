@@ -48,9 +48,10 @@ def make_objective(loss: str | Sequence[LossTerm], teacher: nn.Module | None = N
         return probe(student, s_names, "student", input_shape), probe(teacher, t_names, "teacher", input_shape)
 
     def stages() -> tuple[list[str], list[str]]:
-        if student is None or teacher is None:
-            raise OptionError("`stages` needs the student and the teacher", "pass student= to make_objective")
-        return paired_stages(student, teacher)
+        if student is None or teacher is None or input_shape is None:
+            raise OptionError("`stages` needs the student, the teacher and the input shape",
+                              "pass student= and input_shape= to make_objective")
+        return paired_stages(student, teacher, input_shape)
 
     ctx = TermContext(teacher, kd.temperature, kd.alpha, label_smoothing, look, stages)
     built: list[tuple[float, Term]] = [(getattr(t.options, "weight"), t.entry.load()(t.options, ctx)) for t in terms]

@@ -99,7 +99,8 @@ class ATOptions(BaseModel):
     weight: float = Field(1000.0, ge=0, le=1e6, description="beta: multiplies half the summed map distances")
     teacher_layers: _Names | Literal["stages"] = Field(
         description="teacher modules, e.g. [net.layer2, net.layer3]; or `stages`: the feature stages the model "
-        "declares (timm's feature_info), paired with the student's by reduction of the input size")
+        "declares (timm's feature_info), else the last module at each feature-map size, paired with the "
+        "student's by reduction of the input size")
     student_layers: _Names | Literal["stages"] = Field(description="student modules, paired in order; or `stages`")
     p: float = Field(2.0, ge=1, le=8, description="exponent of |feature| in the attention map")
 

@@ -119,10 +119,52 @@ def test_stages_pair_the_feature_stages_timm_models_declare_by_reduction():
     assert torch.isfinite(loss) and loss.item() > 0
 
 
-def test_stages_on_a_model_that_declares_none_says_to_name_the_layers():
-    spec = terms({"at": {"teacher_layers": "stages", "student_layers": "stages"}})
-    with pytest.raises(OptionError, match="the student declares no feature stages") as info:
-        make_objective(spec, net(6), student=net(4), input_shape=(3, 8, 8))
+@pytest.mark.parametrize("arch, size, stages", [
+    ("resnet56", 32, ["net.layer1", "net.layer2", "net.layer3"]),
+    ("vgg16_bn", 32, ["net.features.1.2", "net.features.3.2", "net.features.6.2", "net.features.9.2",
+                      "net.features.12.2"]),  # the ReLU before each max-pool
+    ("mobilenetv2", 32, ["net.blocks.2", "net.blocks.5", "net.blocks.12", "net.head"]),  # before each stride-2 block
+    ("torchvision:resnet50", 64, ["net.relu", "net.layer1", "net.layer2", "net.layer3", "net.layer4"]),
+])
+def test_stages_of_a_model_that_declares_none_are_the_last_module_at_each_map_size(arch, size, stages):
+    """Models without timm's feature_info (the built-in CNNs, torchvision's, a user's own): a dry
+    forward finds each stage's output, not a layer inside the block that shrinks the map."""
+    from distillcli.losses.features import feature_stages
+    from distillcli.models.build import build_model
+    from distillcli.models.handle import ArchSpec
+
+    model = build_model(ArchSpec(arch, 10, 3, (0.5,) * 3, (0.25,) * 3, {}))
+    found = feature_stages(model, "teacher", (3, size, size))
+    assert list(found.values()) == stages and list(found) == sorted(found)
+
+
+def test_stages_pair_a_vgg_teacher_with_a_resnet_student_and_train():
+    from distillcli.models.build import build_model
+    from distillcli.models.handle import ArchSpec
+
+    def model(arch: str) -> nn.Module:
+        torch.manual_seed(0)
+        return build_model(ArchSpec(arch, 10, 3, (0.5,) * 3, (0.25,) * 3, {}))
+
+    teacher, student = model("vgg16_bn").eval(), model("resnet20")
+    spec = terms({"kd": {}}, {"at": {"teacher_layers": "stages", "student_layers": "stages"}})
+    objective = make_objective(spec, teacher, student=student, input_shape=(3, 32, 32))
+    (at,) = [term for _, term in objective.terms if isinstance(term, AttentionTransfer)]
+    assert at.student_layers == ["net.layer1", "net.layer2", "net.layer3"]
+    assert at.teacher_layers == ["net.features.1.2", "net.features.3.2", "net.features.6.2"]
+    loss, _ = objective(student, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]), torch.arange(4))
+    loss.backward()
+    assert torch.isfinite(loss) and student.get_submodule("net.layer1").get_parameter("0.conv1.weight").grad is not None
+
+
+def test_stages_on_a_model_without_feature_maps_says_to_name_the_layers():
+    plain = terms({"at": {"teacher_layers": "stages", "student_layers": "stages"}})
+    objective = make_objective(plain, net(6), student=net(4), input_shape=(3, 8, 8))
+    (at,) = [term for _, term in objective.terms if isinstance(term, AttentionTransfer)]
+    assert at.student_layers == at.teacher_layers == ["1", "3"]  # each ReLU, at 8x8 and at 4x4
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    with pytest.raises(OptionError, match="the student gives no feature maps") as info:
+        make_objective(plain, net(6), student=mlp, input_shape=(3, 8, 8))
     assert "name the layers instead" in info.value.hint
     with pytest.raises(ValueError, match="give `stages` for both"):
         ATOptions(teacher_layers="stages", student_layers=["a"])
