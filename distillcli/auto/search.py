@@ -5,7 +5,8 @@ Everything lives in the output directory, so a killed search continues where it 
     auto.yaml          the resolved auto recipe (a rerun with another one is refused)
     study.journal      Optuna's journal storage: every trial, its parameters, reports and state
     reference/         the starting model measured on the validation split (and its sensitivity)
-    trials/NNN/        one run directory per candidate (recipe.yaml, metrics.json, models/, checkpoints/)
+    trials/NNN/        one run directory per candidate (recipe.yaml, metrics.json, models/, checkpoints/;
+                       candidate.yaml, the whole recipe, where the run started from another trial's model)
 
 A trial killed mid-way is marked failed and queued again with the same parameters; the new
 trial resumes the killed one's run directory from its last checkpoint (the engine's resume).
@@ -282,7 +283,7 @@ class Search:
         twin = observer.float_twin
         assert twin is not None
         whole = self.trial_recipe(choice, run_dir.name)
-        recipe = {**whole, "student": {"checkpoint": str(twin.model_file)},
+        recipe = {**whole, "student": {"checkpoint": str(twin.model_file.resolve())},
                   "steps": [s for s in whole["steps"] if "quantize" in s]}
         trial.set_user_attr("from_trial", twin.number)
         self.progress.message(f"  trial {twin.number} built the same fine-tuned model: its precision step starts "
