@@ -101,14 +101,9 @@ def _observed_stages(model: nn.Module, input_shape: tuple[int, ...]) -> dict[int
     modules = {name: m for name, m in model.named_modules() if name}
     handles = [h for name, m in modules.items()
                for h in (m.register_forward_pre_hook(before(name)), m.register_forward_hook(after(name, m)))]
-    param = next(iter(model.parameters()), None)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(2, *input_shape, device=param.device if param is not None else "cpu"))
+        dry_forward(model, input_shape)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
 
@@ -163,19 +158,23 @@ class FeatureTap:
         return hook
 
 
-def probe(model: nn.Module, names: list[str] | tuple[str, ...], role: str,
-          input_shape: tuple[int, ...]) -> dict[str, Tensor]:
-    """The named features on a dry forward of two zero images (eval mode, no autograd), to learn
-    their shapes before training; the model's train/eval mode is restored."""
-    model = unwrap(model)
+def dry_forward(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """One forward pass of two zero images (eval mode, no autograd) on the model's device, its
+    train/eval mode restored: how hooks learn feature shapes before training."""
     param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    tap = FeatureTap(model, names, role)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), tap as feats:
-            model(torch.zeros(2, *input_shape, device=device))
+        with torch.no_grad():
+            model(torch.zeros(2, *input_shape, device=param.device if param is not None else "cpu"))
     finally:
         model.train(was_training)
+
+
+def probe(model: nn.Module, names: list[str] | tuple[str, ...], role: str,
+          input_shape: tuple[int, ...]) -> dict[str, Tensor]:
+    """The named features on a dry forward, to learn their shapes before training."""
+    model = unwrap(model)
+    with FeatureTap(model, names, role) as feats:
+        dry_forward(model, input_shape)
     return {name: feats[name] for name in names}

@@ -24,7 +24,7 @@ from distillcli.facts import PruneFacts, PruningSummary
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
-from distillcli.runtime import auto_round_to, resolve_round_to
+from distillcli.runtime import auto_round_to
 from distillcli.steps.base import StepContext, StepOutput, prepare, reference_copy
 from distillcli.steps.options import PruneConfig
 
@@ -59,7 +59,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
     current, curve, ratios, top1_pruned, base = module, [], [], None, 0
     original: dict[str, int] = {}  # channels per group, before the first round and after the last
     final: dict[str, int] = {}
-    round_to = resolve_round_to(cfg.round_to, ctx.device, cfg.target)
+    round_to, round_to_for = (auto_round_to(ctx.device, cfg.target) if cfg.round_to == "auto"
+                              else (cfg.round_to, None))
     options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=round_to, max_ratio=cfg.max_layer_ratio)
     for k, fraction in enumerate(rounds):
         if needs_gradients(cfg.importance):
@@ -96,8 +97,7 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
     facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "round_to": round_to,
-                             "round_to_for": auto_round_to(ctx.device, cfg.target)[1] if cfg.round_to == "auto"
-                             else None,
+                             "round_to_for": round_to_for,
                              "ratio": ratios[-1], "ratios": ratios,
                              "target_mac_reduction": cfg.target_mac_reduction,
                              "channels_removed": 1 - sum(final.values()) / max(1, sum(original.values())),
