@@ -34,6 +34,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from file_timing import distill_eval
+
 
 def make_folder(cifar: Path, root: Path, size: int, per_class: int, val_per_class: int) -> list[str]:
     """CIFAR-10's first images of each class, upscaled (bicubic) to ``size`` px, as PNG files."""
@@ -97,12 +99,6 @@ def run_recipe(raw: dict[str, Any], out: Path, threads: int, *extra: str) -> Pat
     subprocess.run([sys.executable, "-m", "distillcli", "run", str(path), *where, "--quiet", "--threads", str(threads),
                     *extra], check=True)
     return run
-
-
-def evaluate(path: Path, threads: int, *extra: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "distillcli", "eval", str(path), "--json", "--threads", str(threads),
-                           *extra], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)["measures"]
 
 
 # Run in a fresh process, through the Python API with the data's image_size replaced: with an output
@@ -189,7 +185,7 @@ def main() -> None:
                 before = path
     machine = json.loads(subprocess.run([sys.executable, "-m", "distillcli", "doctor", "--json"], capture_output=True,
                                         text=True, check=True).stdout)
-    rows = measure(files, args.rounds, lambda file: evaluate(file[0], args.threads, *file[1]))
+    rows = measure(files, args.rounds, lambda file: distill_eval(file[0], "--threads", str(args.threads), *file[1]))
     size = args.latency_size
     at_size = {}
     for label, (path, extra) in files.items():

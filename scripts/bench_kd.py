@@ -8,7 +8,11 @@ the pipeline's KD loop overhead against a minimal hand-written PyTorch KD loop.
 
 Part 1 runs one recipe per row through the real pipeline (same epochs, seed, data order and
 augmentation) and reports the final model's top-1 on the test set (nothing is selected on it),
-the median images/s and minutes per epoch, and the teacher's share of the time. Part 2 feeds
+the median images/s and minutes per epoch, and the teacher's share of the time; each row's saved
+model is then re-measured by `distill eval` in its own process. `--seeds N` runs every row with
+seeds 0..N-1 and adds a table of mean ± std and the gain over the student alone, seed by seed; a
+second teacher's rows (`--teacher-file`) take the alone rows of the first result with
+`--alone-from`, since the student alone does not depend on the teacher. Part 2 feeds
 the same pre-made batches to the pipeline's Trainer and to a bare loop, alternating them, and
 reports the median throughput of each. Part 3 (with --torchdistill-python, the interpreter of
 an environment holding torchdistill 1.1.5) times the same KD job, data loading included, run
@@ -43,6 +47,7 @@ from distillcli.record import teacher_share
 from distillcli.training.optim import OptimConfig
 from distillcli.training.trainer import Trainer
 
+from file_timing import distill_eval
 from published import IMAGENET, published_model
 
 
@@ -123,7 +128,9 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
                      "teacher_share": teacher_share(step.curve), "precision": step.curve[-1].precision,
                      "store": step.teacher_cache.model_dump() if step.teacher_cache else None,
                      "teacher_top1": base.measures.top1 if base is not None and base.source == "teacher" else None,
-                     "seconds": step.seconds, "model_file": str(out_dir / raw["name"] / (step.model_file or ""))})
+                     "seconds": step.seconds, "model_file": str(out_dir / raw["name"] / (step.model_file or "")),
+                     "train_subset": args.train_subset})
+        rows[-1]["top1_fresh"] = fresh_top1(args, rows[-1]["model_file"])
         Path(args.out).with_suffix(".partial.json").write_text(json.dumps(rows, indent=2) + "\n")
     return rows
 
@@ -234,6 +241,25 @@ def versus_torchdistill(args: argparse.Namespace) -> dict:
             "ratio": statistics.median(ours) / statistics.median(theirs[best])}
 
 
+def fresh_top1(args: argparse.Namespace, model_file: str) -> float:
+    """The row's saved model re-measured as a user would: ``distill eval`` in its own process."""
+    subset = ["--subset", str(args.val_subset)] if args.val_subset else []
+    return distill_eval(model_file, "--data-root", args.data_root, "--no-latency", *subset)["top1"]
+
+
+def alone_rows(path: str, runs: list[dict]) -> list[dict]:
+    """The student-alone rows of another result of this script (the same student, data and schedule:
+    only the teacher differs), to measure this result's gains against."""
+    alone = [r for r in json.loads(Path(path).read_text())["runs"] if r["run"] == "alone"]
+    for r in runs:
+        same = [a for a in alone if a["seed"] == r["seed"]]
+        if same and (same[0]["epochs"], same[0].get("train_subset")) != (r["epochs"], r.get("train_subset")):
+            raise SystemExit(f"--alone-from {path}: its alone rows trained {same[0]['epochs']} epochs on "
+                             f"{same[0].get('train_subset') or 'all'} images, this run {r['epochs']} on "
+                             f"{r.get('train_subset') or 'all'}; use a result with the same schedule")
+    return alone
+
+
 def seed_table(runs: list[dict]) -> str:
     """Per row: the final top-1's mean and sample std over seeds, and the gain over the student alone
     trained with the same seed (mean, and each seed's)."""
@@ -269,6 +295,8 @@ def main() -> None:
                    "also time the same KD job run by torchdistill (part 3)")
     p.add_argument("--skip-overhead", action="store_true", help="skip part 2 (the hand-written loop)")
     p.add_argument("--skip-accuracy", action="store_true", help="only measure the loop overhead")
+    p.add_argument("--alone-from", default=None, help="a result of this script whose student-alone rows (same "
+                   "epochs and data, another teacher) the gains are measured against")
     p.add_argument("--out", default="bench_results/kd.json")
     args = p.parse_args()
     keep_freed_memory()  # as the `distill` command does, for both loops alike
@@ -295,6 +323,9 @@ def main() -> None:
         print(f"distillcli / best torchdistill: {t['ratio']:.2f}x (target >= 1.2x)")
     if "runs" in result:
         runs = result["runs"]
+        if args.alone_from:
+            result["alone_from"] = args.alone_from
+            runs = [*alone_rows(args.alone_from, runs), *(r for r in runs if r["run"] != "alone")]
         kd = next((r for r in runs if r["run"] == "KD"), None)
         print("\n| run | epochs | teacher | top-1 % | images/s | min/epoch | teacher's share | teacher top-1 % |\n"
               "|---|---|---|---|---|---|---|---|")
@@ -305,6 +336,10 @@ def main() -> None:
                   f"{r['minutes_per_epoch']:.2f} | {share} | {t} |")
         alone = next((r for r in runs if r["run"] == "alone"), None)
         warm = next((r for r in runs if r["run"] == "KD, warm store"), None)
+        differ = [f"{r['run']} seed {r['seed']}: {r['top1']:.2f} vs {r['top1_fresh']:.2f}"
+                  for r in runs if r.get("top1_fresh") is not None and abs(r["top1"] - r["top1_fresh"]) > 0.005]
+        print("each model file re-measured by `distill eval` in a fresh process: "
+              + ("the same top-1" if not differ else "DIFFERS: " + "; ".join(differ)))
         if args.seeds > 1:
             print(seed_table(runs))
         elif kd and alone:

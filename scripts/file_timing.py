@@ -58,6 +58,13 @@ def ratio_spread(base: FileTiming, other: FileTiming) -> tuple[float, float, flo
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def distill_eval(path: Path | str, *args: str) -> dict[str, Any]:
+    """``distill eval PATH ARGS --json`` as a user runs it (its own process): the measures it printed."""
+    proc = subprocess.run([sys.executable, "-m", "distillcli", "eval", str(path), "--json", *args],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)["measures"]
+
+
 def timing_row(base: FileTiming, timing: FileTiming) -> dict[str, Any]:
     """A file's timing as the benchmarks report it, with its speed-up against ``base`` (per round: median, range)."""
     speedup, low, high = ratio_spread(base, timing)
