@@ -59,6 +59,33 @@ def test_each_template_is_commented_and_validates_once_its_files_exist(name: str
     assert valid.exit_code == 0, valid.output
 
 
+def _commented_steps(text: str) -> list[dict]:
+    """The steps a template offers in comments (`  # - prune: {...}`, continued on `  #    ...` lines)."""
+    snippets: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("  # - "):
+            snippets.append(line[4:])
+        elif snippets and line.startswith("  #   ") and not snippets[-1].rstrip().endswith("}"):
+            snippets[-1] += "\n" + line[4:]
+    return [yaml.safe_load(snippet)[0] for snippet in snippets]
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_the_steps_a_template_offers_in_comments_validate(name: str, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    assert invoke("init", recipe, "--template", name).exit_code == 0
+    offered = _commented_steps(recipe.read_text())
+    if name in ("digits", "imagefolder"):  # prune + quantize; KD + attention transfer for little data
+        assert offered
+    raw = yaml.safe_load(recipe.read_text())
+    raw["steps"][-1:-1] = offered
+    recipe.write_text(yaml.safe_dump(raw))
+    _make_placeholders(recipe)
+    valid = invoke("validate", recipe)
+    assert valid.exit_code == 0, valid.output
+    assert f"{len(raw['steps'])} steps" in valid.output
+
+
 @pytest.mark.parametrize("name, teacher", [
     ("checkpoint", {"arch": "resnet56", "strip_prefix": "module."}),
     ("torchvision", {"arch": "torchvision:resnet18", "args": {"weights": "DEFAULT"}}),
