@@ -55,20 +55,27 @@ LossTerm: type[_OneMethod] = create_model(  # type: ignore[call-overload]
 
 
 def parse_loss(value: Any) -> Any:
-    """A name or one {method: options} mapping -> the list form; lists pass through."""
+    """A name or one {method: options} mapping -> the list form. In a list, a bare name is that one
+    term with its defaults (``[kd, {at: ...}]``); a name alone expands to its entry's preset."""
     if isinstance(value, str):
-        entry = LOSSES.get(value) if value in LOSSES else None
-        if entry is None or entry.preset is None:
-            if entry is not None:
-                raise ValueError(f"loss {value!r} needs its options (feature terms need layer names): write it as a term, e.g. "
-                                 f"[{{kd: {{}}}}, {{{value}: {{...}}}}] (`distill list losses {value} --options`)")
-            guess = closest(value, LOSSES.names())
-            tail = f"; did you mean {guess!r}?" if guess else f"; names: {', '.join(LOSSES.names())}"
-            raise ValueError(f"unknown loss name {value!r}{tail}")
+        entry = _known(value)
+        if entry.preset is None:
+            raise ValueError(f"loss {value!r} needs its options (feature terms need layer names): write it as a term, e.g. "
+                             f"[{{kd: {{}}}}, {{{value}: {{...}}}}] (`distill list losses {value} --options`)")
         return [{name: {}} for name in entry.preset]
     if isinstance(value, dict):
         return [value]
+    if isinstance(value, list):
+        return [{_known(t).name: {}} if isinstance(t, str) else t for t in value]
     return value
+
+
+def _known(name: str) -> LossEntry:
+    if name not in LOSSES:
+        guess = closest(name, LOSSES.names())
+        tail = f"; did you mean {guess!r}?" if guess else f"; names: {', '.join(LOSSES.names())}"
+        raise ValueError(f"unknown loss name {name!r}{tail}")
+    return LOSSES.get(name)
 
 
 def loss_problems(terms: list[_OneMethod], step_alpha: float, step_keys: set[str]) -> list[str]:

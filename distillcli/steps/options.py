@@ -33,8 +33,8 @@ class TrainConfig(StepConfig, OptimConfig):
 class DistillConfig(StepConfig, OptimConfig, KDOptions):
     loss: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kd={})],
                                  description="distillation method: a name (kd, dkd, dist, ce) or a list of weighted "
-                                             "terms, e.g. [{kd: {}}, {fitnet: {teacher_layer: net.layer3, "
-                                             "student_layer: net.layer3}}]")
+                                             "terms, e.g. [kd, {fitnet: {teacher_layer: net.layer3, "
+                                             "student_layer: net.layer3}}] (a bare name: that term's defaults)")
 
     @field_validator("loss", mode="before")
     @classmethod

@@ -37,6 +37,14 @@ def test_names_expand_to_the_paper_recipes():
     assert [t.method for t in DistillConfig().loss] == ["kd"]
 
 
+def test_a_bare_name_in_a_list_is_that_term_with_its_defaults():
+    at = {"at": {"teacher_layers": "stages", "student_layers": "stages"}}
+    cfg = DistillConfig(loss=["kd", at])
+    assert [t.method for t in cfg.loss] == ["kd", "at"] and cfg.loss[0] == DistillConfig(loss=[{"kd": {}}, at]).loss[0]
+    assert [t.method for t in DistillConfig(loss=["dkd", "ce"]).loss] == ["dkd", "ce"]  # the term, not dkd's preset
+    assert "unknown loss name 'kdd'; did you mean 'kd'?" in problems(distill_recipe(["kdd", at]))
+
+
 def test_omitted_loss_is_the_plain_kd_objective():
     from distillcli.losses import make_objective
     from torch import nn
