@@ -9,8 +9,9 @@ having been picked on it.
         --out bench_results/dist_search.json
 
 A candidate is ``key=value`` pairs for the loss's term (``T`` is its temperature); every run's
-teacher outputs come from one store, filled by the first candidate, so later ones cost what
-training the student alone costs.
+teacher outputs come from one store, filled by each seed's first candidate, so the others cost
+what training the student alone costs. Seeds run one after another (every candidate on seed 0
+first), and each run resumes where it stopped, so a search can span several sittings.
 """
 
 from __future__ import annotations
@@ -66,18 +67,15 @@ def main() -> None:
     out = Path(args.out)
     runs_dir = out.with_name(out.stem + "_runs")
     rows = []
-    for text in args.candidate:
-        term = parse_candidate(text)
-        val = []
-        for seed in range(args.seeds):
-            raw = recipe(args, text, term, seed, runs_dir / "teacher_store")
+    for seed in range(args.seeds):  # seed by seed, so that a search cut short compares whole seeds
+        for text in args.candidate:
+            raw = recipe(args, text, parse_candidate(text), seed, runs_dir / "teacher_store")
             step = search_run(raw, runs_dir / raw["name"]).steps[-1]
-            val.append(step.measures.top1)
             first = next(r for r in step.curve if r.val_top1 is not None)
-            rows.append({"candidate": text, "term": term, "seed": seed, "val_top1": step.measures.top1,
+            rows.append({"candidate": text, "term": parse_candidate(text), "seed": seed, "val_top1": step.measures.top1,
                          "val_top1_epoch1": first.val_top1, "minutes": step.seconds / 60})
             out.with_suffix(".partial.json").write_text(json.dumps(rows, indent=2) + "\n")
-        print(f"{text}: val top-1 {statistics.mean(val):.2f} over {len(val)} seed(s)")
+            print(f"{text}, seed {seed}: val top-1 {step.measures.top1:.2f}")
     by = {c: [r["val_top1"] for r in rows if r["candidate"] == c] for c in args.candidate}
     best = max(by, key=lambda c: statistics.mean(by[c]))
     print(f"\n{args.loss}, {args.epochs} epochs, compared on {args.val_split:g} of the training images "
