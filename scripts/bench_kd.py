@@ -38,6 +38,7 @@ from distillcli.data import load_data
 from distillcli.data.bundle import DataBundle
 from distillcli.data.config import DataConfig
 from distillcli.losses import KDOptions, make_objective
+from distillcli.losses.specs import parse_loss
 from distillcli.models.build import build_model, place
 from distillcli.models.handle import ArchSpec
 from distillcli.engine.pipeline import Pipeline
@@ -98,8 +99,7 @@ def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_
     if objective is None:
         return {**raw, "steps": [{"train": opt}]}
     objective = dict(objective)
-    loss = objective.get("loss", "kd")
-    terms = [loss] if isinstance(loss, str) else [t if isinstance(t, str) else next(iter(t)) for t in loss]
+    terms = [next(iter(t)) for t in parse_loss(objective.get("loss", "kd"))]
     if args.kd and "kd" in terms:  # the kd rows' T and alpha, e.g. as a search chose them
         objective.update(parse_candidate(args.kd))
     if objective.get("loss") == "dkd":  # the authors' setting for ResNet-56 -> ResNet-20 is beta = 2 (8 diverged

@@ -69,10 +69,11 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):  # seed by seed, so that a search cut short compares whole seeds
         for text in args.candidate:
-            raw = recipe(args, text, parse_candidate(text), seed, runs_dir / "teacher_store")
+            term = parse_candidate(text)
+            raw = recipe(args, text, term, seed, runs_dir / "teacher_store")
             step = search_run(raw, runs_dir / raw["name"]).steps[-1]
             first = next(r for r in step.curve if r.val_top1 is not None)
-            rows.append({"candidate": text, "term": parse_candidate(text), "seed": seed, "val_top1": step.measures.top1,
+            rows.append({"candidate": text, "term": term, "seed": seed, "val_top1": step.measures.top1,
                          "val_top1_epoch1": first.val_top1, "minutes": step.seconds / 60})
             out.with_suffix(".partial.json").write_text(json.dumps(rows, indent=2) + "\n")
             print(f"{text}, seed {seed}: val top-1 {step.measures.top1:.2f}")
