@@ -3,16 +3,22 @@
 #
 #   PY=.venv/bin/python OUT=gpu_out bash scripts/gpu_check.sh
 #   GPU_CHECK_TINY=1 PY=.venv/bin/python OUT=/tmp/g bash scripts/gpu_check.sh   # dry run on the CPU, tiny data
+#   on a lent machine (python scripts/gpu_pack.py here first; the tool library's device, carry .whl and .gpudata):
+#   PY=python3 OUT=/tmp/gc bash scripts/gpu_check.sh; tar czf $OUT/gpu_check.tgz -C /tmp gc
 #
 # Parts, each under its own time limit so that one failing part does not lose the others:
-#   1. the VGG16 recipe (recipes/vgg16_cifar10.yaml) for a few epochs, fp32 and bf16 autocast, same seed:
-#      images/s per training step and top-1 of both (the evidence for, or against, bf16 as CUDA's default)
-#   2. the KD benchmark's rows (scripts/bench_kd.py) for one epoch
-#   3. a torchrun run of the VGG16 recipe on every GPU there (bf16, one epoch per training step)
+#   1. the VGG16 recipe (recipes/vgg16_cifar10.yaml) for a few epochs, same seed: fp32, bf16 autocast, and
+#      bf16 with NCHW instead of channels_last: images/s per training step and top-1 of each (the evidence
+#      for, or against, bf16 and channels_last as CUDA's defaults)
+#   2. the bf16 run's model files measured by `distill eval --device cuda` in fresh processes
+#   3. the KD benchmark's rows (scripts/bench_kd.py) for one epoch
+#   4. a torchrun run of the VGG16 recipe on every GPU there (bf16, one epoch per training step)
 # Prints a summary and writes it to $OUT/gpu_check.txt and $OUT/gpu_check.json, with each part's log
 # in $OUT/logs/ and each run's metrics.json and report.md in $OUT/runs/. Model files and checkpoints
 # stay in a scratch folder (they are large and not needed here).
-# Data: real CIFAR-10 and the pretrained ResNet-56 from shared/ or ../shared (or DATA_ROOT, TEACHER).
+# Data: real CIFAR-10 and the pretrained ResNet-56 from shared/ or ../shared (or DATA_ROOT, TEACHER), else
+# .gpudata/ (what a lent machine gets: a real CIFAR-10 subset and the weights, carried beside the tree,
+# since ../shared does not travel). Python packages the machine lacks travel as wheels in .whl/.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,9 +34,14 @@ STATUS="$OUT/status.tsv"
 : > "$STATUS"
 
 first_dir() { for d in "$@"; do if [ -e "$d" ]; then (cd "$(dirname "$d")" && echo "$PWD/$(basename "$d")"); return; fi; done; echo ""; }
-DATA_ROOT=${DATA_ROOT:-$(first_dir shared/data/cifar10 ../shared/data/cifar10)}
+DATA_ROOT=${DATA_ROOT:-$(first_dir shared/data/cifar10 ../shared/data/cifar10 .gpudata/cifar10)}
 TEACHER=${TEACHER:-$(first_dir shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th \
-                               ../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th)}
+                               ../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th \
+                               .gpudata/resnet56-4bfd9763.th)}
+if compgen -G ".whl/*.whl" > /dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu_check_site \
+    .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/gpu_check_site" || echo "installing .whl/ failed"
+fi
 
 # part NAME SECONDS COMMAND...: run under a time limit, log to $OUT/logs/NAME.log, record the exit status
 part() {
@@ -49,22 +60,24 @@ keep_run() {  # the run's small files into $OUT/runs/NAME
 }
 
 if [ "$TINY" = 1 ]; then
-  EPOCHS=1; NPROC=1
+  EPOCHS=1; NPROC=1; DEVICE=cpu
   SHRINK=(--device cpu --set data.train_subset=256 --set data.val_subset=128 --set data.batch_size=64
           --set report.latency=false)
   KD_ARGS=(--device cpu --train-subset 256 --val-subset 128 --batches 2 --repeats 1)
-  LIMITS=(60 240 240 240 240)
+  LIMITS=(60 240 240 240 240 240 240)
 else
-  EPOCHS=3; NPROC=$("$PY" -c "import torch; print(max(1, torch.cuda.device_count()))" 2>/dev/null || echo 1)
-  SHRINK=(--device cuda)
+  EPOCHS=${GPU_CHECK_EPOCHS:-6}; NPROC=$("$PY" -c "import torch; print(max(1, torch.cuda.device_count()))" 2>/dev/null || echo 1)
+  SHRINK=(--device cuda); DEVICE=cuda
   KD_ARGS=(--device cuda)
-  LIMITS=(40 130 130 100 80)  # 480 s in all
+  LIMITS=(40 75 75 75 40 100 75)  # 480 s in all
 fi
 
 # ---------------------------------------------------------------- 0. setup
 part setup "${LIMITS[0]}" bash -c "
   $PY -c 'import distillcli' 2>/dev/null || $PY -m pip install --no-deps --no-build-isolation -e . >/dev/null
   $PY -m distillcli --version
+  $PY -m distillcli doctor || true
+  $PY -c 'import onnxruntime as o; print(\"onnxruntime\", o.__version__, o.get_available_providers())' || true
   $PY -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda); \
 print(\"gpus\", torch.cuda.device_count(), [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]); \
 print(\"bf16\", torch.cuda.is_available() and torch.cuda.is_bf16_supported())'
@@ -76,23 +89,36 @@ VGG=(-m distillcli run recipes/vgg16_cifar10.yaml "${SHRINK[@]}" --quiet --force
      --set "data.root=$DATA_ROOT" --set data.download=false --set report.save_models=false
      --set "steps.0.epochs=$EPOCHS" --set "steps.2.epochs=$EPOCHS")
 
-# ---------------------------------------------------------------- 1. VGG16 recipe, fp32 and bf16
-for precision in fp32 bf16; do
-  part "vgg-$precision" "${LIMITS[1]}" "$PY" "${VGG[@]}" --set "steps.0.precision=$precision" \
-    --set "steps.2.precision=$precision" --out "$SCRATCH/vgg-$precision"
-  keep_run "vgg-$precision"
+# ---------------------------------------------------------------- 1. VGG16 recipe: fp32, bf16, bf16 in NCHW
+i=1
+for variant in fp32 bf16 bf16-nchw; do
+  precision=${variant%-nchw}
+  extra=(--set "steps.0.precision=$precision" --set "steps.2.precision=$precision")
+  [ "$variant" = bf16-nchw ] && extra+=(--set channels_last=false)
+  [ "$variant" = bf16 ] && extra+=(--set report.save_models=true)
+  part "vgg-$variant" "${LIMITS[$i]}" "$PY" "${VGG[@]}" "${extra[@]}" --out "$SCRATCH/vgg-$variant"
+  keep_run "vgg-$variant"
+  i=$((i + 1))
 done
 
-# ---------------------------------------------------------------- 2. the KD benchmark's rows, one epoch
-part kd-bench "${LIMITS[3]}" "$PY" scripts/bench_kd.py "${KD_ARGS[@]}" --epochs 1 --data-root "$DATA_ROOT" \
+# ---------------------------------------------------------------- 2. the bf16 run's files, fresh processes
+part eval-fresh "${LIMITS[4]}" bash -c "
+  for m in teacher student; do
+    $PY -m distillcli eval '$SCRATCH/vgg-bf16/models/'\$m.pt --device $DEVICE --data-root '$DATA_ROOT' --quiet --json \
+      > '$OUT/eval-'\$m.json || exit 1
+  done
+"
+
+# ---------------------------------------------------------------- 3. the KD benchmark's rows, one epoch
+part kd-bench "${LIMITS[5]}" "$PY" scripts/bench_kd.py "${KD_ARGS[@]}" --epochs 1 --data-root "$DATA_ROOT" \
   --teacher "$TEACHER" --out "$SCRATCH/kd.json"
 cp "$SCRATCH/kd.json" "$OUT/kd.json" 2>/dev/null || true
 
-# ---------------------------------------------------------------- 3. torchrun on the GPUs
+# ---------------------------------------------------------------- 4. torchrun on the GPUs
 TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" "${VGG[@]}"
           --set steps.0.epochs=1 --set steps.2.epochs=1 --out "$SCRATCH/vgg-torchrun")
 [ "$TINY" = 1 ] || TORCHRUN+=(--set steps.0.precision=bf16 --set steps.2.precision=bf16)
-part torchrun "${LIMITS[4]}" "${TORCHRUN[@]}"
+part torchrun "${LIMITS[6]}" "${TORCHRUN[@]}"
 keep_run vgg-torchrun
 
 # ---------------------------------------------------------------- summary
@@ -129,6 +155,16 @@ for run in sorted((out / "runs").glob("*/metrics.json")):
                  + (f", teacher {100 * r['teacher_share']:.0f} % of the time" if r.get("teacher_share") is not None else "")
                  + ")") if "images_per_s" in r else ""
         lines.append(f"step {r['step']} {r['kind']} [{r['model']}]: top-1 {top1}{speed}")
+evals = sorted(out.glob("eval-*.json"))
+if evals:
+    lines += ["", "## the bf16 run's files, `distill eval` in fresh processes"]
+for path in evals:
+    e = json.loads(path.read_text())
+    m = e["measures"]
+    summary.setdefault("eval", {})[path.stem] = e
+    ms = ", ".join(f"b{b} {v:.2f} ms" for b, v in (m.get("latency_ms") or {}).items())
+    lines.append(f"{path.stem[5:]} ({e['arch']}, {e['format']}, {e['precision']}) on {m['device']}: "
+                 f"top-1 {m['top1']:.2f} % of {m['samples']}, {ms}")
 kd = out / "kd.json"
 if kd.exists():
     summary["kd"] = json.loads(kd.read_text())

@@ -88,8 +88,10 @@ class TeacherLogits:
         self._seen += len(indices)
         if self._seen < self.loader.num_samples:
             return
-        ids = torch.cat([i for i, _ in self._parts])
-        arrays = {k: torch.cat([p[k] for _, p in self._parts]) for k in self._parts[0][1]}
+        # Under autocast (bf16 training) the CPU's torch.cat refuses the stored fp16 arrays: join them outside it.
+        with torch.autocast(indices.device.type, enabled=False):
+            ids = torch.cat([i for i, _ in self._parts])
+            arrays = {k: torch.cat([p[k] for _, p in self._parts]) for k in self._parts[0][1]}
         self._parts = []
         try:
             self.store.save(self.aug_epoch, ids, arrays)

@@ -75,6 +75,16 @@ def test_hits_give_the_losses_of_computing_the_teacher(tmp_path):
     assert rec_off.key is None and off == pytest.approx(first, rel=1e-3)  # float16 outputs, nearly float32's
 
 
+def test_the_store_fills_and_reads_under_bf16_autocast(tmp_path):
+    # bf16 training runs the objective under autocast; the CPU's cat used to refuse the stored fp16 arrays
+    bundle, teacher = data(), model(8, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        first, rec1, _ = losses(bundle, teacher, tmp_path)
+        again, rec2, _ = losses(bundle, teacher, tmp_path)
+    assert (rec1.misses, rec1.hits, rec2.misses, rec2.hits) == (2, 0, 0, 2)
+    assert again == first and list(tmp_path.rglob("aug-*.bin"))  # read back: exactly what computing gave
+
+
 def test_a_changed_teacher_misses(tmp_path):
     bundle, teacher = data(), model(8, 0)
     _, before, _ = losses(bundle, teacher, tmp_path, epochs=1)
