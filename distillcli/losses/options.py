@@ -25,8 +25,9 @@ class KDOptions(BaseModel):
         None, description="distillation: softmax temperature T of both models' logits, for every term that softens "
                           "them (kd, dkd, dist) and does not set its own (default: each method's: kd and dkd 4, "
                           "dist 1)")
-    alpha: Alpha = Field(0.9, description="distillation: weight of kd's soft (teacher) term; 1 - alpha weighs the "
-                                          "labels")
+    alpha: Alpha = Field(0.5, description="distillation: weight of kd's soft (teacher) term; 1 - alpha weighs the "
+                                          "labels (0.5 beat 0.9 on held-out images at a 15-epoch budget, "
+                                          "docs/benchmarks.md)")
     teacher_cache: Literal["auto", "off", "required"] = Field(
         "auto", description="distillation: store the teacher's outputs on disk and reuse them (auto: where a store "
                             "can serve; required: an error where it cannot; off: run the teacher every batch)")
@@ -38,6 +39,8 @@ class SelfDistillOptions(KDOptions):
 
     distill: bool = Field(True, description="fine-tune by distilling from a frozen copy of the model as it was "
                                             "before this step; false: cross-entropy on the labels only")
+    alpha: Alpha = Field(0.9, description="distillation: weight of the soft term in the fine-tune; 1 - alpha weighs "
+                                          "the labels (0.9: the fine-tunes' figures were measured with it)")
 
 
 class SoftOptions(BaseModel):

@@ -21,7 +21,7 @@ def test_tiny_recipe_is_valid():
     recipe = validate_raw(tiny_recipe())
     assert [k for k, _ in recipe.step_list()] == ["train", "distill", "evaluate"]
     kind, cfg = recipe.step_list()[1]
-    assert (cfg.temperature, cfg.alpha, cfg.model) == (None, 0.9, "student")  # None: each method's own T
+    assert (cfg.temperature, cfg.alpha, cfg.model) == (None, 0.5, "student")  # None: each method's own T
 
 
 def test_unknown_step_key_suggests_the_closest():

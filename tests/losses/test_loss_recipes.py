@@ -113,7 +113,7 @@ def test_the_step_temperature_reaches_every_term_that_softens_logits(loss):
 def test_a_step_key_no_term_reads_is_an_error_naming_the_term_s_own_key():
     validate_raw(distill_recipe("dkd"))  # the defaults are fine
     raw = distill_recipe("dkd")
-    raw["steps"][1]["distill"]["alpha"] = 0.5
+    raw["steps"][1]["distill"]["alpha"] = 0.7
     assert "no term here uses it; set the term's own key instead (dkd.alpha)" in problems(raw)
     raw = distill_recipe([{"ce": {}}, {"fitnet": {"teacher_layer": "net.stages.1", "student_layer": "net.stages.1"}}])
     raw["steps"][1]["distill"]["temperature"] = 2
@@ -149,8 +149,14 @@ def test_dkd_defaults_to_the_beta_that_trains_the_shipped_pair():
     assert (DKDOptions().alpha, DKDOptions().beta, DKDOptions().temperature) == (1.0, 2.0, None)
 
 
-def test_kd_defaults_are_the_setting_held_out_data_kept():
-    """T 4, alpha 0.9 came first on held-out images against alpha 0.5 and labels alone (docs/benchmarks.md)."""
-    from distillcli.losses.options import KDOptions, KDTermOptions
+def test_kd_defaults_are_the_setting_held_out_data_chose():
+    """T 4, alpha 0.5 led alpha 0.9 on held-out images on every seed at the 15-epoch CPU budget
+    (docs/benchmarks.md); the compression steps' fine-tunes keep the 0.9 their figures were measured with."""
+    from distillcli.losses.options import KDOptions, KDTermOptions, SelfDistillOptions
+    from distillcli.recipe import validate_raw
 
-    assert (KDOptions().alpha, KDOptions().temperature, KDTermOptions.default_temperature) == (0.9, None, 4.0)
+    assert (KDOptions().alpha, KDOptions().temperature, KDTermOptions.default_temperature) == (0.5, None, 4.0)
+    assert SelfDistillOptions().alpha == 0.9
+    recipe = validate_raw({"data": {"name": "synthetic"}, "teacher": {"arch": "resnet8"},
+                           "steps": [{"train": {"model": "teacher"}}, {"distill": {}}, {"prune": {"channel_ratio": 0.5}}]})
+    assert (recipe.steps[1].distill.alpha, recipe.steps[2].prune.finetune.alpha) == (0.5, 0.9)
