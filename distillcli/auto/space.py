@@ -13,6 +13,11 @@ from typing import Any
 
 from distillcli.auto.config import AutoConfig
 from distillcli.facts import LayerSensitivity
+from distillcli.losses.options import SelfDistillOptions
+
+# The KD fine-tune of a pruned model is a fine-tune, not a student from scratch: it weighs the
+# teacher as the compression steps' fine-tunes do (the distill step's own default was chosen for the latter).
+FINETUNE_ALPHA = SelfDistillOptions.model_fields["alpha"].default
 
 NO_PRUNING = 1.1  # a sampled MAC reduction below this prunes nothing
 QAT_EPOCHS = 1
@@ -73,7 +78,7 @@ def trial_steps(choice: dict[str, Any], cfg: AutoConfig, overrides: dict[str, fl
             prune["round_to"] = cfg.round_to
         if choice["guide"] == "sensitivity":
             prune["overrides"] = overrides
-        steps += [{"prune": prune}, {"distill": {"epochs": choice["epochs"], "lr": cfg.lr}}]
+        steps += [{"prune": prune}, {"distill": {"epochs": choice["epochs"], "lr": cfg.lr, "alpha": FINETUNE_ALPHA}}]
     if choice["quantize"] == "qat":
         steps.append({"quantize": {"method": "qat", "epochs": QAT_EPOCHS}})
     elif choice["quantize"] != "none":

@@ -372,3 +372,18 @@ def test_a_candidate_bound_for_int8_is_ranked_at_a_rung_by_its_estimated_int8_co
 
     assert [v for v, _ in tracked(0.4).reports] == pytest.approx([0.24, 0.25])
     assert [v for v, _ in tracked(1.0).reports] == pytest.approx([0.6, 0.25])
+
+
+def test_a_pruned_candidate_fine_tunes_with_the_alpha_of_the_compression_fine_tunes():
+    # the distill step's own default (0.5) was chosen for students from scratch; a pruned model's
+    # KD fine-tune weighs the teacher as prune's fine-tune does
+    from distillcli.auto.config import AutoConfig
+    from distillcli.auto.space import trial_steps
+    from distillcli.losses.options import SelfDistillOptions
+    from distillcli.recipe import validate_raw
+
+    choice = {"mac_reduction": 2.0, "guide": "layer", "quantize": "none", "epochs": 3}
+    steps = trial_steps(choice, AutoConfig(objective="macs"), {})
+    recipe = validate_raw({**tiny_recipe(), "teacher": {"arch": "resnet8"}, "student": {"from": "teacher"},
+                           "steps": [{"train": {"model": "teacher", "epochs": 1}}, *steps]})
+    assert recipe.steps[2].distill.alpha == SelfDistillOptions().alpha == 0.9
