@@ -15,8 +15,8 @@ from distillcli.auto.config import AutoConfig
 from distillcli.facts import LayerSensitivity
 from distillcli.losses.options import SelfDistillOptions
 
-# The KD fine-tune of a pruned model is a fine-tune, not a student from scratch: it weighs the
-# teacher as the compression steps' fine-tunes do (the distill step's own default was chosen for the latter).
+# The KD fine-tune of a pruned model is a fine-tune: it weighs the teacher as the compression steps'
+# fine-tunes do, not as the distill step's default, which was chosen for students trained from scratch.
 FINETUNE_ALPHA = SelfDistillOptions.model_fields["alpha"].default
 
 NO_PRUNING = 1.1  # a sampled MAC reduction below this prunes nothing

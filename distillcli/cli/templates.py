@@ -108,7 +108,7 @@ steps:
   - distill: {epochs: 20, lr: 0.1, warmup_epochs: 1, temperature: 4, alpha: 0.5}
   # A few hundred images per class? There KD alone lost 1.7 pt on CIFAR-10 (500 per class, 3 seeds)
   # and KD + attention transfer on the models' stages gained 6.7 (docs/benchmarks.md). Use instead:
-  # - distill: {epochs: 20, lr: 0.1, warmup_epochs: 1, temperature: 4, alpha: 0.5,
+  # - distill: {epochs: 20, lr: 0.1, warmup_epochs: 1, temperature: 4, alpha: 0.9,   # as measured
   #             loss: [kd, {at: {teacher_layers: stages, student_layers: stages}}]}
   - evaluate: {}              # both models on photos/val
 """ + _TAIL, "put your images in photos/train/<class>/ and photos/val/<class>/ beside the recipe")
