@@ -9,7 +9,8 @@ the device call carries them: ``carry: [".whl", ".gpudata"]``):
   (the first 6,000 images of batch 1, 1,000 of each other batch, 4,000 test images), about 45 MB,
   since the whole set (178 MB) is over the 64 MiB a device call may carry; and the ResNet-56 weights.
 - ``.whl/``: wheels for Python 3.12 of the packages distillcli needs that the machine's image lacks
-  or holds too old (the image has torch, torchvision, numpy, pyyaml, onnx).
+  or holds too old (the image has torch, torchvision, numpy, pyyaml, onnx), at the versions this
+  environment has (the ones the tests ran with).
 
 Top-1 on the subset is for comparing runs with each other (fp32 against bf16), not with CIFAR-10
 figures on the full set; images/s do not depend on it.
@@ -21,12 +22,13 @@ import pickle
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 KEEP = {"data_batch_1": 6000, "data_batch_2": 1000, "data_batch_3": 1000, "data_batch_4": 1000,
         "data_batch_5": 1000, "test_batch": 4000}
-WHEELS = ["pydantic==2.14.4", "pydantic_core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5",
-          "typing_extensions==4.16.0", "torch-pruning==1.6.1", "typer==0.29.2", "rich==15.0.0"]
+WHEELS = ["pydantic", "pydantic_core", "annotated-types", "typing-inspection", "typing_extensions", "torch-pruning",
+          "typer", "rich"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
@@ -51,7 +53,7 @@ def main() -> None:
     pack_data(Path(args.data_root), Path(args.teacher), Path(".gpudata"))
     platforms = [a for plat in PLATFORMS for a in ("--platform", plat)]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", ".whl", *WHEELS],
+                    "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", ".whl", *(f"{name}=={version(name)}" for name in WHEELS)],
                    check=True)
     exclude = Path(".git/info/exclude")
     exclude.parent.mkdir(parents=True, exist_ok=True)
