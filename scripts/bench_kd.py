@@ -12,7 +12,9 @@ the median images/s and minutes per epoch, and the teacher's share of the time; 
 model is then re-measured by `distill eval` in its own process. `--seeds N` runs every row with
 seeds 0..N-1 and adds a table of mean ± std and the gain over the student alone, seed by seed; a
 second teacher's rows (`--teacher-file`) take the alone rows of the first result with
-`--alone-from`, since the student alone does not depend on the teacher. Part 2 feeds
+`--alone-from`, since the student alone does not depend on the teacher. After each row the rows so
+far are written to OUT's .partial.json; `--reuse` that file (kept, e.g. under docs/data/) and a
+later session runs only the rows still missing. Part 2 feeds
 the same pre-made batches to the pipeline's Trainer and to a bare loop, alternating them, and
 reports the median throughput of each. Part 3 (with --torchdistill-python, the interpreter of
 an environment holding torchdistill 1.1.5) times the same KD job, data loading included, run
@@ -114,8 +116,13 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
     if cache_dir.exists() and not started:  # the DKD row must meet an empty store (unless resuming)
         shutil.rmtree(cache_dir)
     rows = []
+    done = reusable_rows(args)
     for seed, (label, (objective, teacher_mode)) in ((s, row) for s in range(args.seeds) for row in ROWS.items()):
         if args.rows and label not in args.rows:
+            continue
+        if (label, seed) in done:
+            rows.append(done[label, seed])
+            print(f"{label}, seed {seed}: taken from --reuse {args.reuse} (top-1 {rows[-1]['top1']:.2f})")
             continue
         raw = _recipe(args, label, objective, cache_dir, seed)
         run_dir = out_dir / raw["name"]  # an interrupted benchmark resumes each run where it stopped
@@ -132,7 +139,7 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
                      "store": step.teacher_cache.model_dump() if step.teacher_cache else None,
                      "teacher_top1": base.measures.top1 if base is not None and base.source == "teacher" else None,
                      "seconds": step.seconds, "model_file": str(out_dir / raw["name"] / (step.model_file or "")),
-                     "train_subset": args.train_subset})
+                     "train_subset": args.train_subset, "setting": setting(args)})
         rows[-1]["top1_fresh"] = fresh_top1(args, rows[-1]["model_file"])
         Path(args.out).with_suffix(".partial.json").write_text(json.dumps(rows, indent=2) + "\n")
     return rows
@@ -244,6 +251,24 @@ def versus_torchdistill(args: argparse.Namespace) -> dict:
             "ratio": statistics.median(ours) / statistics.median(theirs[best])}
 
 
+def setting(args: argparse.Namespace) -> dict:
+    """What a row's result depends on besides its label and seed: rows reused from an earlier result
+    must match it."""
+    return {"teacher": Path(args.teacher_file or args.teacher).name, "epochs": args.epochs, "kd": args.kd,
+            "train_subset": args.train_subset, "val_subset": args.val_subset, "precision": args.precision}
+
+
+def reusable_rows(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
+    """The finished rows of an earlier run of this script with the same setting (its result or its
+    .partial.json), by (label, seed): a benchmark spread over several sessions, or machines, goes on
+    where it stopped even when the run folders are gone."""
+    if not args.reuse:
+        return {}
+    data = json.loads(Path(args.reuse).read_text())
+    rows = data["runs"] if isinstance(data, dict) else data
+    return {(r["run"], r["seed"]): r for r in rows if r.get("setting") == setting(args)}
+
+
 def fresh_top1(args: argparse.Namespace, model_file: str) -> float:
     """The row's saved model re-measured as a user would: ``distill eval`` in its own process."""
     subset = ["--subset", str(args.val_subset)] if args.val_subset else []
@@ -300,6 +325,8 @@ def main() -> None:
     p.add_argument("--skip-accuracy", action="store_true", help="only measure the loop overhead")
     p.add_argument("--alone-from", default=None, help="a result of this script whose student-alone rows (same "
                    "epochs and data, another teacher) the gains are measured against")
+    p.add_argument("--reuse", default=None, help="an earlier result (or its .partial.json) of the same setting: "
+                   "its finished rows are taken, not run again")
     p.add_argument("--out", default="bench_results/kd.json")
     args = p.parse_args()
     keep_freed_memory()  # as the `distill` command does, for both loops alike

@@ -160,8 +160,11 @@ if evals:
     lines += ["", "## the bf16 run's files, `distill eval` in fresh processes"]
 for path in evals:
     e = json.loads(path.read_text())
-    m = e["measures"]
     summary.setdefault("eval", {})[path.stem] = e
+    if "measures" not in e:  # the command's error report
+        lines.append(f"{path.stem[5:]}: failed: {e.get('message')}")
+        continue
+    m = e["measures"]
     ms = ", ".join(f"b{b} {v:.2f} ms" for b, v in (m.get("latency_ms") or {}).items())
     lines.append(f"{path.stem[5:]} ({e['arch']}, {e['format']}, {e['precision']}) on {m['device']}: "
                  f"top-1 {m['top1']:.2f} % of {m['samples']}, {ms}")

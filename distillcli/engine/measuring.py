@@ -39,14 +39,14 @@ class Measuring:
         steps = r.step_list()
         if r.teacher is not None and r.teacher.checkpoint:
             assert teacher is not None
-            measures = self.model(self._placed(teacher), "teacher")
+            measures = self.model(teacher, "teacher")
             record.offer_baseline("teacher", "the teacher", measures)
             self._keep_for_timing(teacher, measures, record.baseline)
         if r.teachers:
             assert teacher is not None
             self._teachers(record, self._placed(teacher))
         if r.student.checkpoint and steps and steps[0][0] != "evaluate":
-            model = self._placed(student())
+            model = student()
             measures = self.model(model, "student")
             record.offer_baseline("start", "the starting model", measures)
             self._keep_for_timing(model, measures, record.baseline)
@@ -60,7 +60,9 @@ class Measuring:
         return measures
 
     def model(self, model: ModelHandle, target: str) -> Measures:
-        measures = self._module(model.module)
+        """Measure ``model`` on the run's device: a model loaded from a file and not yet run by any step
+        (e.g. `distill eval FILE --device cuda`) is placed there first."""
+        measures = self._module(self._placed(model).module)
         source = self.files[target]
         if source is not None and source.is_file():
             measures.file_bytes = file_size(source)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from distillcli.cli import app
@@ -51,6 +52,17 @@ def test_bad_model_file_exits_2(tmp_path, command, content, message) -> None:
 def test_bad_quantize_options_exit_2(model_file, tmp_path, args, message) -> None:
     result = invoke("quantize", model_file, "--device", "cpu", "--no-latency", "--out", tmp_path / "q.pt2", *args)
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_eval_runs_the_file_model_on_the_run_device_and_memory_format(model_file) -> None:
+    """`distill eval FILE` measures the loaded model where the data is: it was left as loaded (on the
+    CPU, NCHW), which crashed on CUDA ("found at least two devices") since the data was on the GPU."""
+    from distillcli import api
+
+    run = api.evaluate(model_file, device="cpu", latency=False)
+    convs = [m.weight for m in run.model.module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert run.after.top1 is not None
 
 
 def test_quantize_then_eval_in_a_fresh_process(model_file, tmp_path) -> None:
