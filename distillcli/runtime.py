@@ -45,8 +45,9 @@ def resolve_device(name: str, dist: "Distributed | None" = None) -> torch.device
 Precision = Literal["fp32", "bf16", "fp16"]
 
 # Defaults per device type, each a measured or stated choice (README: "Speed of the training loop").
-# precision auto = fp32 everywhere: bf16 autocast has not been shown to keep accuracy here (this CPU has
-# no AMX, where bf16 may even be slower), and the GPU comparison (scripts/gpu_check.sh) has not been run.
+# precision auto = fp32 everywhere: bf16 autocast has not been shown to keep accuracy on the CPU (without
+# AMX it may even be slower), and on an H200 it trained the CIFAR recipes 19-32 % slower than fp32
+# (scripts/gpu_check.sh; docs/benchmarks.md, "GPU").
 AUTO_PRECISION: dict[str, Precision] = {"cpu": "fp32", "cuda": "fp32", "mps": "fp32"}
 # round_to auto on the CPU: the channel multiple its fp32 convolutions run fast at, per vector ISA
 # (Machine.level), measured by scripts/bench_conv_widths.py (docs/benchmarks.md, "Channel multiples
