@@ -4,7 +4,8 @@
 #   PY=.venv/bin/python OUT=gpu_out bash scripts/gpu_check.sh
 #   GPU_CHECK_TINY=1 PY=.venv/bin/python OUT=/tmp/g bash scripts/gpu_check.sh   # dry run on the CPU, tiny data
 #   on a lent machine (python scripts/gpu_pack.py here first; the tool library's device, carry .whl and .gpudata):
-#   PY=python3 OUT=/tmp/gc bash scripts/gpu_check.sh; tar czf $OUT/gpu_check.tgz -C /tmp gc
+#   PY=python3 OUT=$OUT/gc bash scripts/gpu_check.sh; tar czf $OUT/gc.tgz -C $OUT gc
+#   (a call brings back at most 8 files and no deep folders: the tarball carries the rest)
 #
 # Parts, each under its own time limit so that one failing part does not lose the others:
 #   1. the VGG16 recipe (recipes/vgg16_cifar10.yaml) for a few epochs, same seed: fp32, bf16 autocast, and
