@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check: one prepared script (at most 8 minutes on one H200) for a machine lent with a GPU.
+# GPU check: one prepared script (at most 9 minutes on one H200) for a machine lent with a GPU.
 #
 #   PY=.venv/bin/python OUT=gpu_out bash scripts/gpu_check.sh
 #   GPU_CHECK_TINY=1 PY=.venv/bin/python OUT=/tmp/g bash scripts/gpu_check.sh   # dry run on the CPU, tiny data
@@ -8,9 +8,9 @@
 #   (a call brings back at most 8 files and no deep folders: the tarball carries the rest)
 #
 # Parts, each under its own time limit so that one failing part does not lose the others:
-#   1. the VGG16 recipe (recipes/vgg16_cifar10.yaml) for a few epochs, same seed: fp32, bf16 autocast, and
-#      bf16 with NCHW instead of channels_last: images/s per training step and top-1 of each (the evidence
-#      for, or against, bf16 and channels_last as CUDA's defaults)
+#   1. the VGG16 recipe (recipes/vgg16_cifar10.yaml) for a few epochs, same seed: fp32, bf16 autocast,
+#      bf16 with NCHW instead of channels_last, and fp32 and bf16 at batch 512: images/s per training step
+#      and top-1 of each (the evidence for, or against, bf16 and channels_last as CUDA's defaults)
 #   2. the bf16 run's model files measured by `distill eval --device cuda` in fresh processes
 #   3. the KD benchmark's rows (scripts/bench_kd.py) for one epoch
 #   4. a torchrun run of the VGG16 recipe on every GPU there (bf16, one epoch per training step)
@@ -65,12 +65,12 @@ if [ "$TINY" = 1 ]; then
   SHRINK=(--device cpu --set data.train_subset=256 --set data.val_subset=128 --set data.batch_size=64
           --set report.latency=false)
   KD_ARGS=(--device cpu --train-subset 256 --val-subset 128 --batches 2 --repeats 1)
-  LIMITS=(60 240 240 240 240 240 240)
+  LIMITS=(60 240 240 240 240)  # setup, each VGG variant, eval-fresh, kd-bench, torchrun
 else
   EPOCHS=${GPU_CHECK_EPOCHS:-6}; NPROC=$("$PY" -c "import torch; print(max(1, torch.cuda.device_count()))" 2>/dev/null || echo 1)
   SHRINK=(--device cuda); DEVICE=cuda
   KD_ARGS=(--device cuda)
-  LIMITS=(40 75 75 75 40 100 75)  # 480 s in all
+  LIMITS=(40 50 40 100 75)  # 505 s in all
 fi
 
 # ---------------------------------------------------------------- 0. setup
@@ -91,19 +91,18 @@ VGG=(-m distillcli run recipes/vgg16_cifar10.yaml "${SHRINK[@]}" --quiet --force
      --set "steps.0.epochs=$EPOCHS" --set "steps.2.epochs=$EPOCHS")
 
 # ---------------------------------------------------------------- 1. VGG16 recipe: fp32, bf16, bf16 in NCHW
-i=1
-for variant in fp32 bf16 bf16-nchw; do
-  precision=${variant%-nchw}
+for variant in fp32 bf16 bf16-nchw fp32-b512 bf16-b512; do
+  precision=${variant%%-*}
   extra=(--set "steps.0.precision=$precision" --set "steps.2.precision=$precision")
   [ "$variant" = bf16-nchw ] && extra+=(--set channels_last=false)
+  [ "${variant#*-}" = b512 ] && extra+=(--set data.batch_size=512)
   [ "$variant" = bf16 ] && extra+=(--set report.save_models=true)
-  part "vgg-$variant" "${LIMITS[$i]}" "$PY" "${VGG[@]}" "${extra[@]}" --out "$SCRATCH/vgg-$variant"
+  part "vgg-$variant" "${LIMITS[1]}" "$PY" "${VGG[@]}" "${extra[@]}" --out "$SCRATCH/vgg-$variant"
   keep_run "vgg-$variant"
-  i=$((i + 1))
 done
 
 # ---------------------------------------------------------------- 2. the bf16 run's files, fresh processes
-part eval-fresh "${LIMITS[4]}" bash -c "
+part eval-fresh "${LIMITS[2]}" bash -c "
   for m in teacher student; do
     $PY -m distillcli eval '$SCRATCH/vgg-bf16/models/'\$m.pt --device $DEVICE --data-root '$DATA_ROOT' --quiet --json \
       > '$OUT/eval-'\$m.json || exit 1
@@ -111,7 +110,7 @@ part eval-fresh "${LIMITS[4]}" bash -c "
 "
 
 # ---------------------------------------------------------------- 3. the KD benchmark's rows, one epoch
-part kd-bench "${LIMITS[5]}" "$PY" scripts/bench_kd.py "${KD_ARGS[@]}" --epochs 1 --data-root "$DATA_ROOT" \
+part kd-bench "${LIMITS[3]}" "$PY" scripts/bench_kd.py "${KD_ARGS[@]}" --epochs 1 --data-root "$DATA_ROOT" \
   --teacher "$TEACHER" --out "$SCRATCH/kd.json"
 cp "$SCRATCH/kd.json" "$OUT/kd.json" 2>/dev/null || true
 
@@ -119,7 +118,7 @@ cp "$SCRATCH/kd.json" "$OUT/kd.json" 2>/dev/null || true
 TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" "${VGG[@]}"
           --set steps.0.epochs=1 --set steps.2.epochs=1 --out "$SCRATCH/vgg-torchrun")
 [ "$TINY" = 1 ] || TORCHRUN+=(--set steps.0.precision=bf16 --set steps.2.precision=bf16)
-part torchrun "${LIMITS[6]}" "${TORCHRUN[@]}"
+part torchrun "${LIMITS[4]}" "${TORCHRUN[@]}"
 keep_run vgg-torchrun
 
 # ---------------------------------------------------------------- summary
