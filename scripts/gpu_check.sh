@@ -90,7 +90,7 @@ VGG=(-m distillcli run recipes/vgg16_cifar10.yaml "${SHRINK[@]}" --quiet --force
      --set "data.root=$DATA_ROOT" --set data.download=false --set report.save_models=false
      --set "steps.0.epochs=$EPOCHS" --set "steps.2.epochs=$EPOCHS")
 
-# ---------------------------------------------------------------- 1. VGG16 recipe: fp32, bf16, bf16 in NCHW
+# ---------------------------------------------------------------- 1. VGG16 recipe: precision, memory format, batch
 for variant in fp32 bf16 bf16-nchw fp32-b512 bf16-b512; do
   precision=${variant%%-*}
   extra=(--set "steps.0.precision=$precision" --set "steps.2.precision=$precision")

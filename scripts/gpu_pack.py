@@ -52,8 +52,9 @@ def main() -> None:
     args = p.parse_args()
     pack_data(Path(args.data_root), Path(args.teacher), Path(".gpudata"))
     platforms = [a for plat in PLATFORMS for a in ("--platform", plat)]
+    pinned = [f"{name}=={version(name)}" for name in WHEELS]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", ".whl", *(f"{name}=={version(name)}" for name in WHEELS)],
+                    "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", ".whl", *pinned],
                    check=True)
     exclude = Path(".git/info/exclude")
     exclude.parent.mkdir(parents=True, exist_ok=True)
