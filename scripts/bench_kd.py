@@ -11,8 +11,9 @@ augmentation) and reports the final model's top-1 on the test set (nothing is se
 the median images/s and minutes per epoch, and the teacher's share of the time; each row's saved
 model is then re-measured by `distill eval` in its own process. `--seeds N` runs every row with
 seeds 0..N-1 and adds a table of mean ± std and the gain over the student alone, seed by seed; a
-second teacher's rows (`--teacher-file`) take the alone rows of the first result with
-`--alone-from`, since the student alone does not depend on the teacher. After each row the rows so
+second teacher's rows (`--teacher-file`, or `--train-teacher ARCH`: trained here by distill first)
+take the alone rows of the first result with `--alone-from`, since the student alone does not
+depend on the teacher. After each row the rows so
 far are written to OUT's .partial.json; `--reuse` that file (kept, e.g. under docs/data/) and a
 later session runs only the rows still missing. Part 2 feeds
 the same pre-made batches to the pipeline's Trainer and to a bare loop, alternating them, and
@@ -81,6 +82,11 @@ def parse_candidate(text: str) -> dict[str, float]:
     return {TERM_KEYS.get(k, k): float(v) for k, v in pairs}
 
 
+# --train-teacher's schedule: the teacher step of recipes/vgg16_cifar10_cpu.yaml, what a user
+# training a teacher at the CPU budget runs
+TEACHER_TRAINING = {"lr": 0.05, "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 1}
+
+
 def _teacher(args: argparse.Namespace) -> dict:
     """The published ResNet-56 (a DataParallel state dict, ImageNet mean/std), or a distill model file."""
     if args.teacher_file:
@@ -88,12 +94,34 @@ def _teacher(args: argparse.Namespace) -> dict:
     return {"arch": "resnet56", "checkpoint": args.teacher, "strip_prefix": "module.", **IMAGENET}
 
 
-def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_dir: Path, seed: int = 0) -> dict:
+def _data(args: argparse.Namespace) -> dict:
     data = {"name": "cifar10", "root": args.data_root, "batch_size": 128}
     if args.train_subset:
         data["train_subset"] = args.train_subset
     if args.val_subset:
         data["val_subset"] = args.val_subset
+    return data
+
+
+def train_teacher(args: argparse.Namespace, out_dir: Path) -> dict:
+    """--train-teacher: the teacher trained by distill on the rows' training images (seed 0, the
+    final model). Training is deterministic on one ISA, so a later session retrains the same file;
+    its top-1, recorded with the rows, is the check. A finished run is reused, a stopped one resumed."""
+    raw = {"name": f"teacher-{args.train_teacher}", "seed": 0, "device": args.device, "data": _data(args),
+           "teacher": {"arch": args.train_teacher}, "student": {"arch": "resnet20"},
+           "steps": [{"train": {"model": "teacher", "epochs": args.teacher_epochs, "precision": args.precision,
+                                **TEACHER_TRAINING}}]}
+    run_dir = out_dir / raw["name"]
+    result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=run_dir,
+                      resume=(run_dir / "checkpoints").is_dir()).run()
+    step = result.record.steps[-1]
+    model_file = str(run_dir / (step.model_file or ""))
+    return {"arch": args.train_teacher, "epochs": args.teacher_epochs, "top1": step.measures.top1,
+            "top1_fresh": fresh_top1(args, model_file), "seconds": step.seconds, "model_file": model_file}
+
+
+def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_dir: Path, seed: int = 0) -> dict:
+    data = _data(args)
     opt = {"epochs": args.epochs, "lr": 0.1, "weight_decay": 5e-4, "schedule": "cosine", "precision": args.precision}
     name = "bench-" + "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-") + (f"-s{seed}" if seed else "")
     raw = {"name": name, "seed": seed, "device": args.device, "data": data, "student": {"arch": "resnet20"},
@@ -124,6 +152,11 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
             rows.append(done[label, seed])
             print(f"{label}, seed {seed}: taken from --reuse {args.reuse} (top-1 {rows[-1]['top1']:.2f})")
             continue
+        if args.train_teacher and objective is not None and not args.teacher_file:
+            trained = train_teacher(args, out_dir)
+            print(f"teacher {trained['arch']}, {trained['epochs']} epochs: top-1 {trained['top1']:.2f} "
+                  f"(fresh process {trained['top1_fresh']:.2f}), {trained['model_file']}")
+            args.teacher_file = trained["model_file"]
         raw = _recipe(args, label, objective, cache_dir, seed)
         run_dir = out_dir / raw["name"]  # an interrupted benchmark resumes each run where it stopped
         result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=run_dir,
@@ -139,7 +172,8 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
                      "store": step.teacher_cache.model_dump() if step.teacher_cache else None,
                      "teacher_top1": base.measures.top1 if base is not None and base.source == "teacher" else None,
                      "seconds": step.seconds, "model_file": str(out_dir / raw["name"] / (step.model_file or "")),
-                     "train_subset": args.train_subset, "setting": setting(args)})
+                     "train_subset": args.train_subset, "setting": setting(args),
+                     "teacher_file": args.teacher_file if objective is not None else None})
         rows[-1]["top1_fresh"] = fresh_top1(args, rows[-1]["model_file"])
         Path(args.out).with_suffix(".partial.json").write_text(json.dumps(rows, indent=2) + "\n")
     return rows
@@ -254,7 +288,9 @@ def versus_torchdistill(args: argparse.Namespace) -> dict:
 def setting(args: argparse.Namespace) -> dict:
     """What a row's result depends on besides its label and seed: rows reused from an earlier result
     must match it."""
-    return {"teacher": Path(args.teacher_file or args.teacher).name, "epochs": args.epochs, "kd": args.kd,
+    teacher = (f"{args.train_teacher}, {args.teacher_epochs} epochs, trained by distill" if args.train_teacher
+               else Path(args.teacher_file or args.teacher).name)
+    return {"teacher": teacher, "epochs": args.epochs, "kd": args.kd,
             "train_subset": args.train_subset, "val_subset": args.val_subset, "precision": args.precision}
 
 
@@ -264,9 +300,13 @@ def reusable_rows(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
     where it stopped even when the run folders are gone."""
     if not args.reuse:
         return {}
-    data = json.loads(Path(args.reuse).read_text())
-    rows = data["runs"] if isinstance(data, dict) else data
-    return {(r["run"], r["seed"]): r for r in rows if r.get("setting") == setting(args)}
+    return {(r["run"], r["seed"]): r for r in result_rows(args.reuse) if r.get("setting") == setting(args)}
+
+
+def result_rows(path: str) -> list[dict]:
+    """The rows of a result of this script, or of its .partial.json."""
+    data = json.loads(Path(path).read_text())
+    return data["runs"] if isinstance(data, dict) else data
 
 
 def fresh_top1(args: argparse.Namespace, model_file: str) -> float:
@@ -278,7 +318,7 @@ def fresh_top1(args: argparse.Namespace, model_file: str) -> float:
 def alone_rows(path: str, runs: list[dict]) -> list[dict]:
     """The student-alone rows of another result of this script (the same student, data and schedule:
     only the teacher differs), to measure this result's gains against."""
-    alone = [r for r in json.loads(Path(path).read_text())["runs"] if r["run"] == "alone"]
+    alone = [r for r in result_rows(path) if r["run"] == "alone"]
     for r in runs:
         same = [a for a in alone if a["seed"] == r["seed"]]
         if same and (same[0]["epochs"], same[0].get("train_subset")) != (r["epochs"], r.get("train_subset")):
@@ -308,6 +348,9 @@ def main() -> None:
     p.add_argument("--data-root", default="../shared/data/cifar10")
     p.add_argument("--teacher", default="../shared/weights/cifar10/akamaster_pytorch_resnet_cifar10/resnet56-4bfd9763.th")
     p.add_argument("--teacher-file", default=None, help="a distill model file as the teacher instead of --teacher")
+    p.add_argument("--train-teacher", default=None, metavar="ARCH", help="train this teacher (e.g. vgg11_bn) with "
+                   "distill first, on the same images, and distil from it")
+    p.add_argument("--teacher-epochs", type=int, default=15, help="--train-teacher's epochs")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seeds", type=int, default=1, help="run every row with seeds 0..N-1; report mean and spread")
     p.add_argument("--train-subset", type=int, default=None, help="use only the first N training images")
@@ -329,6 +372,8 @@ def main() -> None:
                    "its finished rows are taken, not run again")
     p.add_argument("--out", default="bench_results/kd.json")
     args = p.parse_args()
+    if args.train_teacher and args.teacher_file:
+        p.error("--train-teacher and --teacher-file both name the teacher: give one")
     keep_freed_memory()  # as the `distill` command does, for both loops alike
     out = Path(args.out)
     result = {} if args.skip_overhead else {"overhead": overhead(args)}
