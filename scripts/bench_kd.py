@@ -156,7 +156,7 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
             trained = train_teacher(args, out_dir)
             print(f"teacher {trained['arch']}, {trained['epochs']} epochs: top-1 {trained['top1']:.2f} "
                   f"(fresh process {trained['top1_fresh']:.2f}), {trained['model_file']}")
-            args.teacher_file = trained["model_file"]
+            args.teacher_file = trained["model_file"]  # the rows distil from it as from --teacher-file
         raw = _recipe(args, label, objective, cache_dir, seed)
         run_dir = out_dir / raw["name"]  # an interrupted benchmark resumes each run where it stopped
         result = Pipeline(validate_raw(raw), make_progress(quiet=False), out=run_dir,
