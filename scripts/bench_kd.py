@@ -116,8 +116,7 @@ def train_teacher(args: argparse.Namespace, out_dir: Path) -> dict:
                       resume=(run_dir / "checkpoints").is_dir()).run()
     step = result.record.steps[-1]
     model_file = str(run_dir / (step.model_file or ""))
-    return {"arch": args.train_teacher, "epochs": args.teacher_epochs, "top1": step.measures.top1,
-            "top1_fresh": fresh_top1(args, model_file), "seconds": step.seconds, "model_file": model_file}
+    return {"top1": step.measures.top1, "top1_fresh": fresh_top1(args, model_file), "model_file": model_file}
 
 
 def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_dir: Path, seed: int = 0) -> dict:
@@ -154,7 +153,7 @@ def run_recipes(args: argparse.Namespace, out_dir: Path) -> list[dict]:
             continue
         if args.train_teacher and objective is not None and not args.teacher_file:
             trained = train_teacher(args, out_dir)
-            print(f"teacher {trained['arch']}, {trained['epochs']} epochs: top-1 {trained['top1']:.2f} "
+            print(f"teacher {args.train_teacher}, {args.teacher_epochs} epochs: top-1 {trained['top1']:.2f} "
                   f"(fresh process {trained['top1_fresh']:.2f}), {trained['model_file']}")
             args.teacher_file = trained["model_file"]  # the rows distil from it as from --teacher-file
         raw = _recipe(args, label, objective, cache_dir, seed)
