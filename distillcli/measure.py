@@ -100,6 +100,13 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
             model.train()
 
 
+def compute_device(model: Callable[[Tensor], Tensor], requested: torch.device | str) -> torch.device:
+    """Where ``model`` computes: a model file's runner says (a .pt2 program runs on the CPU, an ONNX
+    session where its provider does), an eager module where it was placed (``requested``)."""
+    own = getattr(model, "compute_device", None)
+    return own if isinstance(own, torch.device) else torch.device(requested)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -116,7 +123,7 @@ def latency_stats(model: Callable[[Tensor], Tensor], input_shape: tuple[int, ...
 
     with quiet():  # its import warns about a missing CUDA toolkit on CPU-only machines
         from torch.utils.benchmark import Timer
-    device = torch.device(device)
+    device = compute_device(model, device)
     if isinstance(model, nn.Module):
         model.eval()
     x = torch.rand(batch, *input_shape, device=device)
@@ -177,11 +184,12 @@ def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Te
                   channels_last: bool = False, dist: Distributed | None = None) -> dict[str, Any]:
     """Every per-model measure of the report (file size is added by whoever writes the file)."""
     out: dict[str, Any] = evaluate(module, batches, num_classes, dist)
+    where = compute_device(module, device)
     if isinstance(module, nn.Module):
         out["params"] = count_params(module)
         out["nonzero_params"] = count_nonzero_params(module)
-        out["macs"] = count_macs(module, input_shape, device)
-    stats = {str(b): latency_stats(module, input_shape, b, device, repeats=repeats, channels_last=channels_last)
+        out["macs"] = count_macs(module, input_shape, where)
+    stats = {str(b): latency_stats(module, input_shape, b, where, repeats=repeats, channels_last=channels_last)
              for b in latency_batches}
     out["latency_ms"] = {b: median for b, (median, _) in stats.items()}
     out["latency_iqr_ms"] = {b: iqr for b, (_, iqr) in stats.items()}
@@ -189,5 +197,8 @@ def measure_model(module: Callable[[Tensor], Tensor], batches: Iterable[tuple[Te
     if isinstance(first, dict):
         out["first_call_s"] = dict(first)
     out["threads"] = torch.get_num_threads()
-    out["device"] = str(device)
+    out["device"] = str(where)
+    runtime = getattr(module, "runtime", None)
+    if isinstance(runtime, str):
+        out["runtime"] = runtime
     return out

@@ -76,7 +76,9 @@ class Measures(_Record):
     first_call_s: dict[str, float] = Field(default_factory=dict, description="a .pt2 program's first call per input "
                                            "shape: what loading it costs (the compile, when compiled)")
     threads: int | None = None
-    device: str | None = None
+    device: str | None = Field(None, description="where the model computed (a .pt2 program: the CPU, whatever the "
+                                                "run's device)")
+    runtime: str | None = Field(None, description="what ran a model file's graph, e.g. onnxruntime and its provider")
 
     def wide_latency(self, limit: float = WIDE_SPREAD) -> list[str]:
         """Batch sizes whose latency spread (IQR / median) exceeds ``limit``: not to be trusted."""

@@ -30,6 +30,15 @@ def _half(name: str, native: bool, arm: bool, cuda: bool) -> str:
     return cpu + ("; CUDA yes" if cuda else "")
 
 
+def _onnx_gpu_providers() -> list[str]:
+    """The GPU execution providers of the installed onnxruntime, in the order ONNX files ask for them."""
+    import onnxruntime
+
+    from distillcli.modelfile.onnx import GPU_PROVIDERS
+
+    return [p for p in GPU_PROVIDERS if p in onnxruntime.get_available_providers()]
+
+
 @app.command()
 @guarded
 def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
@@ -54,6 +63,7 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     fp16 = _half("fp16", torch.ops.mkldnn._is_mkldnn_fp16_supported(), m.is_arm, cuda)
     kernels = _int8_kernels(m)
     gpu = f"{m.cuda} (compute capability {m.cuda_capability})" if cuda else "not available"
+    onnx_gpu = _onnx_gpu_providers()
     rows = [
         ("int8 (quantize)", f"{plan.quantizer} quantizer, target {plan.target}, reduce_range "
                             f"{'on' if plan.reduce_range else 'off'}", plan.why()),
@@ -66,10 +76,13 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
         ("bf16", bf16, "quantize --method bf16, precision: bf16"),
         ("fp16", fp16, "quantize --method fp16 stores fp16 weights and computes in fp32 on the CPU"),
         ("CUDA", gpu, "training and evaluation on the GPU (--device cuda)"),
+        ("ONNX on the GPU", ", ".join(onnx_gpu) or "none: this onnxruntime runs on the CPU only",
+         "distill eval FILE.onnx --device cuda (onnxruntime-gpu, installed in place of onnxruntime, adds "
+         "them); .pt2 programs run on the CPU"),
     ]
     result = {"machine": m.to_dict(), "summary": m.describe(), "int8": {**plan.info(), "why": plan.why()},
               "int8_kernels": kernels, "onnx_int8": {"reduce_range": plan.reduce_range}, "round_to": round_to,
-              "bf16": bf16, "fp16": fp16, "cuda": gpu}
+              "bf16": bf16, "fp16": fp16, "cuda": gpu, "onnx_gpu_providers": onnx_gpu}
     table = Table(title=f"this machine: {m.describe()}; torch {m.torch}, oneDNN {m.onednn or '-'}")
     for col in ("path", "here", "why"):
         table.add_column(col)

@@ -46,12 +46,15 @@ def eval_(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
     from distillcli import api
     from distillcli.errors import GateFailed
     from distillcli.modelfile.native import ALLOW_ENV
+    from distillcli.report.numbers import device_note
 
     if allow_native:
         os.environ[ALLOW_ENV] = "1"
     run = api.evaluate(model, progress=progress_for(quiet, True), trust_code=trust_code, data=data, data_root=data_root,
                       device=device, latency=not no_latency, threads=threads, eval_batch_size=batch_size,
                       val_subset=subset, note_machine=True)
+    if (elsewhere := device_note(run.record)) is not None:
+        sys.stderr.write(f"note: {elsewhere}\n")
     name = run.record.data.name
     result = {"file": str(model), "format": run.model.format, "precision": run.model.precision,
               "arch": run.model.arch.name, "data": name,

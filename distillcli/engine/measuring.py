@@ -92,9 +92,12 @@ class Measuring:
         record.offer_baseline("teacher", f"the ensemble of {len(specs)} teachers", measures)
 
     def _placed(self, model: ModelHandle) -> ModelHandle:
-        """The model on the run's device and memory format, as steps will use it (so it is timed fairly)."""
+        """The model on the run's device and memory format, as steps will use it (so it is timed fairly);
+        a model file's runner that can move (an ONNX session) moves, the others compute where they do."""
         if model.format == "eager":
             model.module = place(model.module, self.device, self.recipe.channels_last)
+        elif callable(place_on := getattr(model.module, "place_on", None)):
+            place_on(self.device)
         return model
 
     def _keep_for_timing(self, model: ModelHandle, measures: Measures, baseline: Baseline | None) -> None:

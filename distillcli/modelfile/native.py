@@ -60,6 +60,8 @@ class NativeRunner:
     it (a channels_last program fed plain NCHW memory computes garbage), so every batch is laid
     out as recorded. Not an nn.Module: it has no parameters to count (the header keeps the source's)."""
 
+    compute_device, runtime = torch.device("cpu"), "AOTInductor package"
+
     def __init__(self, runner: Any, path: Path, layout: str) -> None:
         self.runner, self.path = runner, path
         self.memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format

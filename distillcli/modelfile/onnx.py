@@ -29,26 +29,61 @@ INPUT, OUTPUT = "images", "logits"
 INLINE_LIMIT = 1 << 30
 
 
-class OnnxRunner:
-    """Calls an onnxruntime CPU session like a model: float32 NCHW images in, logits out.
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")  # best first
+CPU_PROVIDER = "CPUExecutionProvider"
 
-    Not an nn.Module: it has no parameters to count, and measure skips params / MACs for it
-    (the header keeps those of the source model).
+
+def providers_for(device: torch.device, available: list[str]) -> list[Any]:
+    """onnxruntime's execution providers for ``device``, best first. On CUDA: TensorRT, then CUDA,
+    where this onnxruntime has them (the onnxruntime-gpu build; TensorRT also needs its libraries),
+    each on the device's GPU; the CPU always last, where onnxruntime falls back to."""
+    gpu = [(p, {"device_id": device.index or 0}) for p in GPU_PROVIDERS if p in available] \
+        if device.type == "cuda" else []
+    return gpu + [CPU_PROVIDER]
+
+
+class OnnxRunner:
+    """Calls an onnxruntime session like a model: float32 NCHW images in, logits out.
+
+    The session starts on the CPU; ``place_on(cuda)`` moves it to the GPU providers this
+    onnxruntime has. Not an nn.Module: it has no parameters to count, and measure skips params /
+    MACs for it (the header keeps those of the source model).
     """
 
     def __init__(self, path: Path) -> None:
+        self.path, self._gpu = path, 0
+        self.session = self._session([CPU_PROVIDER])
+        self.input = self.session.get_inputs()[0].name
+
+    def _session(self, providers: list[Any]) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.log_severity_level = 3
-        self.path = path
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as e:
-            raise ModelFileError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}",
-                                 f"if the model keeps its weights in {path.name}.data, that file must be beside it")
-        self.input = self.session.get_inputs()[0].name
+            raise ModelFileError(f"onnxruntime cannot load {self.path}: {str(e).splitlines()[0][:200]}",
+                                 f"if the model keeps its weights in {self.path.name}.data, that file must be beside it")
+
+    @property
+    def runtime(self) -> str:
+        return f"onnxruntime {self.session.get_providers()[0]}"
+
+    @property
+    def compute_device(self) -> torch.device:
+        """Where the session computes: the GPU when a GPU provider took it (onnxruntime falls back to
+        the CPU, e.g. TensorRT without its libraries, and then says so in get_providers)."""
+        provider = self.session.get_providers()[0]
+        return torch.device("cpu") if provider == CPU_PROVIDER else torch.device("cuda", self._gpu)
+
+    def place_on(self, device: torch.device) -> None:
+        import onnxruntime as ort
+
+        providers = providers_for(device, ort.get_available_providers())
+        if providers != [CPU_PROVIDER]:
+            self.session, self._gpu = self._session(providers), device.index or 0
 
     def __call__(self, images: Tensor) -> Tensor:
         feed = {self.input: images.detach().to("cpu", torch.float32).contiguous().numpy()}

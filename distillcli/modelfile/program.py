@@ -65,6 +65,8 @@ class ProgramModule(nn.Module):
     compile time, the price of loading a program in a fresh process.
     """
 
+    compute_device = torch.device("cpu")  # whatever the run's device (see measure.compute_device)
+
     def __init__(self, program: torch.export.ExportedProgram, compiled: bool = False) -> None:
         super().__init__()
         self.program = program
@@ -72,6 +74,10 @@ class ProgramModule(nn.Module):
         self.compiled = compiled
         self._compiled_fn: Any = None
         self.first_call_s: dict[str, float] = {}
+
+    @property
+    def runtime(self) -> str:
+        return "torch.export program" + (", compiled" if self.compiled else "")
 
     def train(self, mode: bool = True) -> "ProgramModule":
         """Programs are captured in eval mode; there is nothing to switch."""

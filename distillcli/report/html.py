@@ -9,9 +9,9 @@ from typing import NamedTuple, Sequence
 from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import plots
 from distillcli.report.markdown import human_bytes, human_count, teacher_cache_line
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, duration, held_from, latency_note, measured_on, ms,
-                                       pct, points, size_ratio, speed_ratio, spread, step_facts, training_note,
-                                       within_noise)
+from distillcli.report.numbers import (OTHER_DEVICE, SAME_WITHIN_NOISE, best_text, device_mark, device_note, duration,
+                                       held_from, latency_note, measured_on, ms, pct, points, same_device, size_ratio,
+                                       speed_ratio, spread, step_facts, training_note, within_noise)
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d1d1f;
@@ -117,8 +117,8 @@ def _delta(ref: Measures | None, m: Measures, batch: str | None) -> str:
     top1 = points(None if m.top1 is None or ref.top1 is None else m.top1 - ref.top1)
     parts = [_tone(top1), "size " + _tone(size_ratio(ref.file_bytes, m.file_bytes))]
     if batch is not None:
-        speed = SAME_WITHIN_NOISE if within_noise(ref, m, batch) else \
-            speed_ratio(ref.latency_ms.get(batch), m.latency_ms.get(batch))
+        speed = OTHER_DEVICE if not same_device(ref, m) else SAME_WITHIN_NOISE if within_noise(ref, m, batch) \
+            else speed_ratio(ref.latency_ms.get(batch), m.latency_ms.get(batch))
         parts.append(f"b{batch} " + _tone(speed))
     return '<td class="delta">' + "<br>".join(parts) + "</td>"
 
@@ -149,7 +149,7 @@ def steps_table(record: RunRecord) -> str:
         model = escape(r.target) + (' <span class="tag">baseline</span>' if r.baseline else "")
         cells = [td(r.index), f"<td>{name}</td>", f"<td>{model}</td>", td(pct(m.top1), "num"), td(pct(m.top5), "num"),
                  td(_params(m), "num"), td(human_count(m.macs), "num"), td(human_bytes(m.file_bytes), "num")]
-        cells += [td(ms(m.latency_ms.get(b)) + spread(m, b), "num") for b in batches]
+        cells += [td(ms(m.latency_ms.get(b)) + spread(m, b) + device_mark(m, record.run), "num") for b in batches]
         cells.append("<td>baseline</td>" if r.baseline else _delta(base, m, big))
         cells.append(_delta(rows[i - 1].measures if i else None, m, big))
         cells += [td(r.best)] if chosen else []
@@ -164,6 +164,8 @@ def steps_table(record: RunRecord) -> str:
                     "top-1; the model kept is the last epoch's." if chosen else ""))
     if batches:
         text += note(latency_note(record.run))
+        if (elsewhere := device_note(record)) is not None:
+            text += note(elsewhere)
     cache = [line for line in map(teacher_cache_line, record.steps) if line]
     if cache:
         text += note("Teacher outputs: " + "; ".join(cache) + ".")

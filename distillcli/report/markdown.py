@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from distillcli.record import Measures, RunRecord, StepRecord
-from distillcli.report.numbers import (SAME_WITHIN_NOISE, best_text, latency_note, measured_on, spread, step_facts,
-                                       training_note, within_noise)
+from distillcli.record import Measures, RunInfo, RunRecord, StepRecord
+from distillcli.report.numbers import (OTHER_DEVICE, SAME_WITHIN_NOISE, best_text, device_mark, device_note, latency_note,
+                                       measured_on, same_device, spread, step_facts, training_note, within_noise)
 
 
 def _num(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -33,12 +33,14 @@ def _speedup(base: Measures, m: Measures, batch: str) -> str:
     before, after = base.latency_ms.get(batch), m.latency_ms.get(batch)
     if not before or not after:
         return "-"
+    if not same_device(base, m):
+        return OTHER_DEVICE
     return SAME_WITHIN_NOISE if within_noise(base, m, batch) else f"{before / after:.2f}x"
 
 
-def _latency(m: Measures, batch: str) -> str:
+def _latency(m: Measures, batch: str, run: RunInfo) -> str:
     ms = m.latency_ms.get(batch)
-    return "-" if ms is None else f"{ms:.2f}" + spread(m, batch)
+    return "-" if ms is None else f"{ms:.2f}" + spread(m, batch) + device_mark(m, run)
 
 
 def teacher_cache_line(s: StepRecord) -> str | None:
@@ -79,7 +81,7 @@ def render(record: RunRecord) -> str:
         delta = None if m.top1 is None or t.top1 is None else m.top1 - t.top1
         row = [str(s.index), s.kind, s.target, _num(m.top1), _num(delta, "{:+.2f}"), _num(m.top5),
                human_count(m.params), human_count(m.macs), human_bytes(m.file_bytes)]
-        row += [_latency(m, str(b)) for b in batches]
+        row += [_latency(m, str(b), run) for b in batches]
         row.append(_speedup(t, m, str(batches[-1])) if batches else "-")
         row += [best_text(s)] if chosen else []
         row.append(training_note(s.curve) or "-")
@@ -100,7 +102,7 @@ def render(record: RunRecord) -> str:
                   f"{human_count(m.measures.params)} params, {human_count(m.measures.macs)} MACs ({m.checkpoint})"
                   for m in record.teachers]
     if batches:
-        lines += ["", latency_note(run)]
+        lines += ["", latency_note(run)] + (["", note] if (note := device_note(record)) else [])
     cache = [line for line in map(teacher_cache_line, record.steps) if line]
     if cache:
         lines += ["", "Teacher outputs: " + "; ".join(cache) + "."]

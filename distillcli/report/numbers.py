@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from distillcli.record import WIDE_SPREAD, DataInfo, EpochRecord, Measures, RunInfo, StepRecord, teacher_share
+from distillcli.record import (WIDE_SPREAD, DataInfo, EpochRecord, Measures, RunInfo, RunRecord, StepRecord,
+                               teacher_share)
 
 SAME_WITHIN_NOISE = "same within noise"
+OTHER_DEVICE = "other device"
 
 
 def pct(v: float | None) -> str:
@@ -60,6 +62,37 @@ def within_noise(base: Measures, value: Measures, batch: str) -> bool:
     if a is None or b is None:
         return False
     return abs(a - b) <= (base.latency_iqr_ms.get(batch, 0.0) + value.latency_iqr_ms.get(batch, 0.0)) / 2
+
+
+def _kind(device: str | None) -> str | None:
+    return None if device is None else device.split(":")[0]
+
+
+def same_device(a: Measures, b: Measures) -> bool:
+    """Whether two models computed on the same kind of device (unknown counts as the same): a GPU's
+    time against a CPU's says nothing about either model."""
+    return None in (_kind(a.device), _kind(b.device)) or _kind(a.device) == _kind(b.device)
+
+
+def device_mark(m: Measures, run: RunInfo) -> str:
+    """What follows a latency measured on another kind of device than the run's, e.g. ' [cpu]'."""
+    kind = _kind(m.device)
+    return f" [{kind}]" if kind is not None and kind != _kind(run.device) else ""
+
+
+def device_note(record: RunRecord) -> str | None:
+    """One sentence naming the steps whose model computed elsewhere than the run's device (a .pt2
+    program on the CPU in a CUDA run), with what ran them; None when every step ran on it."""
+    run = record.run
+    off = [s for s in record.steps if device_mark(s.measures, run)]
+    if not off:
+        return None
+    where = "; ".join(f"step {s.index} ({s.kind}) on {s.measures.device}"
+                      + (f" ({s.measures.runtime})" if s.measures.runtime else "") for s in off)
+    hint = " (onnxruntime-gpu in place of onnxruntime runs ONNX files on the GPU)" \
+        if any((s.measures.runtime or "").endswith("CPUExecutionProvider") for s in off) else ""
+    return (f"Not on the run's device ({run.device}): {where}{hint}. its latencies are that device's, and "
+            "no speed-up is given across devices.")
 
 
 def spread(m: Measures, batch: str) -> str:

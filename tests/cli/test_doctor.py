@@ -50,6 +50,10 @@ def test_doctor_prints_the_isa_and_json_parses() -> None:
     assert report["int8"]["target"] == here.target
     assert report["int8"]["reduce_range"] == (here.target in ("avx2", "avx512"))
     assert report["round_to"]["cpu"] >= 1
+    import onnxruntime  # the GPU providers ONNX files would use, as this onnxruntime lists them
+
+    assert report["onnx_gpu_providers"] == [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+                                            if p in onnxruntime.get_available_providers()]
 
 
 def test_eval_notes_a_file_written_on_another_machine_in_one_line(tmp_path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import onnx
+import onnxruntime
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from distillcli.errors import CompressionError, ModelFileError, OptionError
 from distillcli.modelfile import file_header, file_size, load_model
 from distillcli.modelfile import onnx as onnx_file
 from distillcli.losses import make_objective
+from distillcli.measure import measure_model
 from distillcli.models.build import build_model
 from distillcli.models.handle import ArchSpec, ModelHandle
 from distillcli.training.optim import OptimConfig
@@ -128,3 +130,30 @@ def test_bad_requests(fp32_onnx, handle, data, images, tmp_path) -> None:
         export_model(handle, _header(handle, data), tmp_path / "x", "pt2", images[:2], data.train)
     with pytest.raises(CompressionError, match="already an ONNX file"):
         export_model(load_model(fp32_onnx.path).handle, _header(handle, data), tmp_path / "again", "onnx", images[:2])
+
+
+def test_model_files_are_measured_where_they_compute(fp32_onnx, handle, data, images, tmp_path, monkeypatch) -> None:
+    """A run on CUDA measures a .pt2 program or a CPU-only ONNX session on the CPU, where it computes,
+    and records that device and its runtime, not the run's device (here: no GPU, so timing on the
+    requested device would fail outright)."""
+    program = load_model(export_model(handle, _header(handle, data), tmp_path / "p", "pt2", images[:4]).path)
+    runner = load_model(fp32_onnx.path).handle.module
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    runner.place_on(torch.device("cuda"))  # an onnxruntime with only the CPU provider: the session stays
+    for module, runtime in ((program.handle.module, "torch.export program"),
+                            (runner, "onnxruntime CPUExecutionProvider")):
+        got = measure_model(module, data.val, 4, data.input_shape, torch.device("cuda"), latency_batches=(2,),
+                            repeats=2)
+        assert got["device"] == "cpu" and got["runtime"] == runtime and got["latency_ms"]["2"] > 0
+        assert got["top1"] is not None
+
+
+def test_onnx_on_cuda_asks_for_tensorrt_then_cuda_then_the_cpu() -> None:
+    every = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_file.providers_for(torch.device("cuda", 1), every) == [
+        ("TensorrtExecutionProvider", {"device_id": 1}), ("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider"]
+    assert onnx_file.providers_for(torch.device("cuda"), every[1:]) == [("CUDAExecutionProvider", {"device_id": 0}),
+                                                                      "CPUExecutionProvider"]
+    assert onnx_file.providers_for(torch.device("cuda"), every[2:]) == ["CPUExecutionProvider"]
+    assert onnx_file.providers_for(torch.device("cpu"), every) == ["CPUExecutionProvider"]

@@ -45,3 +45,21 @@ def test_html_shows_the_spread_and_flag_and_calls_noise_the_same(run_dir: Path) 
     md, html = render(record), render_html(record, None)
     assert html.count('<span class="bad">1.53x slower</span>') == 2  # against the baseline and the step before
     assert "| 0.65x |" in md
+
+
+def test_a_step_measured_on_another_device_is_marked_and_never_compared(run_dir: Path) -> None:
+    """A CUDA run whose last model computed on the CPU (a .pt2 program): its latency is marked as the
+    CPU's, no speed-up is computed against the GPU's times, and a note names the step and runtime."""
+    record = _record(run_dir, 9.0, 0.1)
+    record.run.device = "cuda"
+    for m in [record.baseline.measures] + [s.measures for s in record.steps]:
+        m.device = "cuda:0"
+    last = record.steps[-1]
+    last.measures.device, last.measures.runtime = "cpu", "torch.export program, compiled"
+    md, html = render(record), render_html(record, None)
+    assert "9.00 ±0.10 [cpu]" in md and "9.00 ms ±0.10 [cpu]" in html and "2.29 ±0.05 |" in md
+    assert "| other device |" in md and "b8 other device" in html and "slower" not in md + html
+    note = f"step {last.index} ({last.kind}) on cpu (torch.export program, compiled)"
+    assert note in md and note in html and "Not on the run's device (cuda)" in md
+    record.steps[-1].measures.device = "cuda:0"  # the same kind of device: compared as before
+    assert "[cpu]" not in render(record) and "Not on the run's device" not in render(record)
