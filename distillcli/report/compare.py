@@ -46,6 +46,7 @@ class Comparison:
     reference_from: str
     best: Entry | None
     baseline: Entry | None = None  # the run whose final model is the reference (None: a recorded baseline)
+    timed_in: tuple[str, ...] = ()  # latency: the places the final models were timed in, when more than one
 
     def cost_name(self) -> str:
         return {"latency": f"latency at batch {self.batch}", "size": "stored size", "macs": "MACs"}[self.objective]
@@ -107,6 +108,13 @@ def _recorded_reference(entries: list[Entry]) -> tuple[float | None, str]:
     return top1, f"the final model of {e.label} (no run has a baseline)"
 
 
+def timed_where(e: Entry) -> str:
+    """Where an entry's final model was timed: the kind of device, on which machine."""
+    run = e.record.run
+    device = (e.measures.device or run.device).split(":")[0]
+    return device + (f" of {run.machine.describe()}" if run.machine is not None else "")
+
+
 def _cost(m: Measures, objective: str, batch: str | None) -> float | None:
     if objective == "latency":
         return m.latency_ms.get(batch) if batch is not None else None
@@ -126,13 +134,18 @@ def compare_runs(run_dirs: list[Path], max_drop: float, objective: str, baseline
         e.cost = _cost(e.measures, objective, batch)
         e.drop = None if reference is None or e.measures.top1 is None else reference - e.measures.top1
         e.qualifies = e.cost is not None and e.drop is not None and e.drop <= max_drop + 1e-9
+    places = tuple(sorted({timed_where(e) for e in entries})) if objective == "latency" else ()
+    timed_in = places if len(places) > 1 else ()  # a time on one machine says nothing against one on another
     eligible = [e for e in entries if e.qualifies]
-    best = min(eligible, key=lambda e: (e.cost, -(e.measures.top1 or 0.0))) if eligible else None
-    return Comparison(entries, objective, batch, max_drop, reference, source, best, base)
+    best = min(eligible, key=lambda e: (e.cost, -(e.measures.top1 or 0.0))) if eligible and not timed_in else None
+    return Comparison(entries, objective, batch, max_drop, reference, source, best, base, timed_in)
 
 
 def verdict(c: Comparison) -> str:
     within = f"within {c.max_drop:g} pts of the baseline top-1 {pct(c.reference)} % ({c.reference_from})"
+    if c.timed_in:
+        return (f"no choice by latency: the final models were timed in different places ({'; '.join(c.timed_in)}); "
+                "compare --objective size or macs, or re-time the model files on one machine with distill eval")
     if c.best is None:
         missing = [e.label for e in c.entries if e.cost is None]
         why = f"; {c.objective} is not measured in {', '.join(missing)}" if missing else ""
@@ -164,12 +177,12 @@ def rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
 def to_json(c: Comparison) -> dict[str, Any]:
     runs = [{"label": e.label, "run_dir": str(e.run_dir), "name": e.record.run.name, "status": e.record.run.status,
              "step": e.step.index, "kind": e.step.kind, "drop": e.drop, "cost": e.cost, "qualifies": e.qualifies,
-             **e.measures.summary()} for e in c.entries]
+             "timed_on": timed_where(e), **e.measures.summary()} for e in c.entries]
     best = None if c.best is None else {"label": c.best.label, "run_dir": str(c.best.run_dir)}
     return {"objective": c.objective, "latency_batch": c.batch, "max_drop": c.max_drop,
             "reference": {"top1": c.reference, "from": c.reference_from,
                           "run": c.baseline.label if c.baseline is not None else None},
-            "runs": runs, "best": best,
+            "runs": runs, "best": best, "timed_in": list(c.timed_in),
             "verdict": verdict(c)}
 
 

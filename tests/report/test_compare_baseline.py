@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from distillcli.record import RunRecord
 from distillcli.report.compare import compare_runs, render_md
 from tests.report.test_report_commands import invoke, three_runs  # noqa: F401  (a fixture)
 
@@ -58,3 +59,23 @@ def test_an_existing_output_folder_needs_force(three_runs, tmp_path: Path) -> No
     result = invoke("compare", *three_runs, "--out", out, "--force")
     assert result.exit_code == 0, result.output
     assert (out / "compare.md").read_text().startswith("# compare") and (out / "compare.html").is_file()
+
+
+def test_latencies_timed_in_different_places_choose_nothing(three_runs) -> None:  # noqa: F811
+    """A run timed on a GPU (or on another machine) is not 'faster' than one timed on this CPU:
+    by latency nothing is chosen, and the verdict says where each was timed and what to do; size
+    and MACs still compare."""
+    y = three_runs[1] / "metrics.json"
+    record = RunRecord.model_validate(json.loads(y.read_text()))
+    final = record.final_step()
+    assert final is not None
+    final.measures.device = "cuda:0"
+    y.write_text(json.dumps(record.to_json()))
+    result = compare_runs(three_runs, 5.0, "latency", baseline="teacher")
+    assert result.best is None and len(result.timed_in) == 2 and result.timed_in[1].startswith("cuda")
+    assert "no choice by latency: the final models were timed in different places" in render_md(result)
+    assert "--objective size or macs" in render_md(result)
+    assert compare_runs(three_runs, 5.0, "size", baseline="teacher").best is not None
+    final.measures.device = "cpu"  # the same place again: y, the fastest within 5 pts, is chosen as before
+    y.write_text(json.dumps(record.to_json()))
+    assert compare_runs(three_runs, 5.0, "latency", baseline="teacher").best.label == "y"
