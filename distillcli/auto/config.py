@@ -58,7 +58,8 @@ class AutoConfig(BaseModel):
     round_to: int | None = Field(None, ge=1, le=4096, description="channel pruning keeps channel counts a multiple "
                                  "of this (default: the prune step's auto, this machine's fast multiple)")
     quantize: list[QuantMethod] = Field(default_factory=lambda: ["none", "static", "qat", "bf16", "fp16"],
-                                        min_length=1, description="latency: the precisions tried after pruning")
+                                        min_length=1, description="latency: the precisions tried after pruning (on a "
+                                        "GPU none only: quantized programs run on the CPU)")
     sensitivity: bool = Field(True, description="latency/macs: also try per-layer pruning amounts guided by a "
                               "sensitivity analysis of the starting model")
     sensitivity_ratios: list[float] = Field(default_factory=lambda: [0.3, 0.6], min_length=1, max_length=10,

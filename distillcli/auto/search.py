@@ -63,6 +63,18 @@ class SearchResult:
         return trial_path(self.out, stored)
 
 
+def _float_on_gpu(cfg: AutoConfig, device: str, progress: Progress) -> AutoConfig:
+    """A latency search on a GPU tries float models only: quantize writes .pt2 programs, which run on
+    the CPU, and their CPU times would be ranked against the GPU's."""
+    from distillcli.runtime import resolve_device
+
+    if cfg.objective != "latency" or cfg.quantize == ["none"] or resolve_device(device).type == "cpu":
+        return cfg
+    progress.message(f"note: on {device} the search tries float models only (auto.quantize: [none]): "
+                     f"quantize's {', '.join(q for q in cfg.quantize if q != 'none')} programs run on the CPU")
+    return cfg.model_copy(update={"quantize": ["none"]})
+
+
 class Search:
     def __init__(self, base: dict[str, Any], cfg: AutoConfig, out: Path, progress: Progress,
                  force: bool = False) -> None:
@@ -75,6 +87,7 @@ class Search:
         data.setdefault("name", DataConfig().name)  # a recipe without data: the default dataset, named
         data.setdefault("val_split", cfg.val_split)
         data.setdefault("val_from", cfg.val_from)
+        cfg = _float_on_gpu(cfg, str(base.get("device", "auto")), progress)
         self.base, self.cfg, self.out, self.progress = base, cfg, out, progress
         self.resolved = {**base, "auto": cfg.model_dump(mode="json")}
         self.seconds_limit, self.trials_limit = cfg.limits()
