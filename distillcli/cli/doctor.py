@@ -34,9 +34,9 @@ def _onnx_gpu_providers() -> list[str]:
     """The GPU execution providers of the installed onnxruntime, in the order ONNX files ask for them."""
     import onnxruntime
 
-    from distillcli.modelfile.onnx import GPU_PROVIDERS
+    from distillcli.modelfile.onnx import gpu_providers
 
-    return [p for p in GPU_PROVIDERS if p in onnxruntime.get_available_providers()]
+    return gpu_providers(onnxruntime.get_available_providers())
 
 
 @app.command()

@@ -33,12 +33,16 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")  # best f
 CPU_PROVIDER = "CPUExecutionProvider"
 
 
+def gpu_providers(available: list[str]) -> list[str]:
+    """The GPU providers among ``available``, best first (the onnxruntime-gpu build has them;
+    TensorRT also needs its libraries)."""
+    return [p for p in GPU_PROVIDERS if p in available]
+
+
 def providers_for(device: torch.device, available: list[str]) -> list[Any]:
-    """onnxruntime's execution providers for ``device``, best first. On CUDA: TensorRT, then CUDA,
-    where this onnxruntime has them (the onnxruntime-gpu build; TensorRT also needs its libraries),
-    each on the device's GPU; the CPU always last, where onnxruntime falls back to."""
-    gpu = [(p, {"device_id": device.index or 0}) for p in GPU_PROVIDERS if p in available] \
-        if device.type == "cuda" else []
+    """onnxruntime's execution providers for ``device``, best first: on CUDA the GPU providers, each
+    on the device's GPU; the CPU always last, where onnxruntime falls back to."""
+    gpu = [(p, {"device_id": device.index or 0}) for p in gpu_providers(available)] if device.type == "cuda" else []
     return gpu + [CPU_PROVIDER]
 
 
@@ -51,7 +55,7 @@ class OnnxRunner:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path, self._gpu = path, 0
+        self.path = path
         self.session = self._session([CPU_PROVIDER])
         self.input = self.session.get_inputs()[0].name
 
@@ -76,14 +80,16 @@ class OnnxRunner:
         """Where the session computes: the GPU when a GPU provider took it (onnxruntime falls back to
         the CPU, e.g. TensorRT without its libraries, and then says so in get_providers)."""
         provider = self.session.get_providers()[0]
-        return torch.device("cpu") if provider == CPU_PROVIDER else torch.device("cuda", self._gpu)
+        if provider == CPU_PROVIDER:
+            return torch.device("cpu")
+        return torch.device("cuda", int(self.session.get_provider_options()[provider].get("device_id", 0)))
 
     def place_on(self, device: torch.device) -> None:
         import onnxruntime as ort
 
         providers = providers_for(device, ort.get_available_providers())
         if providers != [CPU_PROVIDER]:
-            self.session, self._gpu = self._session(providers), device.index or 0
+            self.session = self._session(providers)
 
     def __call__(self, images: Tensor) -> Tensor:
         feed = {self.input: images.detach().to("cpu", torch.float32).contiguous().numpy()}

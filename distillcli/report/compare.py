@@ -14,7 +14,7 @@ from distillcli.record import Measures, RunRecord, StepRecord
 from distillcli.report import load_record, plots
 from distillcli.report.html import note, page, section, table, td
 from distillcli.report.markdown import human_bytes, human_count
-from distillcli.report.numbers import ms, pct, points
+from distillcli.report.numbers import device_kind, ms, pct, points
 
 Objective = Literal["latency", "size", "macs"]
 OBJECTIVES: tuple[str, ...] = ("latency", "size", "macs")
@@ -111,7 +111,7 @@ def _recorded_reference(entries: list[Entry]) -> tuple[float | None, str]:
 def timed_where(e: Entry) -> str:
     """Where an entry's final model was timed: the kind of device, on which machine."""
     run = e.record.run
-    device = (e.measures.device or run.device).split(":")[0]
+    device = device_kind(e.measures.device or run.device) or run.device
     return device + (f" of {run.machine.describe()}" if run.machine is not None else "")
 
 

@@ -64,20 +64,21 @@ def within_noise(base: Measures, value: Measures, batch: str) -> bool:
     return abs(a - b) <= (base.latency_iqr_ms.get(batch, 0.0) + value.latency_iqr_ms.get(batch, 0.0)) / 2
 
 
-def _kind(device: str | None) -> str | None:
+def device_kind(device: str | None) -> str | None:
+    """cuda:0 -> cuda."""
     return None if device is None else device.split(":")[0]
 
 
 def same_device(a: Measures, b: Measures) -> bool:
     """Whether two models computed on the same kind of device (unknown counts as the same): a GPU's
     time against a CPU's says nothing about either model."""
-    return None in (_kind(a.device), _kind(b.device)) or _kind(a.device) == _kind(b.device)
+    return None in (device_kind(a.device), device_kind(b.device)) or device_kind(a.device) == device_kind(b.device)
 
 
 def device_mark(m: Measures, run: RunInfo) -> str:
     """What follows a latency measured on another kind of device than the run's, e.g. ' [cpu]'."""
-    kind = _kind(m.device)
-    return f" [{kind}]" if kind is not None and kind != _kind(run.device) else ""
+    kind = device_kind(m.device)
+    return f" [{kind}]" if kind is not None and kind != device_kind(run.device) else ""
 
 
 def device_note(record: RunRecord) -> str | None:
