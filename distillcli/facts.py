@@ -68,6 +68,9 @@ class _Quantization(_Facts):
     reduce_range: bool | None = Field(None, description="int8: 7-bit activations (CPUs without VNNI)")
     quantizer: Literal["x86_inductor", "arm_inductor"] | None = None
     compiled: bool | None = Field(None, description="measured as a compiled program")
+    computes_in: Literal["bfloat16", "float16", "float32"] | None = Field(
+        None, description="bf16 / fp16: the dtype its layers compute in (fp16 made for a GPU: float16; for the CPU: "
+        "float32, from float16 weights)")
     max_drop: float | None = Field(None, description="int8: the top-1 drop (points) on the control images that "
                                    "the layers kept in float were chosen for")
     control: str | None = Field(None, description="max_drop: the images it was measured on")

@@ -101,7 +101,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.dev
 
 
 def compute_device(model: Callable[[Tensor], Tensor], requested: torch.device | str) -> torch.device:
-    """Where ``model`` computes: a model file's runner says (a .pt2 program runs on the CPU, an ONNX
+    """Where ``model`` computes: a model file's runner says (an int8 .pt2 program runs on the CPU, an ONNX
     session where its provider does), an eager module where it was placed (``requested``)."""
     own = getattr(model, "compute_device", None)
     return own if isinstance(own, torch.device) else torch.device(requested)

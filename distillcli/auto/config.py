@@ -13,6 +13,7 @@ from distillcli.errors import RecipeError
 
 Objective = Literal["latency", "size", "macs"]
 QuantMethod = Literal["none", "static", "qat", "bf16", "fp16"]
+INT8_METHODS = ("static", "qat")  # their programs run on the CPU; bf16 / fp16 ones move to a GPU
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|trials?)\s*$")
 _SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 
@@ -59,7 +60,7 @@ class AutoConfig(BaseModel):
                                  "of this (default: the prune step's auto, this machine's fast multiple)")
     quantize: list[QuantMethod] = Field(default_factory=lambda: ["none", "static", "qat", "bf16", "fp16"],
                                         min_length=1, description="latency: the precisions tried after pruning (on a "
-                                        "GPU none only: quantized programs run on the CPU)")
+                                        "GPU without int8: its programs run on the CPU)")
     sensitivity: bool = Field(True, description="latency/macs: also try per-layer pruning amounts guided by a "
                               "sensitivity analysis of the starting model")
     sensitivity_ratios: list[float] = Field(default_factory=lambda: [0.3, 0.6], min_length=1, max_length=10,

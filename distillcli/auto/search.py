@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from distillcli.atomic_write import write_text
-from distillcli.auto.config import AutoConfig
+from distillcli.auto.config import INT8_METHODS, AutoConfig
 from distillcli.auto.retime import RETIME_TOP, fastest, retime
 from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
@@ -63,16 +63,18 @@ class SearchResult:
         return trial_path(self.out, stored)
 
 
-def _float_on_gpu(cfg: AutoConfig, device: str, progress: Progress) -> AutoConfig:
-    """A latency search on a GPU tries float models only: quantize writes .pt2 programs, which run on
-    the CPU, and their CPU times would be ranked against the GPU's."""
+def _gpu_precisions(cfg: AutoConfig, device: str, progress: Progress) -> AutoConfig:
+    """A latency search on a GPU leaves int8 out: its programs run on the CPU, and their CPU times
+    would be ranked against the GPU's (bf16 / fp16 programs move to the GPU)."""
     from distillcli.runtime import resolve_device
 
-    if cfg.objective != "latency" or cfg.quantize == ["none"] or resolve_device(device).type == "cpu":
+    int8 = [q for q in cfg.quantize if q in INT8_METHODS]
+    if cfg.objective != "latency" or not int8 or resolve_device(device).type == "cpu":
         return cfg
-    progress.message(f"note: on {device} the search tries float models only (auto.quantize: [none]): "
-                     f"quantize's {', '.join(q for q in cfg.quantize if q != 'none')} programs run on the CPU")
-    return cfg.model_copy(update={"quantize": ["none"]})
+    kept = [q for q in cfg.quantize if q not in INT8_METHODS] or ["none"]
+    progress.message(f"note: on {device} the search leaves out int8 (auto.quantize: [{', '.join(kept)}]): "
+                     f"quantize's {', '.join(int8)} programs run on the CPU")
+    return cfg.model_copy(update={"quantize": kept})
 
 
 class Search:
@@ -87,7 +89,7 @@ class Search:
         data.setdefault("name", DataConfig().name)  # a recipe without data: the default dataset, named
         data.setdefault("val_split", cfg.val_split)
         data.setdefault("val_from", cfg.val_from)
-        cfg = _float_on_gpu(cfg, str(base.get("device", "auto")), progress)
+        cfg = _gpu_precisions(cfg, str(base.get("device", "auto")), progress)
         self.base, self.cfg, self.out, self.progress = base, cfg, out, progress
         self.resolved = {**base, "auto": cfg.model_dump(mode="json")}
         self.seconds_limit, self.trials_limit = cfg.limits()

@@ -74,11 +74,12 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
          "channel counts kept a multiple of this: the multiple this ISA's fp32 convolutions run fast at "
          "(scripts/bench_conv_widths.py)"),
         ("bf16", bf16, "quantize --method bf16, precision: bf16"),
-        ("fp16", fp16, "quantize --method fp16 stores fp16 weights and computes in fp32 on the CPU"),
+        ("fp16", fp16, "quantize --method fp16 stores fp16 weights; made on the CPU it computes in fp32, "
+                       "in a CUDA run in fp16 on the GPU"),
         ("CUDA", gpu, "training and evaluation on the GPU (--device cuda)"),
         ("ONNX on the GPU", ", ".join(onnx_gpu) or "none: this onnxruntime runs on the CPU only",
          "distill eval FILE.onnx --device cuda (onnxruntime-gpu, installed in place of onnxruntime, adds "
-         "them); .pt2 programs run on the CPU"),
+         "them); float .pt2 programs move to the GPU, int8 ones run on the CPU"),
     ]
     result = {"machine": m.to_dict(), "summary": m.describe(), "int8": {**plan.info(), "why": plan.why()},
               "int8_kernels": kernels, "onnx_int8": {"reduce_range": plan.reduce_range}, "round_to": round_to,

@@ -6,7 +6,8 @@ archive as ``extra/distillcli.json``. The batch dimension is declared dynamic, s
 serves every batch size. Loading validates the archive first (see ``pt2_check``): a
 ``.pt2`` file never runs code from the file.
 
-Programs run on the CPU. An int8 program is only fast once torch.compile (inductor, with
+Programs run on the CPU, except that a float program (fp32, bf16, fp16) moves to the GPU of a CUDA
+run (``ProgramModule.place_on``); the file always holds the CPU program. An int8 program is only fast once torch.compile (inductor, with
 weight freezing) has fused its quantize / dequantize pairs into int8 kernels: uncompiled it
 is ~30x slower than fp32. Inductor has those fusions only once torchao has registered them
 (``int8_kernels``); a fresh process that merely loads the file must register them itself, or
@@ -18,6 +19,7 @@ at its first call (~10-15 s cold, a few seconds from inductor's on-disk cache);
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -59,25 +61,36 @@ def compile_notice(text: str) -> None:
 
 
 class ProgramModule(nn.Module):
-    """An exported program as an eval-only module on the CPU, optionally compiled.
+    """An exported program as an eval-only module, optionally compiled; on the CPU until placed.
 
     ``first_call_s`` records the first call per input shape: when ``compiled``, that is the
     compile time, the price of loading a program in a fresh process.
     """
 
-    compute_device = torch.device("cpu")  # whatever the run's device (see measure.compute_device)
-
     def __init__(self, program: torch.export.ExportedProgram, compiled: bool = False) -> None:
         super().__init__()
-        self.program = program
+        self.program = program  # on the CPU, as saved
         self.graph_module = program.module()
         self.compiled = compiled
+        self.compute_device = torch.device("cpu")  # where it computes, whatever the run's device
         self._compiled_fn: Any = None
         self.first_call_s: dict[str, float] = {}
 
     @property
     def runtime(self) -> str:
         return "torch.export program" + (", compiled" if self.compiled else "")
+
+    def place_on(self, device: torch.device) -> None:
+        """Compute on ``device``: a float program moves there (its weights and the devices its graph
+        names); an int8 program stays on the CPU, where its quantized operators have kernels."""
+        if device == self.compute_device or holds_int8(self.program):
+            return
+        from torch.export.passes import move_to_device_pass
+
+        on_cpu = device.type == "cpu"
+        self.graph_module = (self.program if on_cpu else move_to_device_pass(copy.deepcopy(self.program), device)).module()
+        self.compute_device, self._compiled_fn = device, None
+        self.first_call_s.clear()
 
     def train(self, mode: bool = True) -> "ProgramModule":
         """Programs are captured in eval mode; there is nothing to switch."""
@@ -104,10 +117,10 @@ class ProgramModule(nn.Module):
     def uncompiled(self, x: Tensor) -> Tensor:
         """The program run as captured, without compiling (exact; slow for int8)."""
         with torch.no_grad():
-            return self.graph_module(x.to("cpu"))
+            return self.graph_module(x.to(self.compute_device))
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.to("cpu")
+        x = x.to(self.compute_device)
         key = f"{tuple(x.shape)}{'-nhwc' if x.dim() == 4 and not x.is_contiguous() else ''}"
         with torch.no_grad():
             if key in self.first_call_s:

@@ -1,5 +1,6 @@
 """Quantization: int8 (post-training static, dynamic, quantization-aware) or half-precision
-weights. The result is a torch.export program saved as ``.pt2``; it runs on the CPU."""
+weights. The result is a torch.export program saved as ``.pt2``. int8 runs on the CPU; bf16 / fp16
+run on the run's device (fp16 made on a GPU computes in float16, on the CPU in float32)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from distillcli.compress.export.program import cpu_copy
 from distillcli.facts import ModelFacts, QuantizeFacts
 from distillcli.measure import evaluate
 from distillcli.modelfile.program import compile_default, ProgramModule
-from distillcli.compress.quantization import calibrate, convert, half_program, prepare, resolve_skip
+from distillcli.compress.quantization import calibrate, computes_in, convert, half_program, prepare, resolve_skip
 from distillcli.compress.quantization.control import Candidate, rank_layers, search
 from distillcli.compress.quantization.layers import quantized_layers
 from distillcli.compress.quantization.target import int8_plan
@@ -33,7 +34,9 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
     facts: dict[str, Any] = {}
     curve: list[EpochRecord] = []
     if cfg.method in ("bf16", "fp16"):
-        program, precision = half_program(model.module, cfg.method, example), cfg.method
+        for_gpu = ctx.device.type == "cuda"
+        program, precision = half_program(model.module, cfg.method, example, for_gpu), cfg.method
+        facts["computes_in"] = str(computes_in(cfg.method, for_gpu)).removeprefix("torch.")
     else:
         precision = "int8"
         skipped = resolve_skip(model.module, cfg.skip)

@@ -389,9 +389,10 @@ def test_a_pruned_candidate_fine_tunes_with_the_alpha_of_the_compression_fine_tu
     assert recipe.steps[2].distill.alpha == SelfDistillOptions().alpha == 0.9
 
 
-def test_a_latency_search_on_a_gpu_tries_float_models_only(monkeypatch, tmp_path):
-    """quantize's programs run on the CPU: on a GPU their times would be ranked against the GPU's,
-    so there the search space keeps quantize: none, and says so; on the CPU it is left alone."""
+def test_a_latency_search_on_a_gpu_leaves_int8_out(monkeypatch, tmp_path):
+    """int8 programs run on the CPU: on a GPU their times would be ranked against the GPU's, so there
+    the search space drops them (bf16 / fp16 programs move to the GPU), and says so; on the CPU it is
+    left alone."""
     import torch
 
     from distillcli import runtime
@@ -410,9 +411,11 @@ def test_a_latency_search_on_a_gpu_tries_float_models_only(monkeypatch, tmp_path
     monkeypatch.setattr(runtime, "resolve_device", lambda d: torch.device("cuda" if d == "cuda" else "cpu"))
     base = {"name": "x", "device": "cuda", "data": {"name": "synthetic"}, "teacher": {"checkpoint": "t.pt"}}
     on_gpu = Search(base, cfg, tmp_path / "gpu", progress)
-    assert on_gpu.cfg.quantize == ["none"] and on_gpu.resolved["auto"]["quantize"] == ["none"]
-    assert len(said) == 1 and "static, bf16 programs run on the CPU" in said[0]
+    assert on_gpu.cfg.quantize == ["none", "bf16"] and on_gpu.resolved["auto"]["quantize"] == ["none", "bf16"]
+    assert len(said) == 1 and "quantize's static programs run on the CPU" in said[0]
     on_cpu = Search({**base, "device": "cpu"}, cfg, tmp_path / "cpu", progress)
     assert on_cpu.cfg.quantize == ["none", "static", "bf16"] and len(said) == 1
     size = Search(base, cfg.model_copy(update={"objective": "size"}), tmp_path / "size", progress)
     assert size.cfg.quantize == ["none", "static", "bf16"]
+    only_int8 = Search(base, cfg.model_copy(update={"quantize": ["static", "qat"]}), tmp_path / "gpu8", progress)
+    assert only_int8.cfg.quantize == ["none"]

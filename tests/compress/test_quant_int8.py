@@ -138,6 +138,39 @@ def test_half_precision_weights(trained, images, kind, dtype, tolerance) -> None
     assert result["max_abs_diff"] < tolerance * max(1.0, result["max_abs_logit"])
 
 
+def _conv_dtypes(program: torch.export.ExportedProgram) -> set[torch.dtype]:
+    return {n.meta["val"].dtype for n in program.graph.nodes if n.target == torch.ops.aten.conv2d.default}
+
+
+def test_fp16_made_for_a_gpu_computes_in_float16(trained, images) -> None:
+    """For the CPU, fp16 upcasts its weights and convolves in float32 (CPUs have no fast fp16
+    convolutions); for a GPU the convolutions run in float16 (tensor cores). Both take and give
+    float32, and agree with the float model."""
+    for_cpu, for_gpu = half_program(trained, "fp16", images[:2]), half_program(trained, "fp16", images[:2], True)
+    assert _conv_dtypes(for_cpu) == {torch.float32} and _conv_dtypes(for_gpu) == {torch.float16}
+    out = ProgramModule(for_gpu)(images)
+    assert out.dtype == torch.float32
+    result = agreement(trained, ProgramModule(for_gpu), images)
+    assert result["top1_agreement"] >= 98 and result["max_abs_diff"] < 0.01 * max(1.0, result["max_abs_logit"])
+
+
+def test_float_programs_move_to_the_run_device_int8_stays_on_the_cpu(trained, data, images) -> None:
+    """A CUDA run places a float program on the GPU and keeps an int8 one on the CPU. No GPU here: the
+    'meta' device stands in for it (the same move: weights and the devices the graph names)."""
+    meta = torch.device("meta")
+    floating = ProgramModule(half_program(trained, "bf16", images[:2]))
+    floating.place_on(meta)
+    assert floating.compute_device == meta and floating(images[:3]).device == meta
+    assert all(t.device.type == "cpu" for t in floating.program.state_dict.values())  # what is saved stays
+    floating.place_on(torch.device("cpu"))
+    assert floating(images[:3]).device.type == "cpu"
+    prepared = prepare(copy.deepcopy(trained), "static", images[:2])
+    calibrate(prepared, data.train, 1)
+    int8 = ProgramModule(convert(prepared, images[:2]))
+    int8.place_on(meta)
+    assert int8.compute_device.type == "cpu" and int8(images[:3]).device.type == "cpu"
+
+
 def _activation_quantize_count(program: torch.export.ExportedProgram) -> int:
     return sum(n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default for n in program.graph.nodes)
 

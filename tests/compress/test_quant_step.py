@@ -65,6 +65,18 @@ def test_qat_finetunes_then_converts(data) -> None:
         STEPS.get("quantize").run(out.model, ctx, QuantizeConfig())
 
 
+def test_fp16_computes_in_float16_when_made_in_a_cuda_run(data) -> None:
+    """The dtype follows the run's device: no GPU here, but the fp16 path builds its program on the
+    CPU whatever the device, so a context naming CUDA shows the choice."""
+    model = _trained(data)
+    for device, dtype in (("cpu", torch.float32), ("cuda", torch.float16)):
+        ctx = StepContext(device=torch.device(device), data=data)
+        out = STEPS.get("quantize").run(model, ctx, QuantizeConfig(method="fp16"))
+        program = out.model.module.program
+        assert out.info.computes_in == str(dtype).removeprefix("torch.") and out.model.precision == "fp16"
+        assert {n.meta["val"].dtype for n in program.graph.nodes if n.target == torch.ops.aten.conv2d.default} == {dtype}
+
+
 def test_recipe_share_quantize_export(write_recipe, tmp_path) -> None:
     """The three steps from a recipe; the export step writes the int8 program as ONNX (QDQ)."""
     recipe = tiny_recipe(

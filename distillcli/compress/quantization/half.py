@@ -1,9 +1,10 @@
 """Half-precision weights, the cheap option: half the file, no calibration, ~no accuracy loss.
 
-bf16 stores and computes in bfloat16 (fast on CPUs with AVX512-BF16 or AMX). fp16 stores the
-weights in float16 but computes in float32: CPUs have no fast fp16 convolutions (measured
-here: 3-8x slower than fp32), so the program upcasts each weight as it reads it (a constant
-that compilation folds away). Inputs and outputs stay float32 either way.
+bf16 stores and computes in bfloat16 (fast on CPUs with AVX512-BF16 or AMX, and on GPUs). fp16
+made for the CPU stores the weights in float16 but computes in float32: CPUs have no fast fp16
+convolutions (measured here: 3-8x slower than fp32), so the program upcasts each weight as it
+reads it (a constant that compilation folds away). fp16 made for a GPU computes in float16, what
+its tensor cores are for. Inputs and outputs stay float32 either way.
 """
 
 from __future__ import annotations
@@ -38,11 +39,18 @@ class _CastIO(nn.Module):
         return self.model(x.to(self.dtype)).float()
 
 
-def half_program(model: nn.Module, kind: HalfKind, example: Tensor) -> torch.export.ExportedProgram:
-    """An exported program with ``kind`` weights (``model`` itself is left unchanged)."""
+def computes_in(kind: HalfKind, for_gpu: bool) -> torch.dtype:
+    """The dtype a ``kind`` program's layers compute in, made for a GPU or for the CPU."""
+    return torch.bfloat16 if kind == "bf16" else torch.float16 if for_gpu else torch.float32
+
+
+def half_program(model: nn.Module, kind: HalfKind, example: Tensor, for_gpu: bool = False) -> torch.export.ExportedProgram:
+    """An exported program with ``kind`` weights, computing in ``computes_in(kind, for_gpu)``
+    (``model`` itself is left unchanged). The program is on the CPU; a GPU run moves it there."""
     half = copy.deepcopy(model).to("cpu").eval()
-    if kind == "bf16":
-        wrapped: nn.Module = _CastIO(half.to(torch.bfloat16), torch.bfloat16)
+    dtype = computes_in(kind, for_gpu)
+    if dtype != torch.float32:
+        wrapped: nn.Module = _CastIO(half.to(dtype), dtype)
     else:
         for module in list(half.modules()):
             for name, param in list(module.named_parameters(recurse=False)):
