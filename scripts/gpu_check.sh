@@ -11,7 +11,8 @@
 #   1. the VGG16 recipe (recipes/vgg16_cifar10.yaml) for a few epochs, same seed: fp32, bf16 autocast,
 #      bf16 with NCHW instead of channels_last, and fp32 and bf16 at batch 512: images/s per training step
 #      and top-1 of each (the evidence for, or against, bf16 and channels_last as CUDA's defaults)
-#   2. the bf16 run's model files measured by `distill eval --device cuda` in fresh processes
+#   2. the bf16 run's model files measured by `distill eval --device cuda` in fresh processes, and its
+#      student as .pt2 programs made on the GPU (fp16, computing in float16; fp32 export), likewise
 #   3. the KD benchmark's rows (scripts/bench_kd.py) for one epoch
 #   4. a torchrun run of the VGG16 recipe on every GPU there (bf16, one epoch per training step)
 # Prints a summary and writes it to $OUT/gpu_check.txt and $OUT/gpu_check.json, with each part's log
@@ -65,12 +66,12 @@ if [ "$TINY" = 1 ]; then
   SHRINK=(--device cpu --set data.train_subset=256 --set data.val_subset=128 --set data.batch_size=64
           --set report.latency=false)
   KD_ARGS=(--device cpu --train-subset 256 --val-subset 128 --batches 2 --repeats 1)
-  LIMITS=(60 240 240 240 240)  # setup, each VGG variant, eval-fresh, kd-bench, torchrun
+  LIMITS=(60 240 240 240 240 240)  # setup, each VGG variant, eval-fresh, kd-bench, torchrun, programs
 else
   EPOCHS=${GPU_CHECK_EPOCHS:-6}; NPROC=$("$PY" -c "import torch; print(max(1, torch.cuda.device_count()))" 2>/dev/null || echo 1)
   SHRINK=(--device cuda); DEVICE=cuda
   KD_ARGS=(--device cuda)
-  LIMITS=(40 50 40 100 75)  # 505 s in all
+  LIMITS=(40 50 40 80 75 60)  # 545 s in all
 fi
 
 # ---------------------------------------------------------------- 0. setup
@@ -106,6 +107,18 @@ part eval-fresh "${LIMITS[2]}" bash -c "
   for m in teacher student; do
     $PY -m distillcli eval '$SCRATCH/vgg-bf16/models/'\$m.pt --device $DEVICE --data-root '$DATA_ROOT' --quiet --json \
       > '$OUT/eval-'\$m.json || exit 1
+  done
+"
+
+# the student as programs made in this run's device: fp16 (float16 compute on a GPU) and an fp32 export
+part programs "${LIMITS[5]}" bash -c "
+  student='$SCRATCH/vgg-bf16/models/student.pt'
+  $PY -m distillcli quantize \$student --method fp16 --device $DEVICE --data-root '$DATA_ROOT' --no-latency --quiet \
+    --out '$SCRATCH/student-fp16.pt2' || exit 1
+  $PY -m distillcli export \$student --format pt2 --data-root '$DATA_ROOT' --quiet --out '$SCRATCH/student-fp32.pt2' || exit 1
+  for f in fp16 fp32; do
+    $PY -m distillcli eval '$SCRATCH/student-'\$f.pt2 --device $DEVICE --data-root '$DATA_ROOT' --quiet --json \
+      > '$OUT/eval-student-'\$f.pt2.json || exit 1
   done
 "
 
