@@ -143,10 +143,10 @@ def file_note(header: dict[str, Any], name: str, now: Machine) -> str | None:
     was tuned for (int8: its recorded target; fp16 made on a GPU: a GPU) or, for any file, the machine
     that wrote it."""
     info = header.get("info") or {}
-    if info.get("computes_in") == "float16":
-        return None if now.cuda else (
-            f"note: {name} computes in float16, made for a GPU, and this machine has none: on the CPU it runs "
-            "slower than fp32 (`distill quantize --method fp16 --device cpu` writes fp16 weights that compute in fp32)")
+    if info.get("computes_in") == "float16" and not now.cuda:
+        return (f"note: {name} computes in float16, made for a GPU, and this machine has none: on the CPU it runs "
+                "slower than fp32 (`distill quantize --method fp16 --device cpu` writes fp16 weights that compute "
+                "in fp32)")
     target = info.get("target")
     if target in TARGET_CPUS:
         if target == now.target:

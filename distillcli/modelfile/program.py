@@ -6,13 +6,14 @@ archive as ``extra/distillcli.json``. The batch dimension is declared dynamic, s
 serves every batch size. Loading validates the archive first (see ``pt2_check``): a
 ``.pt2`` file never runs code from the file.
 
-Programs run on the CPU, except that a float program (fp32, bf16, fp16) moves to the GPU of a CUDA
-run (``ProgramModule.place_on``); the file always holds the CPU program. An int8 program is only fast once torch.compile (inductor, with
-weight freezing) has fused its quantize / dequantize pairs into int8 kernels: uncompiled it
-is ~30x slower than fp32. Inductor has those fusions only once torchao has registered them
-(``int8_kernels``); a fresh process that merely loads the file must register them itself, or
-it compiles every dequantize -> float convolution as written (2.5-7x slower than int8). So int8 programs compile by default, lazily, once per input shape
-at its first call (~10-15 s cold, a few seconds from inductor's on-disk cache);
+Programs run on the CPU, except that a float program (fp32, bf16, fp16) moves to the GPU of a
+CUDA run (``ProgramModule.place_on``); the file always holds the CPU program. An int8 program
+is only fast once torch.compile (inductor, with weight freezing) has fused its quantize /
+dequantize pairs into int8 kernels: uncompiled it is ~30x slower than fp32. Inductor has those
+fusions only once torchao has registered them (``int8_kernels``); a fresh process that merely
+loads the file must register them itself, or it compiles every dequantize -> float convolution
+as written (2.5-7x slower than int8). So int8 programs compile by default, lazily, once per
+input shape at its first call (~10-15 s cold, a few seconds from inductor's on-disk cache);
 ``DISTILL_COMPILE=0`` / ``1`` turns compilation off / on for programs of every precision.
 """
 

@@ -125,6 +125,9 @@ def test_the_note_names_the_machine_a_file_was_made_for() -> None:
     assert file_note(int8, "q.pt2", AVX2) == ("note: q.pt2 was tuned for x86_64 AVX-512 + VNNI + AMX; this machine "
                                               "is x86_64 AVX2 (no VNNI): accuracy and speed may differ")
     assert file_note(int8, "q.pt2", AMX) is None
-    gpu_fp16 = {"machine": AMX.to_dict(), "info": {"computes_in": "float16"}}  # quantized in a CUDA run
+    gpu_box = dataclasses.replace(AMX, cuda="NVIDIA H200")
+    gpu_fp16 = {"machine": gpu_box.to_dict(), "info": {"computes_in": "float16"}}  # quantized in a CUDA run
     assert "computes in float16, made for a GPU, and this machine has none" in file_note(gpu_fp16, "h.pt2", AMX)
-    assert file_note(gpu_fp16, "h.pt2", dataclasses.replace(AMX, cuda="NVIDIA H200")) is None
+    assert file_note(gpu_fp16, "h.pt2", gpu_box) is None
+    other_gpu_box = dataclasses.replace(AVX2, cuda="NVIDIA H200")  # a GPU, another CPU: the usual note
+    assert file_note(gpu_fp16, "h.pt2", other_gpu_box).startswith("note: h.pt2 was written on x86_64 AVX-512")

@@ -44,7 +44,8 @@ def computes_in(kind: HalfKind, for_gpu: bool) -> torch.dtype:
     return torch.bfloat16 if kind == "bf16" else torch.float16 if for_gpu else torch.float32
 
 
-def half_program(model: nn.Module, kind: HalfKind, example: Tensor, for_gpu: bool = False) -> torch.export.ExportedProgram:
+def half_program(model: nn.Module, kind: HalfKind, example: Tensor,
+                 for_gpu: bool = False) -> torch.export.ExportedProgram:
     """An exported program with ``kind`` weights, computing in ``computes_in(kind, for_gpu)``
     (``model`` itself is left unchanged). The program is on the CPU; a GPU run moves it there."""
     half = copy.deepcopy(model).to("cpu").eval()
