@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check: one prepared script (at most 9 minutes on one H200) for a machine lent with a GPU.
+# GPU check: one prepared script (at most 9.1 minutes of parts on one H200) for a machine lent with a GPU.
 #
 #   PY=.venv/bin/python OUT=gpu_out bash scripts/gpu_check.sh
 #   GPU_CHECK_TINY=1 PY=.venv/bin/python OUT=/tmp/g bash scripts/gpu_check.sh   # dry run on the CPU, tiny data
