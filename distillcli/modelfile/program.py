@@ -88,8 +88,8 @@ class ProgramModule(nn.Module):
             return
         from torch.export.passes import move_to_device_pass
 
-        on_cpu = device.type == "cpu"
-        self.graph_module = (self.program if on_cpu else move_to_device_pass(copy.deepcopy(self.program), device)).module()
+        moved = self.program if device.type == "cpu" else move_to_device_pass(copy.deepcopy(self.program), device)
+        self.graph_module = moved.module()
         self.compute_device, self._compiled_fn = device, None
         self.first_call_s.clear()
 
