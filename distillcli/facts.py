@@ -12,6 +12,12 @@ from distillcli.machine import Target
 
 Precision = Literal["fp32", "bf16", "fp16", "int8"]
 Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]  # how the quantize step stores the model
+HALF_METHODS: tuple[Method, ...] = ("bf16", "fp16")  # half-precision weights; the other methods make int8
+
+
+def is_int8(method: str) -> bool:
+    """An int8 program: it runs on the CPU (a half-precision one moves to a GPU)."""
+    return method in get_args(Method) and method not in HALF_METHODS
 
 
 class _Facts(BaseModel):

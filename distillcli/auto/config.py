@@ -13,7 +13,6 @@ from distillcli.errors import RecipeError
 
 Objective = Literal["latency", "size", "macs"]
 QuantMethod = Literal["none", "static", "qat", "bf16", "fp16"]
-INT8_METHODS = ("static", "qat")  # their programs run on the CPU; bf16 / fp16 ones move to a GPU
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|trials?)\s*$")
 _SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 

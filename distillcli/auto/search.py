@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from distillcli.atomic_write import write_text
-from distillcli.auto.config import INT8_METHODS, AutoConfig
+from distillcli.auto.config import AutoConfig
 from distillcli.auto.retime import RETIME_TOP, fastest, retime
 from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
@@ -37,7 +37,7 @@ from distillcli.auto.study import (Candidate, candidate, enqueue, finished, floa
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.engine.rundir import recipe_differences
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure, TargetUnreachable
-from distillcli.facts import LayerSensitivity, SensitivityFacts
+from distillcli.facts import LayerSensitivity, SensitivityFacts, is_int8
 from distillcli.progress import Progress
 from distillcli.record import RunRecord
 
@@ -68,10 +68,10 @@ def _gpu_precisions(cfg: AutoConfig, device: str, progress: Progress) -> AutoCon
     would be ranked against the GPU's (bf16 / fp16 programs move to the GPU)."""
     from distillcli.runtime import resolve_device
 
-    int8 = [q for q in cfg.quantize if q in INT8_METHODS]
+    int8 = [q for q in cfg.quantize if is_int8(q)]
     if cfg.objective != "latency" or not int8 or resolve_device(device).type == "cpu":
         return cfg
-    kept = [q for q in cfg.quantize if q not in INT8_METHODS] or ["none"]
+    kept = [q for q in cfg.quantize if not is_int8(q)] or ["none"]
     progress.message(f"note: on {device} the search leaves out int8 (auto.quantize: [{', '.join(kept)}]): "
                      f"quantize's {', '.join(int8)} programs run on the CPU")
     return cfg.model_copy(update={"quantize": kept})

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from distillcli.compress.choices import IMPORTANCES, ImportanceName, Reduce
-from distillcli.facts import Method
+from distillcli.facts import Method, is_int8
 from distillcli.machine import TARGETS
 from distillcli.modelfile.formats import exportable
 from distillcli.losses.options import KDOptions, SelfDistillOptions
@@ -198,7 +198,7 @@ class QuantizeConfig(StepConfig, OptimConfig, SelfDistillOptions):
             raise ValueError(f"{', '.join(sorted(given & _TRAINING))}: training options apply to method qat only")
         if self.method != "static" and "calibration_batches" in given:
             raise ValueError("calibration_batches applies to method static only")
-        if self.method in ("bf16", "fp16") and self.skip:
+        if not is_int8(self.method) and self.skip:
             raise ValueError("skip applies to the int8 methods only")
         if self.method not in ("static", "dynamic") and self.max_drop is not None:
             raise ValueError("max_drop applies to methods static and dynamic (post-training int8) only")

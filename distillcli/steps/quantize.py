@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from distillcli.compress.export.program import cpu_copy
-from distillcli.facts import ModelFacts, QuantizeFacts
+from distillcli.facts import ModelFacts, QuantizeFacts, is_int8
 from distillcli.measure import evaluate
 from distillcli.modelfile.program import compile_default, ProgramModule
 from distillcli.compress.quantization import calibrate, computes_in, convert, half_program, prepare, resolve_skip
@@ -33,7 +33,7 @@ def quantize(model: ModelHandle, ctx: StepContext, cfg: QuantizeConfig) -> StepO
     example = next(iter(ctx.data.train))[0][:2]
     facts: dict[str, Any] = {}
     curve: list[EpochRecord] = []
-    if cfg.method in ("bf16", "fp16"):
+    if not is_int8(cfg.method):
         for_gpu = ctx.device.type == "cuda"
         program, precision = half_program(model.module, cfg.method, example, for_gpu), cfg.method
         facts["computes_in"] = str(computes_in(cfg.method, for_gpu)).removeprefix("torch.")
