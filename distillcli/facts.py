@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillcli.machine import Target
 
-Precision = Literal["fp32", "bf16", "fp16", "int8"]
-Method = Literal["static", "dynamic", "qat", "bf16", "fp16"]  # how the quantize step stores the model
-HALF_METHODS: tuple[Method, ...] = ("bf16", "fp16")  # half-precision weights; the other methods make int8
+HalfKind = Literal["bf16", "fp16"]  # half-precision weights; the other quantize methods make int8
+Autocast = Literal["fp32", HalfKind]  # the precision a training loop computes in
+Precision = Literal["fp32", HalfKind, "int8"]  # what a model's weights are stored in
+Method = Literal["static", "dynamic", "qat", HalfKind]  # how the quantize step stores the model
+HALF_METHODS: tuple[HalfKind, ...] = get_args(HalfKind)
 
 
 def is_int8(method: str) -> bool:

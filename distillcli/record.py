@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from distillcli.facts import StepFacts, facts_from_v3
+from distillcli.facts import Autocast, StepFacts, facts_from_v3
 from distillcli.machine import Machine
 
 SCHEMA = "distillcli.metrics"
@@ -42,7 +42,7 @@ class EpochRecord(_Record):
     seconds: float = 0.0
     teacher_seconds: float | None = Field(None, description="of `seconds`, the teacher's forward passes (None: no "
                                                             "teacher ran in this loop)")
-    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="the autocast precision the loop ran in")
+    precision: Autocast = Field("fp32", description="the autocast precision the loop ran in")
     compiled: bool = Field(False, description="whether the forward passes ran compiled (torch.compile)")
 
     @model_validator(mode="before")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Literal
 
 import numpy as np
 import torch
 
 from distillcli.errors import OptionError
+from distillcli.facts import Autocast
 from distillcli.machine import TARGET_CPUS, this_machine
+
 
 def seed_everything(seed: int) -> None:
     """Seed every random generator a run touches."""
@@ -42,13 +43,11 @@ def resolve_device(name: str, dist: "Distributed | None" = None) -> torch.device
     return device
 
 
-Precision = Literal["fp32", "bf16", "fp16"]
-
 # Defaults per device type, each a measured or stated choice (README: "Speed of the training loop").
 # precision auto = fp32 everywhere: bf16 autocast has not been shown to keep accuracy on the CPU (without
 # AMX it may even be slower), and on an H200 it trained the CIFAR recipes 19-32 % slower than fp32
 # (scripts/gpu_check.sh; docs/benchmarks.md, "GPU").
-AUTO_PRECISION: dict[str, Precision] = {"cpu": "fp32", "cuda": "fp32", "mps": "fp32"}
+AUTO_PRECISION: dict[str, Autocast] = {"cpu": "fp32", "cuda": "fp32", "mps": "fp32"}
 # round_to auto on the CPU: the channel multiple its fp32 convolutions run fast at, per vector ISA
 # (Machine.level), measured by scripts/bench_conv_widths.py (docs/benchmarks.md, "Channel multiples
 # per ISA"). Other CPUs (ARM, pre-AVX2 x86) are not measured and get 8, as CUDA does: the multiple
@@ -58,7 +57,7 @@ AUTO_ROUND_TO: dict[str, int] = {"cuda": 8, "mps": 8}
 ROUND_TO_UNMEASURED = 8
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
+def resolve_precision(name: str, device: torch.device) -> Autocast:
     """The autocast precision a training loop runs in on ``device``; a precision the device
     cannot run is an error naming one it can."""
     if name == "auto":

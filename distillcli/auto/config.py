@@ -10,9 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distillcli.errors import RecipeError
+from distillcli.facts import HalfKind
 
 Objective = Literal["latency", "size", "macs"]
-QuantMethod = Literal["none", "static", "qat", "bf16", "fp16"]
+QuantMethod = Literal["none", "static", "qat", HalfKind]
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|trials?)\s*$")
 _SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from distillcli.facts import Autocast
+
 if TYPE_CHECKING:  # torch is imported where it is used: the options load without it (`distill validate`)
     import torch
     from torch import nn
@@ -33,7 +35,7 @@ class OptimConfig(BaseModel):
     warmup_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS, description="linear warm-up from lr/100, in (fractional) "
                                                                        "epochs")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+    precision: Literal["auto", Autocast] = Field(
         "auto", description="autocast of the forward passes: auto (the device's default: fp32 on CPU and CUDA "
                             "until measured otherwise), fp32, bf16 (CPU or CUDA), fp16 (CUDA only, loss-scaled)")
     compile: bool = Field(False, description="torch.compile the student's and the teacher's forward for this loop "

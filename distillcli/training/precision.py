@@ -9,13 +9,13 @@ from typing import Any, ContextManager
 
 import torch
 
-from distillcli.runtime import Precision
+from distillcli.facts import Autocast
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class MixedPrecision:
-    def __init__(self, precision: Precision, device: torch.device) -> None:
+    def __init__(self, precision: Autocast, device: torch.device) -> None:
         self.precision = precision
         self.device_type = device.type
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None

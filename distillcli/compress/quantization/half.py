@@ -10,15 +10,13 @@ its tensor cores are for. Inputs and outputs stay float32 either way.
 from __future__ import annotations
 
 import copy
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from distillcli.compress.export.program import export_program
-
-HalfKind = Literal["bf16", "fp16"]
+from distillcli.facts import HalfKind
 
 
 class _Upcast(nn.Module):
