@@ -143,10 +143,11 @@ def test_dist_defaults_are_the_setting_chosen_on_held_out_data():
     assert (options.beta, options.gamma, options.temperature, DISTOptions.default_temperature) == (1.0, 1.0, None, 1.0)
 
 
-def test_dkd_defaults_to_the_beta_that_trains_the_shipped_pair():
+def test_dkd_defaults_are_the_setting_held_out_data_kept():
     from distillcli.losses.options import DKDOptions
 
-    assert (DKDOptions().alpha, DKDOptions().beta, DKDOptions().temperature) == (1.0, 2.0, None)
+    options = DKDOptions()
+    assert (options.alpha, options.beta, options.temperature, options.warmup_epochs) == (1.0, 2.0, None, 20)
 
 
 def test_kd_defaults_are_the_setting_held_out_data_chose():
