@@ -165,7 +165,9 @@ class RunInfo(_Record):
     seed: int = 0
     threads: int = 1
     cpu_count: int | None = None
-    load_average: float | None = Field(None, description="1-minute load average of the machine when the run started")
+    load_average: float | None = Field(None, description="cores kept busy by other work when the run started "
+                                                         "(Linux: sampled from /proc/stat; elsewhere the 1-minute "
+                                                         "load average)")
     world_size: int = 1
     versions: dict[str, str] = Field(default_factory=dict)
     machine: Machine | None = Field(None, description="the machine the run ran on (its last leg, when resumed): "

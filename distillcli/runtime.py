@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -95,8 +97,28 @@ def resolve_round_to(value: int | str | None, device: torch.device, target: str 
     return auto_round_to(device, target)[0] if value == "auto" else value  # type: ignore[return-value]
 
 
-def machine_load() -> float | None:
-    """The 1-minute load average (runnable processes), where the OS reports one."""
+def _cpu_times(stat: Path) -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores together, from the first line of Linux's /proc/stat."""
+    try:
+        name, *values = stat.read_text().split("\n", 1)[0].split()
+        ticks = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    if name != "cpu" or len(ticks) < 5:
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def machine_load(sample_s: float = 0.3, stat: Path = Path("/proc/stat")) -> float | None:
+    """How many cores other work keeps busy now: sampled over ``sample_s`` from /proc/stat on Linux
+    (the 1-minute load average would still count a job that ended seconds ago), else the 1-minute
+    load average where the OS reports one."""
+    before = _cpu_times(stat)
+    if before is not None:
+        time.sleep(sample_s)
+        after = _cpu_times(stat)
+        if after is not None and after[1] > before[1]:
+            return round((after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1), 2)
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):

@@ -131,3 +131,21 @@ def test_the_note_names_the_machine_a_file_was_made_for() -> None:
     assert file_note(gpu_fp16, "h.pt2", gpu_box) is None
     other_gpu_box = dataclasses.replace(AVX2, cuda="NVIDIA H200")  # a GPU, another CPU: the usual note
     assert file_note(gpu_fp16, "h.pt2", other_gpu_box).startswith("note: h.pt2 was written on x86_64 AVX-512")
+
+
+def test_the_busy_warning_reads_what_other_work_uses_now(tmp_path, monkeypatch) -> None:
+    from distillcli import runtime
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1000 0 0 9000 0 0 0 0 0 0\ncpu0 ...\n")
+    # 0.3 s later: 100 busy and 100 idle ticks more, so half of all the cores were busy
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: stat.write_text("cpu  1100 0 0 9100 0 0 0 0 0 0\n"))
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    busy = runtime.machine_load(stat=stat)
+    assert busy == 1.0
+    assert "the machine is busy (load 1.0 on 2 cores, this run uses 2 threads)" in runtime.busy_cores_warning(busy, 2)
+    assert runtime.busy_cores_warning(0.1, 2) is None
+
+    # no /proc/stat (macOS, Windows): the 1-minute load average
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (1.5, 1.0, 0.5))
+    assert runtime.machine_load(stat=tmp_path / "missing") == 1.5
