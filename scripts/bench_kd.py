@@ -131,9 +131,6 @@ def _recipe(args: argparse.Namespace, label: str, objective: dict | None, cache_
     terms = [next(iter(t)) for t in parse_loss(objective.get("loss", "kd"))]
     if args.kd and "kd" in terms:  # the kd rows' T and alpha, e.g. as a search chose them
         objective.update(parse_candidate(args.kd))
-    if objective.get("loss") == "dkd":  # the authors' setting for ResNet-56 -> ResNet-20 is beta = 2 (8 diverged
-        # here at lr 0.1); their warm-up is 20 of 240 epochs: keep that share
-        objective["loss"] = [{"ce": {}}, {"dkd": {"beta": 2.0, "warmup_epochs": max(1, round(args.epochs * 20 / 240))}}]
     return {**raw, "teacher": _teacher(args), "steps": [{"distill": {**opt, **objective}}]}
 
 
