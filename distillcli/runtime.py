@@ -109,7 +109,7 @@ def _cpu_times(stat: Path) -> tuple[int, int] | None:
     return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
 
 
-def machine_load(sample_s: float = 0.3, stat: Path = Path("/proc/stat")) -> float | None:
+def machine_load(sample_s: float = 0.1, stat: Path = Path("/proc/stat")) -> float | None:
     """How many cores other work keeps busy now: sampled over ``sample_s`` from /proc/stat on Linux
     (the 1-minute load average would still count a job that ended seconds ago), else the 1-minute
     load average where the OS reports one."""

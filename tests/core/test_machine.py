@@ -138,7 +138,7 @@ def test_the_busy_warning_reads_what_other_work_uses_now(tmp_path, monkeypatch) 
 
     stat = tmp_path / "stat"
     stat.write_text("cpu  1000 0 0 9000 0 0 0 0 0 0\ncpu0 ...\n")
-    # 0.3 s later: 100 busy and 100 idle ticks more, so half of all the cores were busy
+    # a moment later: 100 busy and 100 idle ticks more, so half of all the cores were busy
     monkeypatch.setattr(runtime.time, "sleep", lambda s: stat.write_text("cpu  1100 0 0 9100 0 0 0 0 0 0\n"))
     monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
     busy = runtime.machine_load(stat=stat)
