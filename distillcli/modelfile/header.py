@@ -21,7 +21,7 @@ import math
 import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from pydantic import TypeAdapter, ValidationError
@@ -34,7 +34,7 @@ from distillcli.models.handle import ModelHandle
 
 FORMAT = "distillcli.model"
 FORMAT_VERSION = 1
-_NAMED_BY_PRECISION = ("int8", "bf16", "fp16")  # kinds of a .pt2 program that is not fp32
+_NAMED_BY_PRECISION = tuple(p for p in get_args(Precision) if p != "fp32")  # kinds of a .pt2 program that is not fp32
 _PRECISION: TypeAdapter[Precision] = TypeAdapter(Precision)
 
 
