@@ -42,7 +42,8 @@ def rows(result: SearchResult) -> list[list[str]]:
         top1, drop, ratio, again = c.get("top1"), c.get("drop"), c.get("cost_ratio"), c.get("retimed_ratio")
         note = (c.get("error") if c.state == "failed" else f"same model as #{c.twin}" if c.twin is not None
                 else "budget spent" if c.get("stopped") == "budget" else
-                f"precision on #{c.get('from_trial')}'s model" if c.get("from_trial") is not None else None)
+                f"precision on #{c.get('from_trial')}'s model" if c.get("from_trial") is not None else
+                f"#{c.get('milder_of')} pruned less" if c.get("milder_of") is not None else None)
         out.append([c.label, c.state + (f" ({note})" if note else ""), c.description if c.choice else "-",
                     str(c.get("epochs") or 0), "-" if top1 is None else f"{top1:.2f}",
                     "-" if drop is None else f"{drop:.2f}", _cost(objective, c.get("cost")),

@@ -33,7 +33,7 @@ from distillcli.auto.retime import RETIME_TOP, fastest, retime
 from distillcli.auto.score import Reference, cost_ratio, last_cost, ratio_text, score, seen_warning
 from distillcli.auto.space import describe, guided_overrides, seed_candidates, suggest, trial_steps
 from distillcli.auto.study import (Candidate, candidate, enqueue, finished, float_twins, open_study,
-                                   precision_factor, same_as, trial_path, trials_done, twins)
+                                   precision_factor, queue_milder, same_as, trial_path, trials_done, twins)
 from distillcli.auto.trial import TrialObserver, run_trial
 from distillcli.engine.rundir import recipe_differences
 from distillcli.errors import DistillError, Interrupted, RunDirError, RunFailure, TargetUnreachable
@@ -223,7 +223,9 @@ class Search:
                   and not (run_dir / CANDIDATE_RECIPE).is_file())
         trial.set_user_attr("run_dir", os.path.relpath(run_dir, self.out))
         trial.set_user_attr("choice", choice)
-        self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else ""))
+        again = trial.user_attrs.get("milder_of")
+        self.progress.message(f"trial {trial.number}: {describe(choice)}" + (" (resumed)" if resume else "")
+                              + (f" (#{again} pruned less)" if again is not None else ""))
         factor = precision_factor(trial.study, choice["quantize"])
         trial.set_user_attr("rung_cost_factor", factor)
         observer = TrialObserver(trial, ref, cfg.objective, cfg.batch_size, cfg.max_drop, self.deadline,
@@ -338,6 +340,7 @@ class Search:
             left = f"{max(0, (self.trials_limit or 0) - trials_done(study))} trials left"
         self.progress.message(f"trial {trial.number} {what}\n  {trials_done(study)} done ({states['complete']} complete, "
                               f"{states['pruned']} pruned, {states['failed']} failed) | {best_text} | {left}")
+        queue_milder(study, c, self.cfg.max_drop, self.progress)
 
 
 def _minutes(seconds: float) -> str:

@@ -9,6 +9,7 @@ size: unstructured pruning (sparsity), the same KD fine-tune, then weight sharin
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from distillcli.auto.config import AutoConfig
@@ -62,6 +63,29 @@ def seed_candidates(cfg: AutoConfig) -> list[dict[str, Any]]:
         pruned = {"mac_reduction": 2.0, "guide": "layer", "epochs": rungs(cfg)[-1]}
         out += [{**pruned, "quantize": q} for q in ("none", "static") if q in cfg.quantize]
     return out
+
+
+# A pruned candidate that missed the drop by at most this share of it is tried again, pruned less.
+NEAR_MISS = 1.0
+# ... aiming at this share of the allowed drop: the estimate below is rough, so it aims under the limit.
+AIM = 0.8
+
+
+def milder(choice: dict[str, Any], reached: float, drop: float, precision_drop: float,
+           max_drop: float) -> dict[str, Any] | None:
+    """The same candidate pruned less, after it lost ``drop`` points (``max_drop`` allowed) at
+    ``reached`` times fewer MACs; None when it was within the drop, missed it by more than
+    ``NEAR_MISS`` of it, or the precision step alone (``precision_drop``, that precision on the
+    unpruned model) leaves no room for pruning. Pruning's share of the loss is taken to grow with
+    log(MAC reduction), which is how the sensitivity scans fall off over the ratios searched:
+    aiming at ``AIM`` x ``max_drop`` gives reached ** ((aim - precision) / (drop - precision))."""
+    if choice.get("sparsity") is not None or choice["mac_reduction"] < NO_PRUNING:
+        return None
+    precision_drop, aim = max(0.0, precision_drop), AIM * max_drop
+    if not max_drop < drop <= (1 + NEAR_MISS) * max_drop or aim <= precision_drop:
+        return None
+    target = math.floor(reached ** ((aim - precision_drop) / (drop - precision_drop)) * 1000) / 1000
+    return {**choice, "mac_reduction": target} if target >= NO_PRUNING else None
 
 
 def trial_steps(choice: dict[str, Any], cfg: AutoConfig, overrides: dict[str, float]) -> list[dict[str, Any]]:
