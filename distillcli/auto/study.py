@@ -97,7 +97,8 @@ def queue_milder(study: Any, c: Candidate, max_drop: float, progress: Progress) 
         return
     unpruned = {x.choice.get("quantize"): x.get("drop") for x in finished(study)
                 if x.state == "complete" and x.choice.get("mac_reduction", 1.0) < NO_PRUNING}
-    precision_drop = 0.0 if c.choice.get("quantize") == "none" else unpruned.get(c.choice.get("quantize"), 0.0)
+    quantize = c.choice.get("quantize")  # QAT deploys static's program: its loss until QAT's own is known
+    precision_drop = unpruned.get(quantize, unpruned.get("static") if quantize == "qat" else None) or 0.0
     reached = c.get("mac_reduction") or c.choice.get("mac_reduction", 1.0)
     ask = milder(c.choice, reached, c.get("drop"), precision_drop, max_drop)
     if ask is None:
