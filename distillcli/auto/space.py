@@ -76,8 +76,8 @@ def milder(choice: dict[str, Any], reached: float, drop: float, precision_drop: 
     """The same candidate pruned less, after it lost ``drop`` points (``max_drop`` allowed) at
     ``reached`` times fewer MACs; None when it was within the drop, missed it by more than
     ``NEAR_MISS`` of it, or the precision step alone (``precision_drop``, that precision on the
-    unpruned model) leaves no room for pruning. Pruning's share of the loss is taken to grow with
-    log(MAC reduction), which is how the sensitivity scans fall off over the ratios searched:
+    unpruned model) leaves no room for pruning. Pruning's share of the loss is assumed to grow in
+    proportion to log(MAC reduction) (a rough rule, not fitted; the follow-up's own run measures it):
     aiming at ``AIM`` x ``max_drop`` gives reached ** ((aim - precision) / (drop - precision))."""
     if choice.get("sparsity") is not None or choice["mac_reduction"] < NO_PRUNING:
         return None
