@@ -92,18 +92,14 @@ def queue_milder(study: Any, c: Candidate, max_drop: float, progress: Progress) 
     """A pruned candidate that just missed the allowed drop is queued again, pruned less (see
     space.milder), ahead of what TPE would sample: with a combination (prune + KD + int8) over the
     limit by a little, the same combination pruned less is the likely winner. Once per candidate."""
-    done = set(study.user_attrs.get("milder", []))
-    if c.state != "complete" or c.twin is not None or c.get("feasible") or c.number in done:
+    queued = any(t.user_attrs.get("milder_of") == c.number for t in study.get_trials(deepcopy=False))
+    if c.state != "complete" or c.twin is not None or c.get("feasible") or queued:
         return
-    unpruned = {x.choice.get("quantize"): x.get("drop") for x in finished(study)
-                if x.state == "complete" and x.choice.get("mac_reduction", 1.0) < NO_PRUNING}
-    quantize = c.choice.get("quantize")  # QAT deploys static's program: its loss until QAT's own is known
-    precision_drop = unpruned.get(quantize, unpruned.get("static") if quantize == "qat" else None) or 0.0
+    precision_drop = unpruned_measure(study, c.choice.get("quantize"), "drop") or 0.0
     reached = c.get("mac_reduction") or c.choice.get("mac_reduction", 1.0)
     ask = milder(c.choice, reached, c.get("drop"), precision_drop, max_drop)
     if ask is None:
         return
-    study.set_user_attr("milder", sorted(done | {c.number}))
     study.enqueue_trial(ask, user_attrs={"milder_of": c.number})
     progress.message(f"  #{c.number} missed the drop by {c.get('drop') - max_drop:.2f} pt: queued again, "
                      f"pruned less: {describe(ask)}")
@@ -138,16 +134,20 @@ def float_twins(study: Any, out: Path) -> dict[str, FloatTwin]:
     return found
 
 
-def precision_factor(study: Any, quantize: str) -> float:
-    """What ``quantize`` did to the starting model's cost (the cost ratio of its finished trial
-    without pruning; QAT deploys the same int8 program as static), 1.0 when no such trial finished."""
-    if quantize == "none":
-        return 1.0
-    ratios: dict[str, float] = {}
+def unpruned_measure(study: Any, quantize: str, key: str) -> float | None:
+    """``key`` (cost_ratio, drop) of the first finished trial that ran ``quantize`` without pruning:
+    what that precision alone did to the starting model. QAT deploys the same int8 program as
+    static, so static's stands in until QAT's own is known. None when no such trial finished."""
+    found: dict[str, float] = {}
     for c in finished(study):
-        if c.state == "complete" and c.choice.get("mac_reduction", 1.0) < NO_PRUNING and c.get("cost_ratio"):
-            ratios.setdefault(c.choice.get("quantize"), float(c.get("cost_ratio")))
-    return ratios.get(quantize) or (ratios.get("static") if quantize == "qat" else None) or 1.0
+        if c.state == "complete" and c.choice.get("mac_reduction", 1.0) < NO_PRUNING and c.get(key) is not None:
+            found.setdefault(c.choice.get("quantize"), float(c.get(key)))
+    return found.get(quantize, found.get("static") if quantize == "qat" else None)
+
+
+def precision_factor(study: Any, quantize: str) -> float:
+    """What ``quantize`` did to the starting model's cost, 1.0 until its trial without pruning finished."""
+    return 1.0 if quantize == "none" else unpruned_measure(study, quantize, "cost_ratio") or 1.0
 
 
 def same_as(trial: Any, number: int | None) -> float:
