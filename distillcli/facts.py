@@ -45,10 +45,16 @@ class PruneFacts(_Facts):
     speedup_b64: float | None = Field(None, description="latency before / after at batch 64")
     importance: str | None = Field(None, description="channel: the channel score")
     round_to: int | None = Field(None, description="channel: channel counts kept a multiple of this (None: any)")
-    round_to_for: str | None = Field(None, description="channel, round_to auto: the machine whose fast multiple it is")
+    round_to_for: str | None = Field(None, description="channel, round_to auto: the machine (and precision) whose "
+                                     "fast multiple it is")
+    round_to_narrowest: int | None = Field(None, description="channel: the narrowest multiple round_to was halved "
+                                           "to for thin layers")
     ratio: float | None = Field(None, description="channel: the channel ratio of the last round")
     ratios: list[float] = Field(default_factory=list, description="channel: the ratio of each round")
     target_mac_reduction: float | None = Field(None, description="channel: the MAC reduction asked for")
+    other_plan_reduction: float | None = Field(None, description="channel, MAC or sparsity target: what the plan on "
+                                               "the other side of the target gives (times fewer MACs, or parameters "
+                                               "for sparsity): rounding moves counts in steps, the nearer is taken")
     channels_removed: float | None = Field(None, description="channel: share of the prunable channels removed")
     channels: dict[str, tuple[int, int]] = Field(default_factory=dict, description="channel: per group, its "
                                                  "channels before the first round and after the last")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +51,36 @@ def resolve_device(name: str, dist: "Distributed | None" = None) -> torch.device
 # AMX it may even be slower), and on an H200 it trained the CIFAR recipes 19-32 % slower than fp32
 # (scripts/gpu_check.sh; docs/benchmarks.md, "GPU").
 AUTO_PRECISION: dict[str, Autocast] = {"cpu": "fp32", "cuda": "fp32", "mps": "fp32"}
-# round_to auto on the CPU: the channel multiple its fp32 convolutions run fast at, per vector ISA
-# (Machine.level), measured by scripts/bench_conv_widths.py (docs/benchmarks.md, "Channel multiples
-# per ISA"). Other CPUs (ARM, pre-AVX2 x86) are not measured and get 8, as CUDA does: the multiple
-# tensor cores want for bf16/fp16.
+# round_to auto on the CPU: the channel multiple its convolutions run fast at, measured by
+# scripts/bench_conv_widths.py (docs/benchmarks.md, "Channel multiples per ISA"): for float models
+# per vector ISA (Machine.level); for int8 programs per int8 target (Machine.target, --precision
+# int8), with the narrowest multiple worth halving to for thin layers: where a layer of half the
+# multiple runs as long as one of the multiple, halving only costs accuracy. Unmeasured CPUs (ARM,
+# pre-AVX2 x86; int8 without VNNI on AVX-512) get their float multiple, or 8, as CUDA does: the
+# multiple tensor cores want for bf16/fp16.
 CPU_ROUND_TO: dict[str, int] = {"AVX-512": 16, "AVX2": 8}
+INT8_ROUND_TO: dict[str, tuple[int, int]] = {"amx": (16, 16), "vnni": (16, 8), "avx2": (4, 4)}
 AUTO_ROUND_TO: dict[str, int] = {"cuda": 8, "mps": 8}
 ROUND_TO_UNMEASURED = 8
+NARROWEST = 8  # round_to halves its multiple for thin layers down to this, unless the table says otherwise
+
+
+@dataclass(frozen=True)
+class Rounding:
+    """round_to: auto's answer: the channel multiple, the narrowest multiple it halves to for thin
+    layers, and the machine (and precision) they were measured for, in words."""
+
+    multiple: int
+    narrowest: int
+    machine: str
+
+
+def _cpu_rounding(level: str, int8_target: str, text: str, int8: bool) -> Rounding:
+    if int8 and int8_target in INT8_ROUND_TO:
+        return Rounding(*INT8_ROUND_TO[int8_target], f"{text}, int8")
+    multiple = CPU_ROUND_TO.get(level, ROUND_TO_UNMEASURED)
+    return Rounding(multiple, min(multiple, NARROWEST), text + (", int8 (its float multiple: not measured)"
+                                                                if int8 else ""))
 
 
 def resolve_precision(name: str, device: torch.device) -> Autocast:
@@ -77,24 +101,26 @@ def resolve_precision(name: str, device: torch.device) -> Autocast:
                       "(fp16 needs CUDA; bf16 needs the CPU or CUDA)", "use precision: auto or fp32")
 
 
-def auto_round_to(device: torch.device, target: str = "auto") -> tuple[int, str]:
-    """The channel multiple the model's machine runs fast at, and that machine in words:
-    ``target``'s (a machine.TARGETS name, or cuda), else ``device``'s; on the CPU, this machine's
-    ISA's (caps applied)."""
+def auto_round_to(device: torch.device, target: str = "auto", int8: bool = False) -> Rounding:
+    """The channel rounding the model's machine runs fast at: ``target``'s (a machine.TARGETS name,
+    or cuda), else ``device``'s; on the CPU, this machine's ISA's (caps applied). ``int8``: the
+    model will run as an int8 program, which computes on the CPU whatever the run's device."""
     if target in TARGET_CPUS:
         cpu = TARGET_CPUS[target]
-        return CPU_ROUND_TO.get(cpu.level, ROUND_TO_UNMEASURED), cpu.text
-    kind = target if target != "auto" else device.type
+        return _cpu_rounding(cpu.level, target, cpu.text, int8)
+    kind = target if target != "auto" else "cpu" if int8 else device.type
     if kind == "cpu":
         machine = this_machine()
-        return CPU_ROUND_TO.get(machine.level, ROUND_TO_UNMEASURED), machine.isa_text()
-    return AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED), kind
+        return _cpu_rounding(machine.level, machine.target, machine.isa_text(), int8)
+    multiple = AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED)
+    return Rounding(multiple, min(multiple, NARROWEST), kind)
 
 
-def resolve_round_to(value: int | str | None, device: torch.device, target: str = "auto") -> int | None:
+def resolve_round_to(value: int | str | None, device: torch.device, target: str = "auto",
+                     int8: bool = False) -> int | None:
     """Channel-count rounding for pruning: ``auto`` is the fast multiple of the machine the model
     will run on (``target``; auto: ``device``); an int or None as given."""
-    return auto_round_to(device, target)[0] if value == "auto" else value  # type: ignore[return-value]
+    return auto_round_to(device, target, int8).multiple if value == "auto" else value  # type: ignore[return-value]
 
 
 def _cpu_times(stat: Path) -> tuple[int, int] | None:

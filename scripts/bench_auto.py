@@ -94,7 +94,7 @@ def main() -> None:
     summary, search_s = saved.get("search"), saved.get("search_seconds")
     if "search" in args.parts:
         raw = {**base, "auto": {"objective": "latency", "max_drop": 0.5, "batch_size": 64, "budget": budget,
-                                "max_epochs": epochs, "round_to": 8}}
+                                "max_epochs": epochs}}
         t0 = time.perf_counter()
         result, test, summary = run_auto(*split_auto_recipe(raw, "bench"), args.out / "search", LineProgress(),
                                          force=args.force)
@@ -105,7 +105,7 @@ def main() -> None:
                             "base_ms_b64": test["start"]["cost"]}
     singles = {
         "int8": ("int8 static alone", [{"quantize": {"method": "static"}}]),
-        "channel": ("channel 2x + KD alone", [{"prune": {"method": "channel", "target_mac_reduction": 2.0, "round_to": 8}},
+        "channel": ("channel 2x + KD alone", [{"prune": {"method": "channel", "target_mac_reduction": 2.0}},
                                               {"distill": {"epochs": epochs, "lr": 0.01}}]),
     }
     for part, (label, steps) in singles.items():

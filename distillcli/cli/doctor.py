@@ -53,11 +53,12 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
 
     from distillcli.compress.quantization.target import int8_plan
     from distillcli.machine import this_machine
-    from distillcli.runtime import resolve_round_to
+    from distillcli.runtime import auto_round_to, resolve_round_to
 
     m, plan = this_machine(), int8_plan()
     cuda = m.cuda is not None
     round_to = {d: resolve_round_to("auto", torch.device(d)) for d in ("cpu", "cuda") if d == "cpu" or cuda}
+    int8_rounding = auto_round_to(torch.device("cpu"), int8=True)
     bf16 = _half("bf16", torch.ops.mkldnn._is_mkldnn_bf16_supported(), m.is_arm,
                  cuda and torch.cuda.is_bf16_supported())
     fp16 = _half("fp16", torch.ops.mkldnn._is_mkldnn_fp16_supported(), m.is_arm, cuda)
@@ -70,9 +71,12 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
         ("int8 kernels", kernels, "the int8 convolutions and matmuls of a compiled .pt2 program"),
         ("int8 ONNX (export --int8)", f"onnxruntime, reduce_range {'on' if plan.reduce_range else 'off'}",
          "7-bit weights without VNNI, as onnxruntime advises"),
-        ("pruning round_to: auto", ", ".join(f"{n} on {d}" for d, n in round_to.items()),
-         "channel counts kept a multiple of this: the multiple this ISA's fp32 convolutions run fast at "
-         "(scripts/bench_conv_widths.py)"),
+        ("pruning round_to: auto", ", ".join(f"{n} on {d}" for d, n in round_to.items()) +
+         f"; {int8_rounding.multiple} for int8 " + ("(not halved for thin layers)" if int8_rounding.narrowest ==
+                                                    int8_rounding.multiple else
+                                                    f"(halved down to {int8_rounding.narrowest} for thin layers)"),
+         "channel counts kept a multiple of this: the multiple this ISA's fp32 convolutions (or int8 programs, "
+         "when a later step quantizes) run fast at (scripts/bench_conv_widths.py)"),
         ("bf16", bf16, "quantize --method bf16, precision: bf16"),
         ("fp16", fp16, "quantize --method fp16 stores fp16 weights; made on the CPU it computes in fp32, "
                        "in a CUDA run in fp16 on the GPU"),
@@ -83,6 +87,7 @@ def doctor(quiet: bool = QuietOpt, as_json: bool = JsonOpt) -> None:
     ]
     result = {"machine": m.to_dict(), "summary": m.describe(), "int8": {**plan.info(), "why": plan.why()},
               "int8_kernels": kernels, "onnx_int8": {"reduce_range": plan.reduce_range}, "round_to": round_to,
+              "round_to_int8": {"multiple": int8_rounding.multiple, "narrowest": int8_rounding.narrowest},
               "bf16": bf16, "fp16": fp16, "cuda": gpu, "onnx_gpu_providers": onnx_gpu}
     table = Table(title=f"this machine: {m.describe()}; torch {m.torch}, oneDNN {m.onednn or '-'}")
     for col in ("path", "here", "why"):

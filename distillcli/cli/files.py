@@ -83,13 +83,16 @@ def _prune_summary(info: PruneFacts) -> str:
     speed = [f"b{b} {v:.2f}x" for b, v in info.speedups().items()]
     if speed and info.mac_reduction:
         text += f"; measured speedup {', '.join(speed)} (MAC reduction {info.mac_reduction:.2f}x)"
+    if info.other_plan_reduction and info.target_mac_reduction:
+        text += (f"; {info.target_mac_reduction:g}x asked, the nearest plan taken: rounded channel counts give "
+                 f"{info.other_plan_reduction:.2f}x on the other side of it")
     return text
 
 
 @app.command()
 @guarded
 @step_flags(PruneConfig, "sparsity", "channel_ratio", "target_mac_reduction", "method", "importance", "scope",
-            "round_to", "target", "ignore", "schedule", "iterations", "finetune.epochs", lr="finetune.lr",
+            "round_to", "target", "runs_in", "ignore", "schedule", "iterations", "finetune.epochs", lr="finetune.lr",
             distill="finetune.distill")
 def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file written by distill (.pt)"),
           options: dict[str, Any] = ...,

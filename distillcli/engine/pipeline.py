@@ -234,14 +234,15 @@ class Pipeline:
         self.models["student"] = model
         return model
 
-    def _context(self) -> StepContext:
+    def _context(self, int8_later: bool = False) -> StepContext:
         workdir = self.run_dir if self.run_dir is not None else self.workdir
         exports = self.run_dir / "exports" if self.run_dir is not None else self.workdir
         cache = self.recipe.cache_dir
         return StepContext(device=self.device, data=self.data, seed=self.recipe.seed, teacher=self.models["teacher"],
                            progress=self.progress, channels_last=self.recipe.channels_last, workdir=workdir,
                            exports_dir=exports, dist=self.dist, fits=self.fits,
-                           cache_dir=Path(cache).expanduser() if cache else default_cache_dir())
+                           cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
+                           int8_later=int8_later)
 
     def _run_step(self, index: int, kind: str, cfg: Any) -> None:
         target = cfg.model
@@ -249,7 +250,8 @@ class Pipeline:
         self.progress.message(f"step {index}: {kind} [{target}]")
         t0 = time.perf_counter()
         self.interrupt.in_loop = True
-        ctx = self._context()
+        later = self.recipe.step_list()[index + 1:]
+        ctx = self._context(int8_later=any(c.int8_convs and c.model == target for _, c in later))
         try:
             out = STEPS.get(kind).run(model, ctx, cfg)
         finally:

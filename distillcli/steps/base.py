@@ -48,6 +48,7 @@ class StepContext:
     fits: FitSession | None = None  # the engine's training seam; None: plain loops, no checkpoints
     cache_dir: Path | None = None  # the teacher-output store's folder; None: outputs are never stored
     teacher_cache: TeacherCacheRecord | None = None  # what this step's teacher outputs came from (teacher_logits)
+    int8_later: bool = False  # a later step of the recipe makes this step's model's convolutions int8
 
     def fit(self, model: nn.Module, objective: Objective, cfg: OptimConfig, hooks: Sequence[Any] = (),
             title: str = "train") -> list[EpochRecord]:

@@ -25,6 +25,11 @@ class StepConfig(BaseModel):
 
     model: Literal["student", "teacher"] = Field("student", description="which model the step acts on")
 
+    @property
+    def int8_convs(self) -> bool:
+        """The step makes its model's convolutions int8 (what prune's runs_in: auto looks ahead for)."""
+        return False
+
 
 class TrainConfig(StepConfig, OptimConfig):
     pass
@@ -73,8 +78,9 @@ class PruneConfig(StepConfig):
                                    "parameters (the channel ratio is searched); unstructured: of conv/linear weights")
     channel_ratio: float | None = Field(None, gt=0, lt=1, description="channel: fraction of every layer's channels "
                                         "removed (removes about 1 - (1 - r)^2 of the weights)")
-    target_mac_reduction: float | None = Field(None, gt=1, le=1000, description="channel: prune until the model "
-                                               "needs this many times fewer MACs (the ratio is searched)")
+    target_mac_reduction: float | None = Field(None, gt=1, le=1000, description="channel: prune the model to "
+                                               "this many times fewer MACs (the ratio is searched; with rounded "
+                                               "channel counts, the plan nearest it, on either side)")
     importance: ImportanceName = Field("l1", description="channel score (`distill list importances`): weight norms, "
                                                          "BatchNorm scales or gradients")
     scope: Literal["layer", "global"] = Field("layer", description="layer: the same ratio in every layer; "
@@ -92,6 +98,10 @@ class PruneConfig(StepConfig):
                             "8 with AVX2, measured per ISA; CUDA and others: 8); null or 1: no rounding")
     target: PruneTarget = Field("auto", description="channel, round_to auto: the machine the model will run on "
                                 "(auto: the one that prunes): avx2 8; avx512, vnni, amx 16; arm64, cuda 8")
+    runs_in: Literal["auto", "float", "int8"] = Field(
+        "auto", description="channel, round_to auto: the precision the pruned model will run in; int8 convolutions want "
+                            "their own multiples (AMX: 16, not halved to 8 for thin layers: 8 channels run as long as 16 "
+                            "there). auto: int8 when a later step of the recipe quantizes this model to int8 (static, qat)")
     schedule: Literal["oneshot", "iterative", "gradual"] = Field(
         "oneshot", description="oneshot; iterative: `iterations` prune + fine-tune rounds; gradual (unstructured): "
                                "AGP cubic ramp during the fine-tune")
@@ -135,9 +145,10 @@ class PruneConfig(StepConfig):
                                  + ", ".join(e.name for e in IMPORTANCES.entries() if e.per_weight))
             if isinstance(self.round_to, int):
                 raise ValueError("round_to applies to channel pruning only")
-        if self.target != "auto" and (self.method != "channel" or self.round_to != "auto"):
-            raise ValueError("target chooses round_to: auto's channel multiple for another machine: it applies to "
-                             "channel pruning with round_to: auto (remove round_to, or target)")
+        for name, what in (("target", "for another machine"), ("runs_in", "for a precision")):
+            if getattr(self, name) != "auto" and (self.method != "channel" or self.round_to != "auto"):
+                raise ValueError(f"{name} chooses round_to: auto's channel multiple {what}: it applies to channel "
+                                 f"pruning with round_to: auto (remove round_to, or {name})")
         if self.schedule == "gradual":
             if self.method != "unstructured":
                 raise ValueError("schedule gradual is for method: unstructured; use schedule: iterative for channels")
@@ -188,6 +199,10 @@ class QuantizeConfig(StepConfig, OptimConfig, SelfDistillOptions):
         "(reduce_range), whose products cannot saturate; vnni, amx: full 8-bit; arm64: torchao's ARM quantizer"))
     # QAT: the OptimConfig fields plus distillation from the float model (alpha 0: labels only)
     lr: float = Field(0.001, gt=0, le=1e12, description="qat: peak learning rate (a fine-tune: lower than training)")
+
+    @property
+    def int8_convs(self) -> bool:
+        return self.method in ("static", "qat")  # dynamic int8 leaves convolutions in float
 
     @model_validator(mode="after")
     def _only_what_applies(self) -> "QuantizeConfig":

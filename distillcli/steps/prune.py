@@ -16,7 +16,7 @@ from torch import nn
 
 from distillcli.compress.pruning import (
     UNSTRUCTURED_NOTE, AgpSchedule, ChannelPruner, MagnitudePruner, accumulate_gradients,
-    dense_bytes, iterative_fractions, recalibrate_batchnorm, search_ratio, sparse_bytes,
+    dense_bytes, iterative_fractions, nearest_ratio, recalibrate_batchnorm, sparse_bytes,
 )
 from distillcli.compress.pruning.importance import needs_gradients
 from distillcli.errors import CompressionError
@@ -24,7 +24,7 @@ from distillcli.facts import PruneFacts, PruningSummary
 from distillcli.measure import count_macs, count_params, evaluate, latency_ms
 from distillcli.models.handle import ModelHandle
 from distillcli.record import EpochRecord
-from distillcli.runtime import auto_round_to
+from distillcli.runtime import NARROWEST, auto_round_to
 from distillcli.steps.base import StepContext, StepOutput, prepare, reference_copy
 from distillcli.steps.options import PruneConfig
 
@@ -57,11 +57,17 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
              teacher: nn.Module | None) -> tuple[nn.Module, list[EpochRecord], dict[str, Any]]:
     rounds = iterative_fractions(cfg.iterations if cfg.schedule == "iterative" else 1)
     current, curve, ratios, top1_pruned, base = module, [], [], None, 0
+    other_reduction: float | None = None
     original: dict[str, int] = {}  # channels per group, before the first round and after the last
     final: dict[str, int] = {}
-    round_to, round_to_for = (auto_round_to(ctx.device, cfg.target) if cfg.round_to == "auto"
-                              else (cfg.round_to, None))
-    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=round_to, max_ratio=cfg.max_layer_ratio)
+    if cfg.round_to == "auto":
+        int8 = cfg.runs_in == "int8" or cfg.runs_in == "auto" and ctx.int8_later
+        rounding = auto_round_to(ctx.device, cfg.target, int8)
+        round_to, narrowest, round_to_for = rounding.multiple, rounding.narrowest, rounding.machine
+    else:
+        round_to, narrowest, round_to_for = cfg.round_to, NARROWEST, None
+    options = dict(scope=cfg.scope, overrides=cfg.overrides, round_to=round_to, max_ratio=cfg.max_layer_ratio,
+                   narrowest=narrowest)
     for k, fraction in enumerate(rounds):
         if needs_gradients(cfg.importance):
             accumulate_gradients(current, ctx.data.train, cfg.importance_batches)
@@ -85,7 +91,8 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             def reduction(r: float) -> float:
                 return now / max(1, count(pruner.plan(r, **options)))
 
-            ratio = search_ratio(reduction, goal, cfg.max_layer_ratio) if goal > 1 else 0.0
+            ratio, other = nearest_ratio(reduction, goal, cfg.max_layer_ratio) if goal > 1 else (0.0, None)
+            other_reduction = other and other * base / now  # of the whole model, not of this round's
         ratios.append(ratio)
         plan = pruner.plan(ratio, **options)
         for name, (before, after) in pruner.channel_counts(plan).items():
@@ -97,9 +104,9 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
     facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "round_to": round_to,
-                             "round_to_for": round_to_for,
+                             "round_to_for": round_to_for, "round_to_narrowest": narrowest if round_to else None,
                              "ratio": ratios[-1], "ratios": ratios,
-                             "target_mac_reduction": cfg.target_mac_reduction,
+                             "target_mac_reduction": cfg.target_mac_reduction, "other_plan_reduction": other_reduction,
                              "channels_removed": 1 - sum(final.values()) / max(1, sum(original.values())),
                              "channels": {name: [n, final[name]] for name, n in original.items()}}
     if top1_pruned is not None:

@@ -81,7 +81,8 @@ def searched(teacher, tmp_path_factory):
     engine_models.load_data, auto_run.measure_final = spied_load, spied_measure
     try:
         out = tmp_path_factory.mktemp("auto") / "out"
-        _, _, summary = _search(teacher, out)
+        # a wide limit: on 26 validation images a 2x plan may lose 15 pt, and the search must choose one
+        _, _, summary = _search(teacher, out, max_drop=20.0)
     finally:
         engine_models.load_data, auto_run.measure_final = load, measure
     return out, summary, draws
@@ -94,7 +95,7 @@ def test_search_writes_table_chart_and_best(searched):
         assert (out / name).is_file(), name
     assert summary["trials"]["complete"] + summary["trials"]["pruned"] + summary["trials"]["failed"] == 3
     best = summary["best"]
-    assert best is not None and best["val"]["drop"] <= 5.0
+    assert best is not None and best["val"]["drop"] <= 20.0
     assert best["test"]["split"] == "test" and best["test"]["chosen"]["top1"] is not None
     table = (out / "candidates.md").read_text()
     assert table.count("\n| #") == 3 and "| * |" in table  # a row per trial, the chosen one starred
@@ -203,11 +204,12 @@ def test_a_search_continues_from_another_working_directory(teacher, tmp_path, mo
 
 
 def test_a_target_that_rounds_to_an_earlier_model_reuses_its_outcome(teacher, tmp_path, monkeypatch):
-    """With channel counts rounded to 4, asking 1.5x or 1.8x fewer MACs builds the same model
-    (2.09x): the second trial stops after pruning, takes the first one's outcome and is never chosen."""
+    """With channel counts rounded to 4, asking 1.8x or 2.0x fewer MACs builds the same model
+    (2.09x, the plan nearest both): the second trial stops after pruning, takes the first one's
+    outcome and is never chosen."""
     import distillcli.auto.search as search
 
-    asks = [{"mac_reduction": m, "guide": "layer", "quantize": "none", "epochs": 1} for m in (1.5, 1.8)]
+    asks = [{"mac_reduction": m, "guide": "layer", "quantize": "none", "epochs": 1} for m in (1.8, 2.0)]
     monkeypatch.setattr(search, "seed_candidates", lambda cfg: asks)
     out = tmp_path / "out"
     result, _, summary = _search(teacher, out, budget="2 trials", round_to=4)
@@ -215,10 +217,10 @@ def test_a_target_that_rounds_to_an_earlier_model_reuses_its_outcome(teacher, tm
     assert first.state == second.state == "complete" and first.twin is None and second.twin == 0
     assert second.get("top1") == first.get("top1") and second.get("cost") == first.get("cost")
     assert first.get("mac_reduction") == pytest.approx(2.094, abs=0.01)
-    assert "channel 2.09x (layer; asked 1.50x)" in first.description
+    assert "channel 2.09x (layer; asked 1.80x)" in first.description
     assert summary["best"]["trial"] == 0
     table = (out / "candidates.md").read_text()
-    assert "| #1 | complete (same model as #0) | channel 2.09x (layer; asked 1.80x)" in table
+    assert "| #1 | complete (same model as #0) | channel 2.09x (layer; asked 2.00x)" in table
     # the twin ran its pruning step only: no fine-tune epoch was spent on it
     record = json.loads((out / "trials" / "001" / "metrics.json").read_text())
     assert [s["kind"] for s in record["steps"]] == ["prune"] and record["run"]["status"] == "interrupted"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from distillcli.compress.pruning import ChannelPruner, kept_channels, search_ratio
+from distillcli.compress.pruning import ChannelPruner, kept_channels, nearest_ratio, search_ratio
 from distillcli.compress.pruning.shortcut_rule import ZeroPadShortcutPruner
 from distillcli.errors import CompressionError, OptionError
 from distillcli.measure import count_macs
@@ -179,6 +179,9 @@ def test_kept_channels_rounding() -> None:
     assert kept_channels(16, 0.5, round_to=16) == 8 and kept_channels(64, 0.4, round_to=16) == 40
     assert kept_channels(128, 0.45, round_to=16) == 64  # wide enough for 16 (with 8: 72)
     assert kept_channels(8, 0.5, round_to=16) == 8  # never halved below 8
+    # narrowest 16 (int8 on AMX): 16 is not halved, so a 16-channel layer stays whole, a 32 one keeps 16 or 32
+    assert kept_channels(16, 0.5, round_to=16, narrowest=16) == 16
+    assert kept_channels(32, 0.6, round_to=16, narrowest=16) == 16 and kept_channels(32, 0.2, 16, 16) == 32
     assert kept_channels(3, 0.99) == 1
 
 
@@ -223,3 +226,15 @@ def test_mac_target_search_hits_the_target() -> None:
     assert base / count_macs(pruner.apply(pruner.plan(ratio)), (3, 32, 32)) == reduction(ratio)  # meta count is exact
     with pytest.raises(CompressionError, match="cannot reach"):
         search_ratio(reduction, 1000.0, 0.9)
+
+
+def test_nearest_ratio_takes_the_plan_nearer_the_target_by_ratio() -> None:
+    def steps(r: float) -> float:  # what rounding makes of a reduction: no plan between 1.9x and 2.3x
+        return 1.0 if r < 0.3 else 1.9 if r < 0.6 else 2.3
+
+    ratio, other = nearest_ratio(steps, 2.0, 0.9)  # 2.0 / 1.9 is nearer than 2.3 / 2.0
+    assert steps(ratio) == 1.9 and other == 2.3
+    ratio, other = nearest_ratio(steps, 2.2, 0.9)
+    assert steps(ratio) == 2.3 and other == 1.9
+    ratio, other = nearest_ratio(steps, 1.2, 0.9)  # short of it, nothing is pruned: not a plan
+    assert steps(ratio) == 1.9 and other is None

@@ -20,7 +20,7 @@ from distillcli.progress import SilentProgress
 from distillcli.recipe import validate_raw
 from distillcli import runtime
 from distillcli.machine import TARGET_CPUS, Machine
-from distillcli.runtime import resolve_precision, resolve_round_to
+from distillcli.runtime import auto_round_to, resolve_precision, resolve_round_to
 from distillcli.steps import STEPS, StepContext
 from distillcli.steps.prune import PruneConfig
 from distillcli.training import compiling
@@ -57,8 +57,9 @@ def machine(level: str) -> Machine:
     """A machine of another ISA, as this_machine() would read it there."""
     if level == "arm64":
         return Machine(arch="aarch64", isa="default", features=("asimd",), cores=4, torch="2")
-    features = {"AVX2": ("avx2",), "AVX-512": ("avx2", "avx512f", "avx512_vnni")}[level]
-    return Machine(arch="x86_64", isa="avx512" if level == "AVX-512" else "avx2", features=features, cores=4,
+    features = {"AVX2": ("avx2",), "AVX-512": ("avx2", "avx512f", "avx512_vnni"),
+                "AMX": ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8")}[level]
+    return Machine(arch="x86_64", isa="avx2" if level == "AVX2" else "avx512", features=features, cores=4,
                    torch="2")
 
 
@@ -106,6 +107,47 @@ def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(mo
     kept = {before: after for before, after in info.channels.values()}
     assert kept[64] == 32 and kept[32] == 16
     assert kept[16] == 8  # 16 channels with multiple 16: halved to 8, not left whole
+
+
+@pytest.mark.parametrize("here, target, multiple, narrowest, measured", [
+    ("AMX", "auto", 16, 16, True), ("AVX-512", "auto", 16, 8, True), ("AVX2", "auto", 4, 4, True),
+    ("AVX2", "amx", 16, 16, True), ("AMX", "avx2", 4, 4, True), ("AMX", "avx512", 16, 8, False),
+    ("AMX", "arm64", 8, 8, False)])
+def test_int8_programs_get_the_rounding_measured_for_int8(monkeypatch, here: str, target: str, multiple: int,
+                                                          narrowest: int, measured: bool) -> None:
+    """On AMX an int8 layer of 8 channels runs as long as one of 16 (scripts/bench_conv_widths.py
+    --precision int8), so int8 rounding never halves 16 there; float rounding still does."""
+    monkeypatch.setattr(runtime, "this_machine", lambda: machine(here))
+    rounding = auto_round_to(CPU, target, int8=True)
+    assert (rounding.multiple, rounding.narrowest) == (multiple, narrowest)
+    assert rounding.machine.endswith(", int8") == measured and ("not measured" in rounding.machine) != measured
+    assert auto_round_to(CPU, target).narrowest == 8  # float: halved down to 8 everywhere
+    # an int8 program computes on the CPU, so a CUDA run prunes for this CPU's int8 kernels
+    assert auto_round_to(torch.device("cuda"), int8=True) == auto_round_to(CPU, int8=True)
+
+
+@pytest.mark.parametrize("later, narrowest", [("static", 16), ("dynamic", 8), ("bf16", 8), (None, 8)])
+def test_prune_rounds_for_int8_when_a_later_step_quantizes_the_model_to_int8(monkeypatch, tmp_path,
+                                                                             later: str | None,
+                                                                             narrowest: int) -> None:
+    monkeypatch.setattr(runtime, "this_machine", lambda: machine("AMX"))
+    steps: list[dict] = [{"prune": {"method": "channel", "channel_ratio": 0.5, "latency": False}}]
+    if later:
+        steps.append({"quantize": {"method": later, "compile": False}})
+    recipe = tiny_recipe(student={"arch": "resnet20"}, steps=steps, report={"latency": False, "formats": ["json"]})
+    info = Pipeline(validate_raw(recipe), SilentProgress(), out=tmp_path / "run").run().record.steps[0].info
+    assert (info.round_to, info.round_to_narrowest) == (16, narrowest)
+    assert info.round_to_for == machine("AMX").isa_text() + (", int8" if narrowest == 16 else "")
+    kept = {before: after for before, after in info.channels.values()}
+    assert kept[16] == (16 if narrowest == 16 else 8)  # AMX int8: 16 channels stay whole, 8 would be no faster
+    assert kept[32] == 16 and kept[64] == 32
+
+
+def test_runs_in_names_the_precision_and_applies_to_round_to_auto_only() -> None:
+    with pytest.raises(ValidationError, match="runs_in chooses round_to: auto's channel multiple for a precision"):
+        PruneConfig(channel_ratio=0.5, runs_in="int8", round_to=8)
+    with pytest.raises(ValidationError, match="runs_in"):
+        PruneConfig(channel_ratio=0.5, runs_in="int4")
 
 
 def test_bf16_distillation_trains_and_records_precision_and_teacher_share(tmp_path) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from distillcli.errors import TargetUnreachable
 
 
+TOLERANCE = 1e-3  # the bisection's resolution in ratio: the plan at ratio - TOLERANCE is short of the step
+
+
 def search_ratio(reduction: Callable[[float], float], target: float, high: float,
-                 tolerance: float = 1e-3, max_iter: int = 30) -> float:
+                 tolerance: float = TOLERANCE, max_iter: int = 30) -> float:
     """Smallest ratio in (0, high] whose ``reduction(ratio)`` reaches ``target``, by bisection.
 
     ``reduction`` must not decrease with the ratio (more channels removed, fewer MACs);
@@ -30,3 +34,23 @@ def search_ratio(reduction: Callable[[float], float], target: float, high: float
         else:
             low = mid
     return high
+
+
+def nearest_ratio(reduction: Callable[[float], float], target: float, high: float) -> tuple[float, float | None]:
+    """A ratio whose reduction is nearest ``target``, and what the plan on the other side of it gives.
+
+    Rounding channel counts makes the reduction a step function, and its steps can be wide (ResNet-56
+    with int8 rounding on AMX: 1.97x, then 2.23x, which halves its last stage again). Of the plan just
+    short of the target and the first one to reach it, the nearer by ratio is taken (1.9x and 2.1x are
+    equally near 2x; ties go to the one that reaches it). The other is None when the plan short of
+    the target prunes nothing.
+    """
+    past = search_ratio(reduction, target, high)
+    if past <= TOLERANCE:
+        return past, None
+    short, reached = reduction(past - TOLERANCE), reduction(past)
+    if short <= 1.0:
+        return past, None
+    if math.log(target / short) < math.log(reached / target):
+        return past - TOLERANCE, reached
+    return past, short

@@ -25,6 +25,7 @@ from distillcli.compress.pruning.importance import ImportanceName, make_importan
 from distillcli.compress.pruning.shortcut_rule import CUSTOM_PRUNERS
 from distillcli.errors import CompressionError, OptionError
 from distillcli.measure import count_macs
+from distillcli.runtime import NARROWEST
 
 Scope = Literal["layer", "global"]
 Plan = dict[str, list[int]]  # group name -> channel indices to remove
@@ -39,20 +40,21 @@ class ChannelGroup:
     scores: Tensor  # per-channel importance, normalised by the group's mean
     heads: bool = False  # the channels are whole attention heads (``round_to`` does not apply)
 
-    def kept(self, ratio: float, round_to: int | None) -> int:
-        return kept_channels(self.channels, ratio, None if self.heads else round_to)
+    def kept(self, ratio: float, round_to: int | None, narrowest: int = NARROWEST) -> int:
+        return kept_channels(self.channels, ratio, None if self.heads else round_to, narrowest)
 
 
-def kept_channels(channels: int, ratio: float, round_to: int | None = None) -> int:
+def kept_channels(channels: int, ratio: float, round_to: int | None = None, narrowest: int = NARROWEST) -> int:
     """Channels left after removing ``ratio`` of them: at least one; with ``round_to`` the
     nearest multiple of it, at least ``round_to`` (layers that narrow are left whole).
 
-    A multiple above 8 is halved (down to 8) for a layer narrower than eight times it, so every
-    layer keeps at least eight steps: with 16 on ResNet-56's 32- and 64-channel layers, a MAC
-    target of 2x gave 2.84x, and ``sparsity: 0.5`` removed 69 % of the weights.
+    A multiple above ``narrowest`` (8) is halved, down to it, for a layer narrower than eight
+    times it, so every layer keeps at least eight steps: with 16 on ResNet-56's 32- and 64-channel
+    layers, a MAC target of 2x gave 2.84x, and ``sparsity: 0.5`` removed 69 % of the weights. An
+    int8 program on AMX runs 8 channels as long as 16, so its rounding sets ``narrowest`` to 16.
     """
     keep = max(1, int(channels * (1.0 - ratio) + 0.5))
-    while round_to and round_to > 8 and channels < 8 * round_to:
+    while round_to and round_to > narrowest and channels < 8 * round_to:
         round_to //= 2
     if round_to and round_to > 1:
         if channels <= round_to:
@@ -180,24 +182,26 @@ class ChannelPruner:
         return out
 
     def plan(self, ratio: float, scope: Scope = "layer", overrides: Mapping[str, float] | None = None,
-             round_to: int | None = None, max_ratio: float = 0.9) -> Plan:
+             round_to: int | None = None, max_ratio: float = 0.9, narrowest: int = NARROWEST) -> Plan:
         """Which channels to remove: the lowest-scored ``ratio`` of each group (``layer``), or of
         all groups ranked together with at most ``max_ratio`` of any group (``global``).
-        Groups matched by ``overrides`` use their own ratio in either scope."""
+        Groups matched by ``overrides`` use their own ratio in either scope. ``round_to`` and
+        ``narrowest``: see ``kept_channels``."""
         fixed = self.resolve_overrides(overrides or {})
-        counts = {g.name: g.channels - g.kept(fixed[g.name], round_to) for g in self.groups if g.name in fixed}
+        counts = {g.name: g.channels - g.kept(fixed[g.name], round_to, narrowest)
+                  for g in self.groups if g.name in fixed}
         free = [g for g in self.groups if g.name not in fixed]
         if scope == "layer":
-            counts.update({g.name: g.channels - g.kept(ratio, round_to) for g in free})
+            counts.update({g.name: g.channels - g.kept(ratio, round_to, narrowest) for g in free})
         else:
-            counts.update(self._global_counts(free, ratio, round_to, max_ratio))
+            counts.update(self._global_counts(free, ratio, round_to, max_ratio, narrowest))
         by_name = {g.name: g for g in self.groups}
         return {name: sorted(torch.argsort(by_name[name].scores, stable=True)[:n].tolist())
                 for name, n in counts.items() if n > 0}
 
     @staticmethod
     def _global_counts(groups: list[ChannelGroup], ratio: float, round_to: int | None,
-                       max_ratio: float) -> dict[str, int]:
+                       max_ratio: float, narrowest: int) -> dict[str, int]:
         if not groups:
             return {}
         scores = torch.cat([g.scores for g in groups])
@@ -211,7 +215,7 @@ class ChannelPruner:
             if taken[i] < caps[i]:
                 taken[i] += 1
                 wanted -= 1
-        return {g.name: g.channels - g.kept(n / g.channels, round_to) for g, n in zip(groups, taken)}
+        return {g.name: g.channels - g.kept(n / g.channels, round_to, narrowest) for g, n in zip(groups, taken)}
 
     def channel_counts(self, plan: Plan) -> dict[str, list[int]]:
         """{group: [channels before, after]}."""
