@@ -57,7 +57,8 @@ class AutoConfig(BaseModel):
     max_mac_reduction: float = Field(4.0, gt=1, le=100, description="latency/macs: the most channel pruning tried "
                                      "(times fewer MACs)")
     round_to: int | None = Field(None, ge=1, le=4096, description="channel pruning keeps channel counts a multiple "
-                                 "of this (default: the prune step's auto, this machine's fast multiple)")
+                                 "of this (default: the prune step's auto, this machine's fast multiple; for int8 "
+                                 "candidates its int8 kernels' one)")
     quantize: list[QuantMethod] = Field(default_factory=lambda: ["none", "static", "qat", "bf16", "fp16"],
                                         min_length=1, description="latency: the precisions tried after pruning (on a "
                                         "GPU without int8: its programs run on the CPU)")

@@ -95,7 +95,8 @@ class PruneConfig(StepConfig):
         "auto", description="channel: keep channel counts a multiple of this (halved, down to 8, for layers narrower "
                             "than eight times it); auto: the fast multiple of the machine that prunes, or of `target` "
                             "(CPU: 16 with AVX-512, "
-                            "8 with AVX2, measured per ISA; CUDA and others: 8); null or 1: no rounding")
+                            "8 with AVX2, measured per ISA; CUDA and others: 8; int8 models: see runs_in); null or "
+                            "1: no rounding")
     target: PruneTarget = Field("auto", description="channel, round_to auto: the machine the model will run on "
                                 "(auto: the one that prunes): avx2 8; avx512, vnni, amx 16; arm64, cuda 8")
     runs_in: Literal["auto", "float", "int8"] = Field(
