@@ -110,8 +110,8 @@ def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(mo
 
 
 @pytest.mark.parametrize("here, target, multiple, narrowest, measured", [
-    ("AMX", "auto", 16, 16, True), ("AVX-512", "auto", 16, 8, True), ("AVX2", "auto", 4, 4, True),
-    ("AVX2", "amx", 16, 16, True), ("AMX", "avx2", 4, 4, True), ("AMX", "avx512", 16, 8, False),
+    ("AMX", "auto", 16, 16, True), ("AVX-512", "auto", 16, 8, True), ("AVX2", "auto", 8, 8, True),
+    ("AVX2", "amx", 16, 16, True), ("AMX", "avx2", 8, 8, True), ("AMX", "avx512", 16, 8, False),
     ("AMX", "arm64", 8, 8, False)])
 def test_int8_programs_get_the_rounding_measured_for_int8(monkeypatch, here: str, target: str, multiple: int,
                                                           narrowest: int, measured: bool) -> None:
