@@ -47,8 +47,8 @@ class PruneFacts(_Facts):
     round_to: int | None = Field(None, description="channel: channel counts kept a multiple of this (None: any)")
     round_to_for: str | None = Field(None, description="channel, round_to auto: the machine (and precision) whose "
                                      "fast multiple it is")
-    round_to_narrowest: int | None = Field(None, description="channel: the narrowest multiple round_to was halved "
-                                           "to for thin layers")
+    round_to_narrowest: int | None = Field(None, description="channel: the narrowest multiple round_to may be "
+                                           "halved to for thin layers")
     ratio: float | None = Field(None, description="channel: the channel ratio of the last round")
     ratios: list[float] = Field(default_factory=list, description="channel: the ratio of each round")
     target_mac_reduction: float | None = Field(None, description="channel: the MAC reduction asked for")

@@ -104,7 +104,7 @@ def _channel(module: nn.Module, ctx: StepContext, cfg: PruneConfig,
             top1_pruned = evaluate(current, ctx.data.val, ctx.data.num_classes)["top1"]
             curve += _finetune(current, ctx, cfg, teacher, (), _title(k, len(rounds)))
     facts: dict[str, Any] = {"importance": cfg.importance, "scope": cfg.scope, "round_to": round_to,
-                             "round_to_for": round_to_for, "round_to_narrowest": narrowest if round_to else None,
+                             "round_to_for": round_to_for, "round_to_narrowest": min(narrowest, round_to) if round_to else None,
                              "ratio": ratios[-1], "ratios": ratios,
                              "target_mac_reduction": cfg.target_mac_reduction, "other_plan_reduction": other_reduction,
                              "channels_removed": 1 - sum(final.values()) / max(1, sum(original.values())),
