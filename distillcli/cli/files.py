@@ -118,13 +118,31 @@ def prune(model: Path = typer.Argument(..., metavar="MODEL", help="a model file 
               "after": run.after.model_dump(), "info": info.model_dump(mode="json"),
               "curve": [r.model_dump() for r in step.curve]},
              measures_table(f"prune {model.name} ({cfg.method})", _before_after(run)))
-    o.info(f"{_prune_summary(info)}\nwritten: {run.output}\nnext: distill eval {run.output}")
+    hint = _int8_rounding_hint(cfg, info)
+    o.info(f"{_prune_summary(info)}\nwritten: {run.output}\nnext: distill eval {run.output}" +
+           (f"\n{hint}" if hint else ""))
     if (cfg.finetune.epochs == 0 and run.before is not None and run.before.top1 is not None
             and run.after.top1 is not None):
         drop = run.before.top1 - run.after.top1
         if drop > 0.5:
             sys.stderr.write(f"warning: top-1 fell {drop:.1f} points ({run.before.top1:.2f} -> {run.after.top1:.2f} %) "
                              "without fine-tuning; add --finetune-epochs N (e.g. 5) to recover it\n")
+
+
+def _int8_rounding_hint(cfg: PruneConfig, info: PruneFacts) -> str | None:
+    """A standalone prune cannot see a later quantize: say so where int8 would round otherwise."""
+    import torch
+
+    from distillcli.runtime import auto_round_to
+
+    if info.method != "channel" or cfg.round_to != "auto" or cfg.runs_in != "auto":
+        return None
+    int8 = auto_round_to(torch.device("cpu"), cfg.target, int8=True)
+    if (int8.multiple, int8.narrowest) == (info.round_to, info.round_to_narrowest):
+        return None
+    thin = "" if int8.narrowest == int8.multiple else f", {int8.narrowest} in thin layers"
+    return (f"note: rounded for float convolutions; for a file you will quantize to int8, prune with --runs-in int8 "
+            f"({int8.machine}: channel counts in multiples of {int8.multiple}{thin})")
 
 
 def _quantize_summary(info: QuantizeFacts, before: dict[str, Any], after: dict[str, Any]) -> str:

@@ -31,6 +31,26 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def test_prune_alone_says_how_to_round_for_int8_where_that_differs(model_file, tmp_path, monkeypatch) -> None:
+    """A standalone prune cannot see the `distill quantize` that may follow: on AMX, where int8
+    wants other widths than float, it says --runs-in int8; asked for int8, it says nothing."""
+    from distillcli import runtime
+    from distillcli.machine import Machine
+
+    amx = Machine(arch="x86_64", isa="avx512", features=("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8"),
+                  cores=2, torch="2")
+    monkeypatch.setattr(runtime, "this_machine", lambda: amx)
+    common = ("prune", model_file, "--target-mac-reduction", "1.5", "--device", "cpu", "--force")
+    result = invoke(*common, "--out", tmp_path / "float.pt")
+    assert result.exit_code == 0, result.output
+    assert "prune with --runs-in int8" in result.output and "multiples of 16)" in result.output
+    result = invoke(*common, "--runs-in", "int8", "--out", tmp_path / "int8.pt")
+    assert result.exit_code == 0, result.output
+    assert "--runs-in int8" not in result.output
+    info = json.loads(invoke(*common, "--runs-in", "int8", "--json", "--out", tmp_path / "j.pt").stdout)["info"]
+    assert info["round_to_for"].endswith(", int8") and info["round_to_narrowest"] == 16
+
+
 def test_prune_writes_a_smaller_model_and_reports_before_after(model_file, tmp_path) -> None:
     out = tmp_path / "pruned.pt"
     result = invoke("prune", model_file, "--sparsity", "0.5", "--round-to", "4", "--device", "cpu",
