@@ -77,12 +77,15 @@ class Rounding:
     machine: str
 
 
+def _float_rounding(multiple: int, machine: str) -> Rounding:
+    return Rounding(multiple, min(multiple, NARROWEST), machine)
+
+
 def _cpu_rounding(level: str, int8_target: str, text: str, int8: bool) -> Rounding:
     if int8 and int8_target in INT8_ROUND_TO:
         return Rounding(*INT8_ROUND_TO[int8_target], f"{text}, int8")
-    multiple = CPU_ROUND_TO.get(level, ROUND_TO_UNMEASURED)
-    return Rounding(multiple, min(multiple, NARROWEST), text + (", int8 (its float multiple: not measured)"
-                                                                if int8 else ""))
+    return _float_rounding(CPU_ROUND_TO.get(level, ROUND_TO_UNMEASURED),
+                           text + (", int8 (its float multiple: not measured)" if int8 else ""))
 
 
 def resolve_precision(name: str, device: torch.device) -> Autocast:
@@ -114,8 +117,7 @@ def auto_round_to(device: torch.device, target: str = "auto", int8: bool = False
     if kind == "cpu":
         machine = this_machine()
         return _cpu_rounding(machine.level, machine.target, machine.isa_text(), int8)
-    multiple = AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED)
-    return Rounding(multiple, min(multiple, NARROWEST), kind)
+    return _float_rounding(AUTO_ROUND_TO.get(kind, ROUND_TO_UNMEASURED), kind)
 
 
 def resolve_round_to(value: int | str | None, device: torch.device, target: str = "auto") -> int | None:

@@ -166,7 +166,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"precision": args.precision, "threads": args.threads, "rounds": args.rounds,
                                     "machine": machine.to_dict(), "off_grid_ratio": ratios, "keep": args.keep,
-                                    "fast_multiple": chosen, "halving_time_ratio": halving, "narrowest": narrowest, "rows": rows},
+                                    "fast_multiple": chosen, "halving_time_ratio": halving, "narrowest": narrowest,
+                                    "rows": rows},
                                    indent=2) + "\n")
     print(f"wrote {args.out}")
 

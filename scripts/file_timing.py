@@ -137,21 +137,31 @@ def time_files(files: Sequence[tuple[str, Path, dict[str, str]]], batch: int = 6
 
 
 # ---------------------------------------------------------------- the worker process
-def _worker(args: argparse.Namespace) -> None:
+def load_as_users_do(path: Path, batch: int, threads: int) -> tuple[Any, Any, Any]:
+    """(loaded file, the module to call, an input batch): the file loaded with the package's own
+    loader and allocator setting, as `distill eval` does, torch models and inputs channels_last."""
     keep_freed_memory()  # as `distill eval` runs, and the README's deployment snippet advises
     import torch
 
-    from distillcli.measure import evaluate
     from distillcli.modelfile import load_model
 
-    torch.set_num_threads(args.threads)
-    loaded = load_model(args.path)
+    torch.set_num_threads(threads)
+    loaded = load_model(path)
     module = loaded.handle.module
     torch_input = isinstance(module, torch.nn.Module)  # onnxruntime takes plain NCHW arrays
     if torch_input and loaded.handle.format == "eager":
         module = module.eval().to(memory_format=torch.channels_last)
     fmt = torch.channels_last if torch_input else torch.contiguous_format
-    x = torch.rand(args.batch, *loaded.input_shape).contiguous(memory_format=fmt)
+    return loaded, module, torch.rand(batch, *loaded.input_shape).contiguous(memory_format=fmt)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    import torch
+
+    from distillcli.measure import evaluate
+
+    loaded, module, x = load_as_users_do(args.path, args.batch, args.threads)
+    torch_input = isinstance(module, torch.nn.Module)
     with torch.no_grad():
         module(x)
     ready: dict[str, Any] = {"first_load_s": time.perf_counter() - _STARTED}

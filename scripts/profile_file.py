@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-from distillcli.allocator import keep_freed_memory
 from distillcli.machine import this_machine
-from distillcli.modelfile import load_model
+from file_timing import load_as_users_do  # scripts/, the folder this script runs from
 
 
 def main() -> None:
@@ -35,11 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     from torch.profiler import ProfilerActivity, profile
 
-    keep_freed_memory()  # as `distill` runs
-    torch.set_num_threads(args.threads)
-    loaded = load_model(args.path)
-    module = loaded.handle.module.eval()
-    x = torch.rand(args.batch, *loaded.input_shape).contiguous(memory_format=torch.channels_last)
+    loaded, module, x = load_as_users_do(args.path, args.batch, args.threads)
+    if not isinstance(module, torch.nn.Module):
+        raise SystemExit(f"{args.path}: torch's profiler sees torch models only (.pt, .pt2, .aoti), not onnxruntime")
     with torch.no_grad():
         for _ in range(5):  # the first call compiles a program
             module(x)
