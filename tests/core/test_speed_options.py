@@ -112,8 +112,7 @@ def test_channel_pruning_rounds_to_the_isa_multiple_by_default_and_records_it(mo
 @pytest.mark.parametrize("here, target, multiple, narrowest, measured", [
     ("AMX", "auto", 16, 16, True), ("AVX-512", "auto", 16, 16, True), ("AVX2", "auto", 8, 8, True),
     ("AVX2", "amx", 16, 16, True), ("AMX", "avx2", 8, 8, True), ("AMX", "avx512", 16, 8, False),
-    ("AMX", "arm64", 8, 8, False),
-    ("AMX", "vnni", 16, 16, True)])
+    ("AMX", "arm64", 8, 8, False), ("AMX", "vnni", 16, 16, True)])
 def test_int8_programs_get_the_rounding_measured_for_int8(monkeypatch, here: str, target: str, multiple: int,
                                                           narrowest: int, measured: bool) -> None:
     """On AMX and on VNNI without it (AMD Zen 4) an int8 layer of 8 channels runs about as long as
